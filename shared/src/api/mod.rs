@@ -1,0 +1,120 @@
+//! The HTTP API as library functions: the submit and status Lambdas and the local runtime serve
+//! these same routers, so each route is written once.
+
+mod openapi;
+mod problem;
+mod status;
+mod submit;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::{Method, Uri, header};
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+
+pub use openapi::{ApiDoc, docs_page, document};
+pub use problem::{FieldError, Problem};
+pub use submit::{MAX_AUDIO_BYTES, MAX_JSON_BYTES};
+
+use crate::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
+
+/// Settings the submit routes use.
+#[derive(Debug, Clone, Default)]
+pub struct SubmitSettings {
+    /// Networks a callback may reach although private.
+    pub callback_allowlist: Vec<ipnet::IpNet>,
+    /// The estimate returned to clients, in seconds.
+    pub estimated_seconds: u64,
+}
+
+/// What the submit routes need: the submit Lambda's policy (put item, send message, put object).
+pub struct SubmitState<W, Q, B> {
+    /// Task table.
+    pub tasks: W,
+    /// Queue.
+    pub queue: Q,
+    /// Blob store.
+    pub blobs: B,
+    /// Settings.
+    pub settings: SubmitSettings,
+}
+
+/// What the status routes need: the status Lambda's policy (get/query items, queue attributes,
+/// presign objects, read the snapshot).
+pub struct StatusState<R, Q, B, D> {
+    /// Task table.
+    pub tasks: R,
+    /// Queue (depths only).
+    pub queue: Q,
+    /// Blob store (URLs, and local audio serving).
+    pub blobs: B,
+    /// Miner directory.
+    pub directory: D,
+    /// The gateway's hotkey address (public).
+    pub gateway_hotkey: String,
+}
+
+/// The three submission routes.
+pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(state: SubmitState<W, Q, B>) -> Router {
+    Router::new()
+        .route("/api/v1/transcription", post(submit::transcription::<W, Q, B>))
+        .route("/api/v1/tts", post(submit::tts::<W, Q, B>))
+        .route("/api/v1/summarization", post(submit::summarization::<W, Q, B>))
+        // Bodies are limited and read by the handlers themselves, so that every limit answers
+        // with problem+json.
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(Arc::new(state))
+}
+
+/// The read routes, the OpenAPI document and the docs page. With `serve_audio`, audio results are
+/// served from the blob store (the local runtime); on AWS they are presigned S3 URLs instead.
+pub fn status_routes<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    state: StatusState<R, Q, B, D>,
+    serve_audio: bool,
+) -> Router {
+    let doc = Arc::new(document());
+    let page = Arc::new(docs_page(&doc));
+    let mut router = Router::new()
+        .route("/api/v1/tasks", get(status::list_tasks::<R, Q, B, D>))
+        .route("/api/v1/tasks/{id}", get(status::get_task::<R, Q, B, D>))
+        .route("/api/v1/health", get(status::health::<R, Q, B, D>))
+        .route("/api/v1/validator/integration", get(status::integration::<R, Q, B, D>));
+    if serve_audio {
+        router = router.route("/api/v1/tasks/{id}/audio", get(status::get_audio::<R, Q, B, D>));
+    }
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let doc = doc.clone();
+                async move { axum::Json((*doc).clone()) }
+            }),
+        )
+        .route(
+            "/docs",
+            get(move || {
+                let page = page.clone();
+                async move { Html((*page).clone()) }
+            }),
+        )
+        .with_state(Arc::new(state))
+}
+
+/// Adds the problem+json answers for unknown routes (404) and wrong methods (405).
+pub fn with_fallbacks(router: Router) -> Router {
+    router
+        .fallback(|uri: Uri| async move {
+            Problem::not_found(format!("no route for {}", uri.path().escape_default()))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            let mut r = Problem::method_not_allowed(format!(
+                "{} is not allowed on {}",
+                method,
+                uri.path().escape_default()
+            ))
+            .into_response();
+            r.headers_mut().remove(header::ALLOW);
+            r
+        })
+}

@@ -1,0 +1,165 @@
+//! The OpenAPI 3.1 document, generated from the wire types and the route declarations below, and
+//! a documentation page rendered from it on the server (no scripts, nothing downloaded).
+//!
+//! The handlers are generic over their ports, so each operation is declared on a small marker
+//! function here; a test checks that every route the router serves is documented.
+
+#![allow(dead_code)]
+
+use utoipa::OpenApi;
+
+use super::problem::{FieldError, Problem};
+use crate::ports::QueueDepth;
+use crate::views::{
+    CandidateView, HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ResultView,
+    ServingMinerView, SubmitView, TaskCountsView, TaskListView, TaskView,
+};
+
+/// JSON body of the TTS and summarization routes.
+#[derive(utoipa::ToSchema)]
+pub struct TextSubmission {
+    /// Trimmed; TTS: 1–10,000 characters; summarization: 50–50,000.
+    pub text: String,
+    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    pub source_language: String,
+    /// low | normal | high | urgent (default normal).
+    pub priority: Option<String>,
+    /// http(s) URL that receives the terminal task state as JSON.
+    pub callback_url: Option<String>,
+}
+
+/// Multipart body of the transcription route.
+#[derive(utoipa::ToSchema)]
+pub struct AudioSubmission {
+    /// WAV, FLAC, MP3 or OGG/Vorbis; at most 50 MiB.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    pub audio_file: Vec<u8>,
+    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    pub source_language: String,
+    /// low | normal | high | urgent (default normal).
+    pub priority: Option<String>,
+    /// http(s) URL that receives the terminal task state as JSON.
+    pub callback_url: Option<String>,
+}
+
+/// Submit audio for transcription.
+#[utoipa::path(post, path = "/api/v1/transcription", tag = "submit",
+    request_body(content = AudioSubmission, content_type = "multipart/form-data"),
+    responses((status = 202, body = SubmitView, description = "Queued; `Location` names the task"),
+              (status = 400, body = Problem, content_type = "application/problem+json", description = "Malformed multipart"),
+              (status = 413, body = Problem, content_type = "application/problem+json", description = "Audio over 50 MiB"),
+              (status = 415, body = Problem, content_type = "application/problem+json", description = "Not multipart/form-data"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "Invalid fields, or not audio")))]
+fn transcription() {}
+
+/// Submit text for speech synthesis.
+#[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TextSubmission,
+    responses((status = 202, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
+              (status = 415, body = Problem), (status = 422, body = Problem)))]
+fn tts() {}
+
+/// Submit text for summarization.
+#[utoipa::path(post, path = "/api/v1/summarization", tag = "submit", request_body = TextSubmission,
+    responses((status = 202, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
+              (status = 415, body = Problem), (status = 422, body = Problem)))]
+fn summarization() {}
+
+/// A task's state, result and every queried miner's outcome.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "status",
+    params(("id" = String, Path, description = "Task id")),
+    responses((status = 200, body = TaskView), (status = 404, body = Problem)))]
+fn get_task() {}
+
+/// The audio result of a TTS task (local runtime; on AWS `audio_url` is a presigned S3 URL).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/audio", tag = "status",
+    params(("id" = String, Path, description = "Task id")),
+    responses((status = 200, content_type = "audio/wav", description = "WAV file"), (status = 404, body = Problem)))]
+fn get_audio() {}
+
+/// Tasks, newest first, paginated by cursor.
+#[utoipa::path(get, path = "/api/v1/tasks", tag = "status",
+    params(("status" = Option<String>, Query, description = "pending | processing | completed | failed"),
+           ("task_type" = Option<String>, Query, description = "transcription | tts | summarization"),
+           ("limit" = Option<u32>, Query, description = "1–100, default 20"),
+           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
+    responses((status = 200, body = TaskListView), (status = 422, body = Problem)))]
+fn list_tasks() {}
+
+/// Service health: queues, task counts, miner directory.
+#[utoipa::path(get, path = "/api/v1/health", tag = "status", responses((status = 200, body = HealthView)))]
+fn health() {}
+
+/// Network, serving miners, pending tasks and queue stats for validator operators.
+#[utoipa::path(get, path = "/api/v1/validator/integration", tag = "status",
+    responses((status = 200, body = IntegrationView)))]
+fn integration() {}
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
+    paths(transcription, tts, summarization, get_task, get_audio, list_tasks, health, integration),
+    components(schemas(TextSubmission, AudioSubmission, SubmitView, TaskView, ResultView, CandidateView,
+        TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
+        PendingTaskView, QueueDepth, Problem, FieldError)),
+    tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON.
+pub fn document() -> serde_json::Value {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    serde_json::to_value(doc).unwrap_or_default()
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// A self-contained HTML page listing every operation, its parameters and responses.
+pub fn docs_page(doc: &serde_json::Value) -> String {
+    let mut html = String::from(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>taogate API</title>\
+         <style>body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem}\
+         code{background:#f3f3f3;padding:0 .2em}.op{border:1px solid #ddd;border-radius:6px;padding:.5rem 1rem;margin:1rem 0}\
+         .m{font-weight:bold;text-transform:uppercase;margin-right:.5em}</style></head><body>\
+         <h1>taogate API</h1><p>The machine-readable description is at <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
+         Errors are <code>application/problem+json</code> (RFC 9457).</p>",
+    );
+    let empty = serde_json::Map::new();
+    let paths = doc.get("paths").and_then(|p| p.as_object()).unwrap_or(&empty);
+    for (path, item) in paths {
+        for (method, op) in item.as_object().unwrap_or(&empty) {
+            let summary = op.get("summary").and_then(|s| s.as_str()).unwrap_or_default();
+            html.push_str(&format!(
+                "<div class=\"op\"><p><span class=\"m\">{}</span><code>{}</code></p><p>{}</p>",
+                escape(method),
+                escape(path),
+                escape(summary)
+            ));
+            if let Some(params) = op.get("parameters").and_then(|p| p.as_array()) {
+                html.push_str("<p>Parameters:</p><ul>");
+                for p in params {
+                    let name = p.get("name").and_then(|s| s.as_str()).unwrap_or_default();
+                    let desc = p.get("description").and_then(|s| s.as_str()).unwrap_or_default();
+                    html.push_str(&format!("<li><code>{}</code> {}</li>", escape(name), escape(desc)));
+                }
+                html.push_str("</ul>");
+            }
+            if let Some(body) = op.pointer("/requestBody/content").and_then(|c| c.as_object()) {
+                let types: Vec<&str> = body.keys().map(String::as_str).collect();
+                html.push_str(&format!("<p>Body: <code>{}</code></p>", escape(&types.join(", "))));
+            }
+            if let Some(responses) = op.get("responses").and_then(|r| r.as_object()) {
+                html.push_str("<p>Responses: ");
+                let codes: Vec<String> = responses.keys().map(|c| format!("<code>{}</code>", escape(c))).collect();
+                html.push_str(&codes.join(" "));
+                html.push_str("</p>");
+            }
+            html.push_str("</div>");
+        }
+    }
+    html.push_str("</body></html>");
+    html
+}

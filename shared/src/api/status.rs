@@ -1,0 +1,221 @@
+//! The read routes: one task, the task list, health, validator integration, audio results.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+
+use super::StatusState;
+use super::problem::{FieldError, Problem};
+use crate::domain::{ServiceKind, Task, TaskId, TaskStatus, now_millis};
+use crate::ports::{BlobStore, MinerDirectory, QueueDepth, TaskQuery, TaskQueue, TaskReader};
+use crate::views::{
+    HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ServingMinerView,
+    TaskCountsView, TaskListView, TaskView,
+};
+
+/// Default page size of the task list.
+const DEFAULT_PAGE: usize = 20;
+
+async fn view<B: BlobStore>(blobs: &B, task: &Task) -> Result<TaskView, Problem> {
+    let url = match TaskView::audio_key(task) {
+        Some(key) => Some(blobs.public_url(task.id, key).await?),
+        None => None,
+    };
+    Ok(TaskView::new(task, url))
+}
+
+async fn load<R: TaskReader>(tasks: &R, raw_id: &str) -> Result<Task, Problem> {
+    let missing = || Problem::not_found(format!("no task with id '{}'", raw_id.escape_default()));
+    let id: TaskId = raw_id.parse().map_err(|_| missing())?;
+    tasks.get(id).await?.ok_or_else(missing)
+}
+
+/// `GET /api/v1/tasks/{id}`.
+pub async fn get_task<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Path(id): Path<String>,
+) -> Result<Json<TaskView>, Problem> {
+    let task = load(&state.tasks, &id).await?;
+    Ok(Json(view(&state.blobs, &task).await?))
+}
+
+/// `GET /api/v1/tasks/{id}/audio`: the audio result, served by the local runtime.
+pub async fn get_audio<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let task = load(&state.tasks, &id).await?;
+    let key = TaskView::audio_key(&task)
+        .ok_or_else(|| Problem::not_found("this task has no audio result (yet)"))?;
+    let bytes = state
+        .blobs
+        .get(key)
+        .await?
+        .ok_or_else(|| Problem::not_found("the audio result has expired"))?;
+    Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
+}
+
+fn cursor_encode(id: TaskId) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.to_string())
+}
+
+fn cursor_decode(raw: &str) -> Option<TaskId> {
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+    String::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Parses the list query, reporting every bad parameter.
+fn list_query(raw: Option<&str>) -> Result<TaskQuery, Problem> {
+    let mut query = TaskQuery {
+        limit: DEFAULT_PAGE,
+        ..TaskQuery::default()
+    };
+    let mut errors = Vec::new();
+    let mut bad = |field: &str, message: String| {
+        errors.push(FieldError {
+            field: field.into(),
+            message,
+        })
+    };
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "status" if !value.is_empty() => match TaskStatus::parse(&value) {
+                Some(s) => query.status = Some(s),
+                None => bad("status", "use pending, processing, completed or failed".into()),
+            },
+            "task_type" if !value.is_empty() => match ServiceKind::parse(&value) {
+                Ok(k) => query.kind = Some(k),
+                Err(e) => bad("task_type", e.0),
+            },
+            "limit" => match value.parse::<usize>() {
+                Ok(n) if (1..=100).contains(&n) => query.limit = n,
+                _ => bad("limit", "must be an integer from 1 to 100".into()),
+            },
+            "cursor" if !value.is_empty() => match cursor_decode(&value) {
+                Some(id) => query.after = Some(id),
+                None => bad("cursor", "is not a cursor returned by this API".into()),
+            },
+            _ => {}
+        }
+    }
+    if errors.is_empty() { Ok(query) } else { Err(Problem::invalid_fields(errors)) }
+}
+
+/// `GET /api/v1/tasks?status=&task_type=&limit=&cursor=`: newest first.
+pub async fn list_tasks<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    RawQuery(raw): RawQuery,
+) -> Result<Json<TaskListView>, Problem> {
+    let query = list_query(raw.as_deref())?;
+    let page = state.tasks.list(query).await?;
+    let mut tasks = Vec::with_capacity(page.tasks.len());
+    for t in &page.tasks {
+        tasks.push(view(&state.blobs, t).await?);
+    }
+    Ok(Json(TaskListView {
+        count: tasks.len(),
+        tasks,
+        next_cursor: page.next.map(cursor_encode),
+    }))
+}
+
+async fn directory_view<D: MinerDirectory>(directory: &D) -> Result<(MinerDirectoryView, Arc<crate::bittensor::MinerSnapshot>), Problem> {
+    let snapshot = directory.snapshot().await?;
+    let view = MinerDirectoryView {
+        netuid: snapshot.netuid,
+        network: snapshot.network.clone(),
+        total_miners: snapshot.miners.len(),
+        serving_miners: snapshot.serving().count(),
+        total_stake: snapshot.total_stake(),
+        snapshot_age_s: ((now_millis() - snapshot.taken_at).max(0) as f64) / 1000.0,
+    };
+    Ok((view, snapshot))
+}
+
+fn queue_map(depths: &[(crate::domain::Priority, QueueDepth)]) -> BTreeMap<String, QueueDepth> {
+    depths.iter().map(|(p, d)| (p.as_str().to_owned(), *d)).collect()
+}
+
+/// `GET /api/v1/health`.
+pub async fn health<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+) -> Result<Json<HealthView>, Problem> {
+    let depths = state.queue.depths().await?;
+    let counts = state.tasks.counts().await?;
+    let (miners, _) = directory_view(&state.directory).await?;
+    Ok(Json(HealthView {
+        status: if miners.serving_miners > 0 { "healthy" } else { "degraded" }.into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        queue_depth: depths
+            .iter()
+            .map(|(p, d)| (p.as_str().to_owned(), d.visible + d.in_flight))
+            .collect(),
+        queues: queue_map(&depths),
+        tasks: TaskCountsView {
+            pending: counts.pending,
+            processing: counts.processing,
+            completed: counts.completed,
+            failed: counts.failed,
+            total: counts.total,
+        },
+        miners,
+    }))
+}
+
+/// `GET /api/v1/validator/integration`.
+pub async fn integration<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+) -> Result<Json<IntegrationView>, Problem> {
+    let (network, snapshot) = directory_view(&state.directory).await?;
+    let pending = state
+        .tasks
+        .list(TaskQuery {
+            status: Some(TaskStatus::Pending),
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await?;
+    let depths = state.queue.depths().await?;
+    Ok(Json(IntegrationView {
+        network,
+        gateway_hotkey: state.gateway_hotkey.clone(),
+        serving_miners: snapshot
+            .serving()
+            .map(|m| ServingMinerView {
+                uid: m.uid,
+                hotkey: m.hotkey.clone(),
+                ip: m.ip.to_string(),
+                port: m.port,
+                stake: m.stake,
+            })
+            .collect(),
+        pending_tasks: pending.tasks.iter().map(PendingTaskView::new).collect(),
+        queue_stats: queue_map(&depths),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn list_parameters_are_checked_together() {
+        let err = list_query(Some("status=done&limit=0&cursor=zz")).unwrap_err();
+        assert_eq!(err.status, 422);
+        assert_eq!(err.errors.len(), 3);
+        let ok = list_query(Some("status=failed&task_type=tts&limit=100")).unwrap();
+        assert_eq!(ok.limit, 100);
+        assert_eq!(ok.status, Some(TaskStatus::Failed));
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let id = TaskId::new();
+        assert_eq!(cursor_decode(&cursor_encode(id)), Some(id));
+    }
+}

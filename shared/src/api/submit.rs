@@ -1,0 +1,332 @@
+//! The three submission routes. Each parses its input completely (reporting every bad field at
+//! once), stores it, queues it, and only then answers 202: an accepted task always has a message.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::problem::{FieldError, Problem};
+use super::SubmitState;
+use crate::audio;
+use crate::callback::parse_callback_url;
+use crate::domain::{
+    Language, Priority, ServiceKind, SubmittedText, Task, TaskInput, TextLimits, now_millis,
+};
+use crate::ports::{BlobStore, TaskQueue, TaskWriter};
+use crate::views::SubmitView;
+
+/// Largest accepted audio upload: 50 MiB, the old proxy's limit.
+pub const MAX_AUDIO_BYTES: usize = 50 * 1024 * 1024;
+/// Room for the multipart framing and the small fields around the audio.
+const MULTIPART_OVERHEAD: usize = 1024 * 1024;
+/// Largest JSON body: 50,000 characters of text, escaped, fit well inside.
+pub const MAX_JSON_BYTES: usize = 1024 * 1024;
+/// Largest small form field (language, priority, callback URL).
+const MAX_FORM_FIELD: u64 = 8 * 1024;
+
+/// The common, validated fields of every submission.
+struct Common {
+    language: Language,
+    priority: Priority,
+    callback_url: Option<String>,
+}
+
+/// Collects every field error of one request.
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    fn common(
+        &mut self,
+        language: Option<&str>,
+        priority: Option<&str>,
+        callback_url: Option<&str>,
+        allowlist: &[ipnet::IpNet],
+    ) -> Option<Common> {
+        let language = match language {
+            None => {
+                self.add("source_language", "is required");
+                None
+            }
+            Some(raw) => Language::parse(raw).map_err(|e| self.add("source_language", e.0)).ok(),
+        };
+        let priority = match priority {
+            None => Some(Priority::Normal),
+            Some(raw) => Priority::parse(raw).map_err(|e| self.add("priority", e.0)).ok(),
+        };
+        let callback_url = match callback_url.filter(|u| !u.trim().is_empty()) {
+            None => Some(None),
+            Some(raw) => parse_callback_url(raw, allowlist)
+                .map(|u| Some(u.to_string()))
+                .map_err(|e| self.add("callback_url", e.0))
+                .ok(),
+        };
+        Some(Common {
+            language: language?,
+            priority: priority?,
+            callback_url: callback_url?,
+        })
+    }
+
+    fn finish(self) -> Result<(), Problem> {
+        if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid_fields(self.0)) }
+    }
+}
+
+fn content_type(headers: &HeaderMap) -> Option<mime::Mime> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Problem> {
+    let too_large = || Problem::too_large(format!("the request body exceeds {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&dyn std::error::Error> = Some(&e);
+        while let Some(s) = source {
+            if s.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = s.source();
+        }
+        Problem::malformed("the request body could not be read completely")
+    })
+}
+
+/// Parses a JSON object body; syntax errors are 400, a non-object is 422.
+fn json_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
+    match content_type(headers) {
+        Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {}
+        _ => return Err(Problem::unsupported_media_type("this route takes application/json")),
+    }
+    match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(Problem::invalid_field("body", "must be a JSON object")),
+        Err(e) => Err(Problem::malformed(format!("the body is not valid JSON: {e}"))),
+    }
+}
+
+/// Reads an optional string field: `null` or absent is `None`, any other type is an error.
+fn string_field<'a>(map: &'a Map<String, Value>, name: &str, errors: &mut Errors) -> Option<&'a str> {
+    match map.get(name) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s),
+        Some(other) => {
+            errors.add(name, format!("must be a string, got {}", json_type(other)));
+            None
+        }
+    }
+}
+
+fn json_type(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+async fn accept<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    state: &SubmitState<W, Q, B>,
+    task: Task,
+) -> Result<Response, Problem> {
+    state.tasks.insert(&task).await?;
+    if let Err(e) = state.queue.send(task.id, task.priority).await {
+        // Never leave an accepted-looking task without a message.
+        let end = crate::ports::AttemptEnd::Failed {
+            reason: "the task could not be queued; please submit it again".into(),
+            candidates: Vec::new(),
+        };
+        let _ = state.tasks.end_attempt(task.id, 0, end, now_millis()).await;
+        return Err(e.into());
+    }
+    let view = SubmitView {
+        task_id: task.id.to_string(),
+        status: "pending".into(),
+        message: format!("{} task queued", task.kind.as_str()),
+        estimated_completion_time: state.settings.estimated_seconds,
+        task_type: task.kind.as_str().into(),
+        source_language: task.language.code().into(),
+        priority: task.priority.as_str().into(),
+    };
+    let location = format!("/api/v1/tasks/{}", task.id);
+    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(view)).into_response())
+}
+
+async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    state: &SubmitState<W, Q, B>,
+    kind: ServiceKind,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
+    let map = json_object(headers, &bytes)?;
+    let mut errors = Errors::default();
+    let limits = TextLimits::for_service(kind).unwrap_or(TextLimits::TTS);
+    let text = match string_field(&map, "text", &mut errors) {
+        None if !map.contains_key("text") || map.get("text") == Some(&Value::Null) => {
+            errors.add("text", "is required");
+            None
+        }
+        None => None,
+        Some(raw) => SubmittedText::parse(raw, limits).map_err(|e| errors.add("text", e.0)).ok(),
+    };
+    let language = string_field(&map, "source_language", &mut errors);
+    let priority = string_field(&map, "priority", &mut errors);
+    let callback = string_field(&map, "callback_url", &mut errors);
+    let common = errors.common(language, priority, callback, &state.settings.callback_allowlist);
+    errors.finish()?;
+    let (Some(text), Some(c)) = (text, common) else {
+        return Err(Problem::invalid_field("body", "is invalid"));
+    };
+    let input = TaskInput::Text { text: text.into_string() };
+    let task = Task::new(kind, c.priority, c.language, input, c.callback_url, now_millis());
+    accept(state, task).await
+}
+
+/// `POST /api/v1/tts`.
+pub async fn tts<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    State(state): State<Arc<SubmitState<W, Q, B>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    text_task(&state, ServiceKind::Tts, &headers, body).await
+}
+
+/// `POST /api/v1/summarization`.
+pub async fn summarization<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    State(state): State<Arc<SubmitState<W, Q, B>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    text_task(&state, ServiceKind::Summarization, &headers, body).await
+}
+
+fn multipart_problem(e: multer::Error) -> Problem {
+    match e {
+        multer::Error::FieldSizeExceeded { field_name, .. } if field_name.as_deref() == Some("audio_file") => {
+            Problem::too_large(format!("audio_file exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"))
+        }
+        multer::Error::FieldSizeExceeded { field_name, .. } => Problem::invalid_field(
+            field_name.as_deref().unwrap_or("form"),
+            format!("exceeds {MAX_FORM_FIELD} bytes"),
+        ),
+        multer::Error::StreamSizeExceeded { .. } => Problem::too_large("the form is too large"),
+        other => Problem::malformed(format!("the multipart body is malformed: {other}")),
+    }
+}
+
+/// `POST /api/v1/transcription`: multipart with `audio_file`, `source_language`, `priority`,
+/// `callback_url`.
+pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    State(state): State<Arc<SubmitState<W, Q, B>>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let boundary = match content_type(&headers) {
+        Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => m
+            .get_param(mime::BOUNDARY)
+            .map(|b| b.as_str().to_owned())
+            .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?,
+        _ => return Err(Problem::unsupported_media_type("this route takes multipart/form-data")),
+    };
+    let bytes = read_body(&headers, body, MAX_AUDIO_BYTES + MULTIPART_OVERHEAD).await?;
+    let constraints = multer::Constraints::new().size_limit(
+        multer::SizeLimit::new()
+            .per_field(MAX_FORM_FIELD)
+            .for_field("audio_file", MAX_AUDIO_BYTES as u64),
+    );
+    let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
+    let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
+
+    let mut audio: Option<(Option<String>, Bytes)> = None;
+    let mut fields: Vec<(String, Result<String, ()>)> = Vec::new();
+    let mut errors = Errors::default();
+    while let Some(field) = form.next_field().await.map_err(multipart_problem)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        let filename = field.file_name().map(str::to_owned);
+        let data = field.bytes().await.map_err(multipart_problem)?;
+        match name.as_str() {
+            "audio_file" if audio.is_some() => errors.add("audio_file", "must be sent once"),
+            "audio_file" => audio = Some((filename, data)),
+            "source_language" | "priority" | "callback_url" => {
+                fields.push((name, String::from_utf8(data.to_vec()).map_err(|_| ())));
+            }
+            _ => {} // unknown fields are ignored, as the old proxy ignored them
+        }
+    }
+    let mut text = |name: &str| -> Option<String> {
+        match fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()) {
+            Some(Ok(v)) => Some(v),
+            Some(Err(())) => {
+                errors.add(name, "is not valid UTF-8");
+                None
+            }
+            None => None,
+        }
+    };
+    let (language, priority, callback) = (text("source_language"), text("priority"), text("callback_url"));
+    let common = errors.common(
+        language.as_deref(),
+        priority.as_deref(),
+        callback.as_deref(),
+        &state.settings.callback_allowlist,
+    );
+    let probed = match audio {
+        None => {
+            errors.add("audio_file", "is required");
+            None
+        }
+        Some((name, data)) => match audio::probe(data.clone(), name.as_deref()) {
+            Ok(p) => Some((name, data, p)),
+            Err(e) => {
+                errors.add("audio_file", e.0);
+                None
+            }
+        },
+    };
+    errors.finish()?;
+    let (Some(c), Some((filename, data, probe))) = (common, probed) else {
+        return Err(Problem::invalid_field("body", "is invalid"));
+    };
+    let mut task = Task::new(
+        ServiceKind::Transcription,
+        c.priority,
+        c.language,
+        TaskInput::Text { text: String::new() },
+        c.callback_url,
+        now_millis(),
+    );
+    let blob_key = format!("input/{}", task.id);
+    let size_bytes = data.len() as u64;
+    state.blobs.put(&blob_key, data, "application/octet-stream").await?;
+    task.input = TaskInput::Audio {
+        blob_key,
+        filename,
+        size_bytes,
+        info: probe.info,
+    };
+    accept(&state, task).await
+}

@@ -1,0 +1,246 @@
+//! Audio probing and WAV writing.
+//!
+//! Uploads are checked by really opening them with symphonia: the container is probed, the first
+//! packets are decoded, and the duration, sample rate and channel count are recorded. A file that
+//! merely has an audio-like name or header is refused. The same probe validates TTS answers.
+
+use std::io::Cursor;
+
+use bytes::Bytes;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::FormatOptions;
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::{MetadataOptions, StandardTagKey};
+use symphonia::core::probe::Hint;
+
+use crate::domain::AudioInfo;
+
+/// Packets decoded to prove a file is real audio; a few are enough to catch a renamed file or a
+/// corrupt stream without paying for a full decode of a 50 MB upload.
+const PACKETS_TO_DECODE: usize = 8;
+
+/// Why a file is not acceptable audio. The message is meant for the uploader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotAudio(pub String);
+
+/// What a probe found: the measurements, plus any text tags the container carries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Format, duration, sample rate, channels.
+    pub info: AudioInfo,
+    /// The comment tag (RIFF `ICMT`, Vorbis `COMMENT`, ID3 `COMM`), if any.
+    pub comment: Option<String>,
+}
+
+/// Opens `bytes` as audio. `filename` only serves as a hint for the container guess; the content
+/// decides.
+pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
+    if bytes.is_empty() {
+        return Err(NotAudio("the audio file is empty".into()));
+    }
+    let mut hint = Hint::new();
+    if let Some(ext) = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e) {
+        hint.with_extension(ext);
+    }
+    let stream = MediaSourceStream::new(Box::new(Cursor::new(bytes)), Default::default());
+    let mut probed = symphonia::default::get_probe()
+        .format(
+            &hint,
+            stream,
+            &FormatOptions {
+                enable_gapless: false,
+                ..Default::default()
+            },
+            &MetadataOptions::default(),
+        )
+        .map_err(|_| {
+            NotAudio("the file is not a supported audio format (WAV, FLAC, MP3, OGG/Vorbis)".into())
+        })?;
+
+    let mut comment = probed.metadata.get().and_then(|m| {
+        m.current()
+            .and_then(|rev| find_comment(rev.tags()))
+    });
+    let format = &mut probed.format;
+    if comment.is_none() {
+        comment = format.metadata().current().and_then(|rev| find_comment(rev.tags()));
+    }
+
+    let track = format
+        .tracks()
+        .iter()
+        .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+        .ok_or_else(|| NotAudio("the file contains no audio track".into()))?;
+    let track_id = track.id;
+    let params = track.codec_params.clone();
+    let sample_rate = params
+        .sample_rate
+        .filter(|r| *r > 0)
+        .ok_or_else(|| NotAudio("the audio track has no sample rate".into()))?;
+    let mut decoder = symphonia::default::get_codecs()
+        .make(&params, &DecoderOptions::default())
+        .map_err(|_| NotAudio("the audio codec is not supported".into()))?;
+
+    let mut channels = params.channels.map(|c| c.count() as u16);
+    let mut decoded = 0usize;
+    let mut counted_frames: u64 = 0;
+    loop {
+        let packet = match format.next_packet() {
+            Ok(p) => p,
+            Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                break;
+            }
+            Err(SymphoniaError::ResetRequired) => break,
+            Err(_) if decoded > 0 => break,
+            Err(_) => return Err(NotAudio("the audio stream is corrupt".into())),
+        };
+        if packet.track_id() != track_id {
+            continue;
+        }
+        counted_frames += packet.dur;
+        if decoded < PACKETS_TO_DECODE {
+            match decoder.decode(&packet) {
+                Ok(buf) => {
+                    channels.get_or_insert(buf.spec().channels.count() as u16);
+                    decoded += 1;
+                }
+                Err(SymphoniaError::DecodeError(_)) if decoded > 0 => {}
+                Err(_) => return Err(NotAudio("the audio stream does not decode".into())),
+            }
+        } else if params.n_frames.is_some() {
+            // The container states its length: no need to walk the rest.
+            break;
+        }
+    }
+    if decoded == 0 {
+        return Err(NotAudio("the audio stream holds no decodable audio".into()));
+    }
+    let frames = params.n_frames.unwrap_or(counted_frames);
+    let channels = channels
+        .filter(|c| *c > 0)
+        .ok_or_else(|| NotAudio("the audio track has no channels".into()))?;
+    Ok(Probe {
+        info: AudioInfo {
+            format: format_name(&params, &hint_ext(filename)),
+            duration_s: frames as f64 / f64::from(sample_rate),
+            sample_rate,
+            channels,
+        },
+        comment,
+    })
+}
+
+fn find_comment(tags: &[symphonia::core::meta::Tag]) -> Option<String> {
+    tags.iter()
+        .find(|t| t.std_key == Some(StandardTagKey::Comment) || t.key.eq_ignore_ascii_case("comment"))
+        .map(|t| t.value.to_string().trim_end_matches('\0').to_owned())
+}
+
+fn hint_ext(filename: Option<&str>) -> String {
+    filename
+        .and_then(|f| f.rsplit_once('.'))
+        .map(|(_, e)| e.to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+fn format_name(params: &symphonia::core::codecs::CodecParameters, ext: &str) -> String {
+    use symphonia::core::codecs::{CODEC_TYPE_FLAC, CODEC_TYPE_MP3, CODEC_TYPE_VORBIS};
+    match params.codec {
+        CODEC_TYPE_FLAC => "flac",
+        CODEC_TYPE_MP3 => "mp3",
+        CODEC_TYPE_VORBIS => "ogg",
+        _ if ext == "ogg" || ext == "oga" => "ogg",
+        _ => "wav",
+    }
+    .to_owned()
+}
+
+/// Writes 16-bit PCM mono samples as a WAV file, optionally with a RIFF `INFO/ICMT` comment
+/// (the simulator reads a transcript from it; see the simulator's docs).
+pub fn wav_pcm16(samples: &[i16], sample_rate: u32, comment: Option<&str>) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let info = comment.map(|c| {
+        let mut text = c.as_bytes().to_vec();
+        text.push(0);
+        if text.len() % 2 == 1 {
+            text.push(0);
+        }
+        let mut chunk = Vec::with_capacity(text.len() + 20);
+        chunk.extend_from_slice(b"LIST");
+        chunk.extend_from_slice(&((text.len() + 12) as u32).to_le_bytes());
+        chunk.extend_from_slice(b"INFOICMT");
+        chunk.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        chunk.extend_from_slice(&text);
+        chunk
+    });
+    let info_len = info.as_ref().map_or(0, Vec::len) as u32;
+    let mut out = Vec::with_capacity(44 + info_len as usize + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + info_len + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&sample_rate.to_le_bytes());
+    out.extend_from_slice(&(sample_rate * 2).to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    if let Some(info) = info {
+        out.extend_from_slice(&info);
+    }
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+/// A sine tone of `seconds` at `freq` Hz, as 16-bit samples: test and simulator audio.
+pub fn tone(seconds: f64, freq: f64, sample_rate: u32) -> Vec<i16> {
+    let n = (seconds * f64::from(sample_rate)) as usize;
+    (0..n)
+        .map(|i| {
+            let t = i as f64 / f64::from(sample_rate);
+            ((t * freq * std::f64::consts::TAU).sin() * 8_000.0) as i16
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_written_wav_probes_with_its_length_rate_channels_and_comment() {
+        let wav = wav_pcm16(&tone(1.5, 440.0, 16_000), 16_000, Some("hello world"));
+        let p = probe(Bytes::from(wav), Some("a.wav")).unwrap();
+        assert_eq!(p.info.format, "wav");
+        assert_eq!(p.info.sample_rate, 16_000);
+        assert_eq!(p.info.channels, 1);
+        assert!((p.info.duration_s - 1.5).abs() < 0.01, "{}", p.info.duration_s);
+        assert_eq!(p.comment.as_deref(), Some("hello world"));
+    }
+
+    #[test]
+    fn text_renamed_to_wav_is_refused() {
+        let err = probe(Bytes::from_static(b"this is not audio at all"), Some("x.wav"));
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_truncated_header_is_refused() {
+        let wav = wav_pcm16(&tone(0.5, 440.0, 8_000), 8_000, None);
+        assert!(probe(Bytes::from(wav[..30].to_vec()), Some("x.wav")).is_err());
+    }
+
+    #[test]
+    fn empty_input_is_refused() {
+        assert_eq!(
+            probe(Bytes::new(), None).unwrap_err().0,
+            "the audio file is empty"
+        );
+    }
+}

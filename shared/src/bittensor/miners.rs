@@ -1,0 +1,120 @@
+//! Miners and the directory snapshot they are picked from.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::domain::Millis;
+use crate::ports::{MinerDirectory, StoreError};
+
+/// One neuron of the subnet, as far as the gateway needs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Miner {
+    /// Neuron uid.
+    pub uid: u16,
+    /// SS58 hotkey.
+    pub hotkey: String,
+    /// Axon IP; `0.0.0.0` when the neuron serves no axon.
+    pub ip: IpAddr,
+    /// Axon port; 0 when it serves none.
+    pub port: u16,
+    /// Stake in TAO.
+    #[serde(default)]
+    pub stake: f64,
+}
+
+impl Miner {
+    /// Whether the neuron has an axon one can call.
+    pub fn is_serving(&self) -> bool {
+        !self.ip.is_unspecified() && self.port != 0
+    }
+}
+
+/// The miner directory at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MinerSnapshot {
+    /// Subnet.
+    pub netuid: u16,
+    /// Network name or URL.
+    pub network: String,
+    /// Every neuron.
+    pub miners: Vec<Miner>,
+    /// When the snapshot was taken.
+    pub taken_at: Millis,
+}
+
+impl MinerSnapshot {
+    /// The neurons with a callable axon.
+    pub fn serving(&self) -> impl Iterator<Item = &Miner> {
+        self.miners.iter().filter(|m| m.is_serving())
+    }
+
+    /// Total stake in TAO.
+    pub fn total_stake(&self) -> f64 {
+        self.miners.iter().map(|m| m.stake).sum()
+    }
+}
+
+/// A fixed directory: a static miner file, or the simulated subnet.
+#[derive(Debug, Clone)]
+pub struct StaticDirectory(Arc<MinerSnapshot>);
+
+/// The static miner file's shape.
+#[derive(Debug, Deserialize)]
+struct MinerFile {
+    #[serde(default)]
+    netuid: Option<u16>,
+    #[serde(default)]
+    network: Option<String>,
+    miners: Vec<Miner>,
+}
+
+impl StaticDirectory {
+    /// Wraps a snapshot.
+    pub fn new(snapshot: MinerSnapshot) -> Self {
+        Self(Arc::new(snapshot))
+    }
+
+    /// Reads a JSON file `{"netuid"?, "network"?, "miners": [{uid, hotkey, ip, port, stake}]}`.
+    pub fn from_file(path: &Path, netuid: u16, network: &str) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read miner file {}: {e}", path.display()))?;
+        let file: MinerFile = serde_json::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("miner file {} is invalid: {e}", path.display()))?;
+        Ok(Self::new(MinerSnapshot {
+            netuid: file.netuid.unwrap_or(netuid),
+            network: file.network.unwrap_or_else(|| network.to_owned()),
+            miners: file.miners,
+            taken_at: crate::domain::now_millis(),
+        }))
+    }
+}
+
+impl MinerDirectory for StaticDirectory {
+    async fn snapshot(&self) -> Result<Arc<MinerSnapshot>, StoreError> {
+        Ok(self.0.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_miner_file_loads_and_unserving_axons_are_not_eligible() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("miners.json");
+        std::fs::write(
+            &path,
+            r#"{"miners":[{"uid":1,"hotkey":"5F","ip":"203.0.113.5","port":8091,"stake":10.5},
+                          {"uid":2,"hotkey":"5G","ip":"0.0.0.0","port":0}]}"#,
+        )
+        .unwrap();
+        let d = StaticDirectory::from_file(&path, 7, "finney").unwrap();
+        assert_eq!(d.0.netuid, 7);
+        assert_eq!(d.0.serving().count(), 1);
+        assert_eq!(d.0.total_stake(), 10.5);
+    }
+}

@@ -1,0 +1,15 @@
+//! Talking to a Bittensor subnet: hotkeys, the `AudioTask` synapse, the miner directory and the
+//! dendrite side of the axon protocol.
+//!
+//! Wire details follow the Python SDK (`bittensor` 10.x) so that unmodified Python axons accept
+//! our requests; the protocol notes in `axon.rs` say where each rule comes from.
+
+mod axon;
+mod keys;
+mod miners;
+mod synapse;
+
+pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, signing_message};
+pub use keys::{Hotkey, KeyError, verify_signature};
+pub use miners::{Miner, MinerSnapshot, StaticDirectory};
+pub use synapse::{MinerReply, SynapseBody, SynapseRequest, TerminalInfo};

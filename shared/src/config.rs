@@ -1,0 +1,250 @@
+//! Typed configuration, read once at start.
+//!
+//! Names follow the old proxy where it had one (`BT_NETUID`, `MAX_CONCURRENT_TASKS`, …). Every
+//! missing or invalid value is reported in a single error, so an operator fixes them in one pass.
+
+use std::fmt;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// A secret string (a hotkey seed or URI) that never prints.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret, for the one place that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Settings shared by the API, the worker and the local runtime.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `BT_NETUID`: the subnet served.
+    pub netuid: u16,
+    /// `BT_NETWORK`: finney, test, local or a ws(s):// URL.
+    pub network: String,
+    /// `BT_WALLET_NAME`: wallet directory name.
+    pub wallet_name: String,
+    /// `BT_WALLET_HOTKEY`: hotkey file name.
+    pub wallet_hotkey: String,
+    /// `BT_HOTKEY_URI`: the hotkey as a secret URI, mnemonic or seed (`//Alice` locally).
+    pub hotkey_uri: Secret,
+    /// `MAX_CONCURRENT_TASKS`: tasks one process works on at once.
+    pub max_concurrent_tasks: usize,
+    /// `TASK_TIMEOUT`: the deadline of one attempt, miner queries included.
+    pub task_timeout: Duration,
+    /// `MAX_MINERS_PER_REQUEST`: miners queried per attempt.
+    pub max_miners_per_request: usize,
+    /// `ACCURACY_WEIGHT`.
+    pub accuracy_weight: f64,
+    /// `SPEED_WEIGHT`.
+    pub speed_weight: f64,
+    /// `MAX_ATTEMPTS`: tries before a task fails.
+    pub max_attempts: u32,
+    /// `SYNAPSE_NAME`: the synapse class name miners serve.
+    pub synapse_name: String,
+    /// `DENDRITE_VERSION`: the SDK version integer sent to miners.
+    pub dendrite_version: u64,
+    /// `MAX_RESPONSE_BYTES`: the most read from one miner's answer.
+    pub max_response_bytes: usize,
+    /// `CALLBACK_ALLOWLIST`: networks callbacks may reach although private.
+    pub callback_allowlist: Vec<IpNet>,
+    /// `CALLBACK_MAX_ATTEMPTS`: delivery tries per callback.
+    pub callback_max_attempts: u32,
+}
+
+/// Every problem found in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut r = Reader {
+            lookup: &lookup,
+            problems: Vec::new(),
+        };
+        let settings = Settings {
+            netuid: r.parse("BT_NETUID", 0u16),
+            network: r.string("BT_NETWORK", "finney"),
+            wallet_name: r.string("BT_WALLET_NAME", "default"),
+            wallet_hotkey: r.string("BT_WALLET_HOTKEY", "default"),
+            hotkey_uri: Secret::new(r.string("BT_HOTKEY_URI", "//Alice")),
+            max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
+            task_timeout: Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0)),
+            max_miners_per_request: r.parse("MAX_MINERS_PER_REQUEST", 5usize),
+            accuracy_weight: r.parse("ACCURACY_WEIGHT", 0.7f64),
+            speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
+            max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
+            synapse_name: r.string("SYNAPSE_NAME", "AudioTask"),
+            dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
+            max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
+            callback_allowlist: r.list("CALLBACK_ALLOWLIST"),
+            callback_max_attempts: r.parse("CALLBACK_MAX_ATTEMPTS", 3u32),
+        };
+        let mut problems = r.problems;
+        problems.extend(settings.check());
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+
+    /// Cross-field rules. Returns one line per broken rule.
+    pub fn check(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        for (name, w) in [
+            ("ACCURACY_WEIGHT", self.accuracy_weight),
+            ("SPEED_WEIGHT", self.speed_weight),
+        ] {
+            if !(0.0..=1.0).contains(&w) {
+                p.push(format!("{name} must be between 0 and 1, got {w}"));
+            }
+        }
+        if ((self.accuracy_weight + self.speed_weight) - 1.0).abs() > 1e-6 {
+            p.push(format!(
+                "ACCURACY_WEIGHT + SPEED_WEIGHT must sum to 1, got {} + {} = {}",
+                self.accuracy_weight,
+                self.speed_weight,
+                self.accuracy_weight + self.speed_weight
+            ));
+        }
+        if self.max_concurrent_tasks == 0 || self.max_concurrent_tasks > 1024 {
+            p.push("MAX_CONCURRENT_TASKS must be between 1 and 1024".into());
+        }
+        if self.max_miners_per_request == 0 || self.max_miners_per_request > 64 {
+            p.push("MAX_MINERS_PER_REQUEST must be between 1 and 64".into());
+        }
+        if self.task_timeout < Duration::from_millis(100) || self.task_timeout > Duration::from_secs(900) {
+            p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
+        }
+        if self.max_attempts == 0 || self.max_attempts > 100 {
+            p.push("MAX_ATTEMPTS must be between 1 and 100".into());
+        }
+        if self.callback_max_attempts == 0 || self.callback_max_attempts > 20 {
+            p.push("CALLBACK_MAX_ATTEMPTS must be between 1 and 20".into());
+        }
+        if self.synapse_name.is_empty()
+            || !self.synapse_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            p.push("SYNAPSE_NAME must be a non-empty identifier".into());
+        }
+        if self.max_response_bytes < 1024 {
+            p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
+        }
+        p
+    }
+
+    /// How long a worker holds a task: the attempt's deadline plus room to store the result.
+    pub fn lease(&self) -> Duration {
+        self.task_timeout + Duration::from_secs(30)
+    }
+}
+
+struct Reader<'a, F: Fn(&str) -> Option<String>> {
+    lookup: &'a F,
+    problems: Vec<String>,
+}
+
+impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name).filter(|v| !v.trim().is_empty())
+    }
+
+    fn string(&mut self, name: &str, default: &str) -> String {
+        self.raw(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn parse<T: std::str::FromStr>(&mut self, name: &str, default: T) -> T {
+        match self.raw(name) {
+            None => default,
+            Some(v) => v.trim().parse().unwrap_or_else(|_| {
+                self.problems
+                    .push(format!("{name}={v:?} is not a valid {}", std::any::type_name::<T>()));
+                default
+            }),
+        }
+    }
+
+    fn list<T: std::str::FromStr>(&mut self, name: &str) -> Vec<T> {
+        let Some(raw) = self.raw(name) else {
+            return Vec::new();
+        };
+        raw.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .filter_map(|item| {
+                item.parse().ok().or_else(|| {
+                    self.problems
+                        .push(format!("{name}: {item:?} is not a valid network (CIDR)"));
+                    None
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        Settings::from_lookup(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_string())
+        })
+    }
+
+    #[test]
+    fn defaults_match_the_old_proxy() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.max_miners_per_request, 5);
+        assert_eq!(s.accuracy_weight, 0.7);
+        assert_eq!(s.speed_weight, 0.3);
+        assert_eq!(s.max_attempts, 3);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let err = with(&[
+            ("ACCURACY_WEIGHT", "0.9"),
+            ("MAX_CONCURRENT_TASKS", "many"),
+            ("CALLBACK_ALLOWLIST", "10.0.0.0/8, nonsense"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("sum to 1"), "{text}");
+        assert!(text.contains("MAX_CONCURRENT_TASKS"), "{text}");
+        assert!(text.contains("nonsense"), "{text}");
+        assert_eq!(err.0.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn the_hotkey_never_prints() {
+        let s = with(&[("BT_HOTKEY_URI", "bottom drive obey lake curtain smoke")]).unwrap();
+        assert!(!format!("{s:?}").contains("curtain"));
+    }
+}

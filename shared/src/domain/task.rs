@@ -1,0 +1,333 @@
+//! The task record and its lifecycle.
+//!
+//! `pending → processing → completed | failed`. Every transition is applied by a store as a
+//! conditional write whose condition is written next to the transition here, so that the embedded
+//! and the AWS stores enforce the same rules.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Language, Millis, Priority, ServiceKind, TaskId};
+
+/// Where a task is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    /// Accepted and queued.
+    Pending,
+    /// A worker holds a lease on it (or held one that expired, pending a retake).
+    Processing,
+    /// Finished with a result.
+    Completed,
+    /// Finished without one, after its last attempt.
+    Failed,
+}
+
+impl TaskStatus {
+    /// All statuses, in lifecycle order.
+    pub const ALL: [TaskStatus; 4] = [
+        Self::Pending,
+        Self::Processing,
+        Self::Completed,
+        Self::Failed,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Processing => "processing",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Parses a wire name.
+    pub fn parse(raw: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// Whether no transition leaves this status.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// What was measured about an uploaded audio file when it was probed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AudioInfo {
+    /// Container format: `wav`, `flac`, `mp3` or `ogg`.
+    pub format: String,
+    /// Duration in seconds.
+    pub duration_s: f64,
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// Channel count.
+    pub channels: u16,
+}
+
+/// A task's input. Audio lives in the blob store; the task holds its key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskInput {
+    /// Audio to transcribe.
+    Audio {
+        /// Blob key of the uploaded bytes.
+        blob_key: String,
+        /// The uploaded file's name, as the client sent it.
+        filename: Option<String>,
+        /// Size in bytes.
+        size_bytes: u64,
+        /// What probing found.
+        info: AudioInfo,
+    },
+    /// Text to speak or summarize.
+    Text {
+        /// The trimmed text.
+        text: String,
+    },
+}
+
+/// The chosen answer's payload.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum TaskOutput {
+    /// Text (transcription, summarization).
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// Audio (TTS), stored as a blob and served by URL.
+    Audio {
+        /// Blob key of the WAV file.
+        blob_key: String,
+        /// Its size in bytes.
+        size_bytes: u64,
+    },
+}
+
+/// The best answer of a completed task and how it scored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskResult {
+    /// The payload.
+    pub output: TaskOutput,
+    /// The model the miner says it used.
+    pub model_used: Option<String>,
+    /// Seconds from request to answer, measured by taogate.
+    pub processing_time: f64,
+    /// Accuracy in `[0, 1]`.
+    pub accuracy_score: f64,
+    /// Speed in `[0, 1]`.
+    pub speed_score: f64,
+    /// `ACCURACY_WEIGHT·accuracy + SPEED_WEIGHT·speed`.
+    pub combined_score: f64,
+    /// The winning miner's uid.
+    pub miner_uid: u16,
+    /// The winning miner's hotkey (SS58).
+    pub miner_hotkey: String,
+}
+
+/// How one miner's answer turned out. Only `Success` answers are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A valid answer.
+    Success,
+    /// HTTP 200 with `error_message` set.
+    MinerError,
+    /// The answer arrived but failed validation (bad base64, not WAV, empty or non-UTF-8 text,
+    /// unparsable or oversized body).
+    InvalidAnswer,
+    /// No answer before the deadline.
+    Timeout,
+    /// The connection failed.
+    Unavailable,
+    /// 401: the miner did not accept our signature or nonce.
+    Unauthorized,
+    /// 403: the miner blacklists our hotkey (typically: not registered, or no validator permit).
+    Blacklisted,
+    /// 404: the miner does not serve this synapse (protocol or version mismatch).
+    UnknownSynapse,
+    /// 503: the miner refused on priority.
+    Busy,
+    /// Any other HTTP status (500 and the like).
+    HttpError,
+}
+
+impl Outcome {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Success => "success",
+            Self::MinerError => "miner_error",
+            Self::InvalidAnswer => "invalid_answer",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Unauthorized => "unauthorized",
+            Self::Blacklisted => "blacklisted",
+            Self::UnknownSynapse => "unknown_synapse",
+            Self::Busy => "busy",
+            Self::HttpError => "http_error",
+        }
+    }
+}
+
+/// One queried miner and how its answer fared.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Miner uid.
+    pub uid: u16,
+    /// Miner hotkey (SS58).
+    pub hotkey: String,
+    /// Classification of its answer.
+    pub outcome: Outcome,
+    /// Milliseconds until the answer (or the failure) as measured by taogate.
+    pub latency_ms: u64,
+    /// Accuracy, for scored answers.
+    pub accuracy: Option<f64>,
+    /// Speed, for scored answers.
+    pub speed: Option<f64>,
+    /// Combined score, for scored answers.
+    pub combined: Option<f64>,
+    /// What went wrong, for the others.
+    pub error: Option<String>,
+}
+
+/// A task as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Task {
+    /// Identifier.
+    pub id: TaskId,
+    /// The submitting principal. Empty until access control exists; stored from the start so
+    /// that adding it needs no migration.
+    pub owner: String,
+    /// Service.
+    pub kind: ServiceKind,
+    /// Lifecycle state.
+    pub status: TaskStatus,
+    /// Priority class.
+    pub priority: Priority,
+    /// Source language.
+    pub language: Language,
+    /// When it was accepted.
+    pub created_at: Millis,
+    /// When the first attempt started.
+    pub started_at: Option<Millis>,
+    /// When it reached a terminal state.
+    pub completed_at: Option<Millis>,
+    /// Attempts started so far.
+    pub attempts: u32,
+    /// Until when the current attempt's worker holds the task.
+    pub lease_until: Option<Millis>,
+    /// Why the last attempt failed (retrying), or why the task failed.
+    pub error_message: Option<String>,
+    /// Where to POST the terminal state.
+    pub callback_url: Option<String>,
+    /// The input.
+    pub input: TaskInput,
+    /// The chosen answer, once completed.
+    pub result: Option<TaskResult>,
+    /// Every queried miner of the latest attempt.
+    pub candidates: Vec<Candidate>,
+}
+
+impl Task {
+    /// A new pending task.
+    pub fn new(
+        kind: ServiceKind,
+        priority: Priority,
+        language: Language,
+        input: TaskInput,
+        callback_url: Option<String>,
+        now: Millis,
+    ) -> Self {
+        Self {
+            id: TaskId::new(),
+            owner: String::new(),
+            kind,
+            status: TaskStatus::Pending,
+            priority,
+            language,
+            created_at: now,
+            started_at: None,
+            completed_at: None,
+            attempts: 0,
+            lease_until: None,
+            error_message: None,
+            callback_url,
+            input,
+            result: None,
+            candidates: Vec::new(),
+        }
+    }
+
+    /// Whether a worker may start an attempt now: the task is pending, or it is processing
+    /// under a lease that has run out (its worker died or gave the attempt up).
+    pub fn claimable(&self, now: Millis) -> bool {
+        match self.status {
+            TaskStatus::Pending => true,
+            TaskStatus::Processing => self.lease_until.is_none_or(|until| until <= now),
+            TaskStatus::Completed | TaskStatus::Failed => false,
+        }
+    }
+}
+
+/// What a claim attempt found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClaimOutcome {
+    /// The caller now holds the task for attempt number `task.attempts`.
+    Claimed(Box<Task>),
+    /// Another worker holds a live lease until the given time.
+    Leased(Millis),
+    /// Already completed or failed: nothing to do.
+    Finished,
+    /// No such task.
+    Missing,
+}
+
+/// Task counts by status, for health reporting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusCounts {
+    /// Pending tasks.
+    pub pending: u64,
+    /// Processing tasks.
+    pub processing: u64,
+    /// Completed tasks.
+    pub completed: u64,
+    /// Failed tasks.
+    pub failed: u64,
+    /// All tasks.
+    pub total: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn task() -> Task {
+        Task::new(
+            ServiceKind::Tts,
+            Priority::Normal,
+            Language::parse("en").unwrap(),
+            TaskInput::Text { text: "hi".into() },
+            None,
+            1_000,
+        )
+    }
+
+    #[test]
+    fn a_pending_task_is_claimable_and_a_finished_one_is_not() {
+        let mut t = task();
+        assert!(t.claimable(0));
+        t.status = TaskStatus::Completed;
+        assert!(!t.claimable(i64::MAX));
+    }
+
+    #[test]
+    fn a_processing_task_is_claimable_only_after_its_lease() {
+        let mut t = task();
+        t.status = TaskStatus::Processing;
+        t.lease_until = Some(5_000);
+        assert!(!t.claimable(4_999));
+        assert!(t.claimable(5_000));
+    }
+}

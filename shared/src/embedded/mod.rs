@@ -1,0 +1,19 @@
+//! The embedded backend: one process, no servers.
+//!
+//! A SQLite file holds the task table and a priority queue with SQS semantics (visibility
+//! timeout, receive count, dead letters); a directory holds blobs. It is the default of
+//! `taogate serve` and, through the contract tests, the reference the AWS adapters are held to.
+//!
+//! Durability: WAL journal with `synchronous=NORMAL`, so a committed submission survives the
+//! process being killed at any point; only an operating-system crash can lose the last commits.
+//! The data directory is locked, so one process owns it, which lets start-up release every lease
+//! and in-flight message left by a previous run.
+
+mod blobs;
+mod db;
+mod queue;
+mod tasks;
+
+pub use blobs::BlobDir;
+pub use db::{Database, QueuePolicy};
+pub use queue::Recovery;

@@ -1,0 +1,223 @@
+//! The priority queue with SQS semantics, and start-up recovery.
+
+use std::time::Duration;
+
+use rusqlite::params;
+
+use super::Database;
+use super::tasks::{apply_end, load, replace};
+use crate::domain::{Priority, TaskId, now_millis};
+use crate::ports::{AttemptEnd, Delivery, QueueDepth, StoreError, TaskQueue};
+
+fn priority_of_rank(rank: i64) -> Priority {
+    Priority::ALL
+        .into_iter()
+        .find(|p| p.rank() == rank)
+        .unwrap_or_default()
+}
+
+/// What start-up recovery did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Recovery {
+    /// In-flight messages made visible again.
+    pub released: usize,
+    /// Unfinished tasks that had no message and were queued again.
+    pub requeued: usize,
+    /// Unfinished tasks whose message had been dead-lettered, now marked failed.
+    pub failed: usize,
+}
+
+impl Database {
+    /// Wakes when a message is sent, so idle workers need not poll.
+    pub fn sent(&self) -> tokio::sync::futures::Notified<'_> {
+        self.inner.notify.notified()
+    }
+
+    /// Repairs what a killed process left behind. Safe because the data directory is locked:
+    /// no other worker can hold a lease or a message.
+    pub async fn recover(&self) -> Result<Recovery, StoreError> {
+        self.write(|c| {
+            let now = now_millis();
+            let tx = c.transaction()?;
+            let mut out = Recovery {
+                released: tx.execute(
+                    "UPDATE queue SET visible_at = 0, receipt = NULL WHERE receipt IS NOT NULL",
+                    [],
+                )?,
+                ..Recovery::default()
+            };
+            tx.execute(
+                "UPDATE tasks SET lease_until = NULL WHERE status = 'processing'",
+                [],
+            )?;
+            let orphans: Vec<String> = tx
+                .prepare(
+                    "SELECT id FROM tasks t WHERE status IN ('pending', 'processing')
+                     AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.task_id = t.id)",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in orphans {
+                let Some(mut task) = load(&tx, &id)? else { continue };
+                let dead: bool = tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE task_id = ?1)",
+                    [&id],
+                    |r| r.get(0),
+                )?;
+                if dead {
+                    let expected = (task.status, task.attempts);
+                    let reason = task.error_message.clone().unwrap_or_else(|| {
+                        "the task was delivered the maximum number of times without finishing".into()
+                    });
+                    let candidates = std::mem::take(&mut task.candidates);
+                    apply_end(&mut task, AttemptEnd::Failed { reason, candidates }, now);
+                    replace(&tx, &task, expected)?;
+                    out.failed += 1;
+                } else {
+                    tx.execute(
+                        "INSERT INTO queue (task_id, rank, enqueued_at, visible_at) VALUES (?1, ?2, ?3, 0)",
+                        params![id, task.priority.rank(), task.created_at],
+                    )?;
+                    out.requeued += 1;
+                }
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl TaskQueue for Database {
+    async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
+        let now = now_millis();
+        self.write(move |c| {
+            c.prepare_cached(
+                "INSERT INTO queue (task_id, rank, enqueued_at, visible_at) VALUES (?1, ?2, ?3, ?3)",
+            )?
+            .execute(params![id.to_string(), priority.rank(), now])?;
+            Ok(())
+        })
+        .await?;
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
+        let policy = self.inner.policy;
+        self.write(move |c| {
+            let now = now_millis();
+            let tx = c.transaction()?;
+            let candidates: Vec<(i64, String, i64, u32, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, task_id, rank, receive_count, enqueued_at FROM queue
+                     WHERE visible_at <= ?1
+                     ORDER BY CASE WHEN enqueued_at <= ?1 - ?2 THEN -1 ELSE rank END, id
+                     LIMIT ?3",
+                )?
+                .query_map(params![now, policy.starvation_age_ms, max as i64], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::with_capacity(candidates.len());
+            for (id, task_id, rank, count, enqueued_at) in candidates {
+                if count >= policy.max_receives {
+                    // SQS redrive: a message received maxReceiveCount times moves to the DLQ.
+                    tx.execute(
+                        "INSERT INTO dead_letters (id, task_id, rank, enqueued_at, receive_count, dead_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![id, task_id, rank, enqueued_at, count, now],
+                    )?;
+                    tx.execute("DELETE FROM queue WHERE id = ?1", [id])?;
+                    continue;
+                }
+                let receipt = format!("{id}:{}", uuid::Uuid::new_v4().simple());
+                tx.execute(
+                    "UPDATE queue SET receive_count = receive_count + 1, visible_at = ?2, receipt = ?3 WHERE id = ?1",
+                    params![id, now + visibility.as_millis() as i64, receipt],
+                )?;
+                let Ok(task_id) = task_id.parse::<TaskId>() else {
+                    tx.execute("DELETE FROM queue WHERE id = ?1", [id])?;
+                    continue;
+                };
+                out.push(Delivery {
+                    task_id,
+                    priority: priority_of_rank(rank),
+                    receive_count: count + 1,
+                    receipt,
+                });
+            }
+            tx.commit()?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        let receipt = receipt.to_owned();
+        self.write(move |c| {
+            c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
+        let receipt = receipt.to_owned();
+        let visible_at = now_millis() + delay.as_millis() as i64;
+        self.write(move |c| {
+            c.execute(
+                "UPDATE queue SET visible_at = ?2, receipt = NULL WHERE receipt = ?1",
+                params![receipt, visible_at],
+            )?;
+            Ok(())
+        })
+        .await?;
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<(Priority, QueueDepth)>, StoreError> {
+        let now = now_millis();
+        self.read(move |c| {
+            let mut out: Vec<(Priority, QueueDepth)> =
+                Priority::ALL.iter().map(|p| (*p, QueueDepth::default())).collect();
+            let mut stmt = c.prepare_cached(
+                "SELECT rank, SUM(visible_at <= ?1), SUM(visible_at > ?1) FROM queue GROUP BY rank",
+            )?;
+            let rows = stmt.query_map([now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+            for row in rows {
+                let (rank, visible, in_flight) = row?;
+                if let Some((_, d)) = out.iter_mut().find(|(p, _)| p.rank() == rank) {
+                    d.visible = visible as u64;
+                    d.in_flight = in_flight as u64;
+                }
+            }
+            let mut stmt = c.prepare_cached("SELECT rank, COUNT(*) FROM dead_letters GROUP BY rank")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (rank, dead) = row?;
+                if let Some((_, d)) = out.iter_mut().find(|(p, _)| p.rank() == rank) {
+                    d.dead = dead as u64;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl Database {
+    /// Task ids in the dead-letter area (for operators and tests).
+    pub async fn dead_letters(&self) -> Result<Vec<TaskId>, StoreError> {
+        self.read(|c| {
+            let ids: Vec<String> = c
+                .prepare("SELECT task_id FROM dead_letters ORDER BY id")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
+        })
+        .await
+    }
+}
+

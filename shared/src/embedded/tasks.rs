@@ -1,0 +1,213 @@
+//! The task table: conditional transitions under the single writer connection.
+
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::Database;
+use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
+use crate::ports::{AttemptEnd, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter};
+
+fn decode(body: &str) -> Result<Task, StoreError> {
+    serde_json::from_str(body).map_err(StoreError::backend)
+}
+
+fn encode(task: &Task) -> Result<String, StoreError> {
+    serde_json::to_string(task).map_err(StoreError::backend)
+}
+
+pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<Task>, StoreError> {
+    let body: Option<String> = conn
+        .query_row("SELECT body FROM tasks WHERE id = ?1", [id], |r| r.get(0))
+        .optional()?;
+    body.as_deref().map(decode).transpose()
+}
+
+/// Rewrites a task whose status and attempt count are still `expected`: the one conditional
+/// write every transition goes through.
+pub(super) fn replace(
+    conn: &Connection,
+    task: &Task,
+    expected: (TaskStatus, u32),
+) -> Result<(), StoreError> {
+    let changed = conn.execute(
+        "UPDATE tasks SET status = ?2, attempts = ?3, lease_until = ?4, body = ?5
+         WHERE id = ?1 AND status = ?6 AND attempts = ?7",
+        params![
+            task.id.to_string(),
+            task.status.as_str(),
+            task.attempts,
+            task.lease_until,
+            encode(task)?,
+            expected.0.as_str(),
+            expected.1
+        ],
+    )?;
+    if changed == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict(format!("task {} changed underneath", task.id)))
+    }
+}
+
+impl TaskReader for Database {
+    async fn get(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
+        self.read(move |c| load(c, &id.to_string())).await
+    }
+
+    async fn list(&self, query: TaskQuery) -> Result<TaskPage, StoreError> {
+        self.read(move |c| {
+            let limit = query.limit.clamp(1, 100);
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM tasks
+                 WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2)
+                   AND (?3 IS NULL OR id < ?3)
+                 ORDER BY id DESC LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(
+                params![
+                    query.status.map(TaskStatus::as_str),
+                    query.kind.map(|k| k.as_str()),
+                    query.after.map(|a| a.to_string()),
+                    (limit + 1) as i64
+                ],
+                |r| r.get::<_, String>(0),
+            )?;
+            let mut tasks = rows
+                .map(|b| decode(&b?))
+                .collect::<Result<Vec<_>, _>>()?;
+            let next = if tasks.len() > limit {
+                tasks.truncate(limit);
+                tasks.last().map(|t| t.id)
+            } else {
+                None
+            };
+            Ok(TaskPage { tasks, next })
+        })
+        .await
+    }
+
+    async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        self.read(|c| {
+            let mut counts = StatusCounts::default();
+            let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (status, n) = row?;
+                let n = n as u64;
+                match TaskStatus::parse(&status) {
+                    Some(TaskStatus::Pending) => counts.pending = n,
+                    Some(TaskStatus::Processing) => counts.processing = n,
+                    Some(TaskStatus::Completed) => counts.completed = n,
+                    Some(TaskStatus::Failed) => counts.failed = n,
+                    None => {}
+                }
+                counts.total += n;
+            }
+            Ok(counts)
+        })
+        .await
+    }
+}
+
+impl TaskWriter for Database {
+    async fn insert(&self, task: &Task) -> Result<(), StoreError> {
+        let row = (
+            task.id.to_string(),
+            task.owner.clone(),
+            task.kind.as_str(),
+            task.status.as_str(),
+            task.attempts,
+            task.lease_until,
+            encode(task)?,
+        );
+        self.write(move |c| {
+            let inserted = c.execute(
+                "INSERT OR IGNORE INTO tasks (id, owner, kind, status, attempts, lease_until, body)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![row.0, row.1, row.2, row.3, row.4, row.5, row.6],
+            )?;
+            if inserted == 1 {
+                Ok(())
+            } else {
+                Err(StoreError::Conflict(format!("task {} already exists", row.0)))
+            }
+        })
+        .await
+    }
+
+    async fn claim(&self, id: TaskId, now: Millis, lease: Duration) -> Result<ClaimOutcome, StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Ok(ClaimOutcome::Missing);
+            };
+            if task.status.is_terminal() {
+                return Ok(ClaimOutcome::Finished);
+            }
+            if !task.claimable(now) {
+                return Ok(ClaimOutcome::Leased(task.lease_until.unwrap_or(now)));
+            }
+            let expected = (task.status, task.attempts);
+            task.status = TaskStatus::Processing;
+            task.attempts += 1;
+            task.started_at.get_or_insert(now);
+            task.lease_until = Some(now + lease.as_millis() as i64);
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(ClaimOutcome::Claimed(Box::new(task)))
+        })
+        .await
+    }
+
+    async fn end_attempt(&self, id: TaskId, attempt: u32, end: AttemptEnd, now: Millis) -> Result<Task, StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Err(StoreError::Conflict(format!("task {id} does not exist")));
+            };
+            if task.status.is_terminal() || task.attempts != attempt {
+                return Err(StoreError::Conflict(format!(
+                    "task {id} is {} on attempt {}, not on attempt {attempt}",
+                    task.status.as_str(),
+                    task.attempts
+                )));
+            }
+            let expected = (task.status, task.attempts);
+            apply_end(&mut task, end, now);
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(task)
+        })
+        .await
+    }
+}
+
+/// The state change of an attempt's end, shared by every store.
+pub(crate) fn apply_end(task: &mut Task, end: AttemptEnd, now: Millis) {
+    task.lease_until = None;
+    match end {
+        AttemptEnd::Completed { result, candidates } => {
+            task.status = TaskStatus::Completed;
+            task.completed_at = Some(now);
+            task.error_message = None;
+            task.result = Some(result);
+            task.candidates = candidates;
+        }
+        AttemptEnd::Retry { reason, candidates } => {
+            task.error_message = Some(reason);
+            task.candidates = candidates;
+            // Stays `processing` (never back to `pending`) with no lease: the next delivery
+            // claims it.
+            if task.status == TaskStatus::Pending {
+                task.status = TaskStatus::Processing;
+            }
+        }
+        AttemptEnd::Failed { reason, candidates } => {
+            task.status = TaskStatus::Failed;
+            task.completed_at = Some(now);
+            task.error_message = Some(reason);
+            task.candidates = candidates;
+        }
+    }
+}

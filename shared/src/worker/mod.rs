@@ -1,0 +1,132 @@
+//! The worker: takes one queued message to a terminal state, or hands it back for a retry.
+//!
+//! The same function serves the SQS-triggered Lambda (a `Disposition::Retry` becomes a batch item
+//! failure) and the local runtime's worker pool (it becomes a visibility change). It is
+//! idempotent under duplicate delivery: the claim is a conditional write, a finished task is
+//! acknowledged without work, and a task leased by another worker is handed back untouched.
+
+mod answers;
+mod attempt;
+
+use std::time::Duration;
+
+use tracing::{info, warn};
+
+pub use attempt::AttemptPolicy;
+use attempt::AttemptError;
+
+use crate::callback::CallbackSender;
+use crate::domain::{ClaimOutcome, Task, now_millis};
+use crate::views::TaskView;
+use crate::ports::{AttemptEnd, BlobStore, Delivery, MinerClient, MinerDirectory, StoreError, TaskWriter};
+
+/// What to do with the message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Delete it: the task is finished (or gone).
+    Done,
+    /// Leave it to be delivered again after the delay.
+    Retry(Duration),
+}
+
+/// Everything the worker uses. Its bounds are the worker Lambda's IAM policy.
+pub struct Worker<T, B, D, C> {
+    /// Task table.
+    pub tasks: T,
+    /// Blob store.
+    pub blobs: B,
+    /// Miner directory.
+    pub directory: D,
+    /// Miner client.
+    pub client: C,
+    /// Selection and scoring.
+    pub policy: AttemptPolicy,
+    /// Tries before a task fails (`MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// How long one attempt holds the task.
+    pub lease: Duration,
+    /// Callback delivery.
+    pub callbacks: CallbackSender,
+}
+
+impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B, D, C> {
+    /// Handles one delivery.
+    #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
+    pub async fn handle(&self, delivery: &Delivery) -> Disposition {
+        match self.try_handle(delivery).await {
+            Ok(d) => d,
+            Err(e) => {
+                warn!(error = ?anyhow::Error::from(e), "storage failed; the message will be delivered again");
+                Disposition::Retry(Duration::from_secs(5))
+            }
+        }
+    }
+
+    async fn try_handle(&self, delivery: &Delivery) -> Result<Disposition, StoreError> {
+        let now = now_millis();
+        let task = match self.tasks.claim(delivery.task_id, now, self.lease).await? {
+            ClaimOutcome::Claimed(task) => task,
+            ClaimOutcome::Finished => {
+                info!("task already finished; duplicate delivery acknowledged");
+                return Ok(Disposition::Done);
+            }
+            ClaimOutcome::Missing => {
+                warn!("message names an unknown task; dropped");
+                return Ok(Disposition::Done);
+            }
+            ClaimOutcome::Leased(until) => {
+                info!("task is leased by another worker; delivery handed back");
+                return Ok(Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64)));
+            }
+        };
+        let attempt = task.attempts;
+        let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
+        let snapshot = self.directory.snapshot().await?;
+        let outcome = attempt::run(&task, snapshot, &self.client, &self.blobs, &self.policy).await;
+        let (end, disposition) = match outcome {
+            Ok((result, candidates)) => {
+                info!(miner_uid = result.miner_uid, combined = result.combined_score, "task completed");
+                (AttemptEnd::Completed { result, candidates }, Disposition::Done)
+            }
+            Err(AttemptError::Store(e)) => return Err(e),
+            Err(AttemptError::NoAnswer { reason, candidates }) if last => {
+                let reason = format!("failed after {attempt} attempts: {reason}");
+                warn!(reason = %reason, "task failed");
+                // Handing the message back lets the queue's redrive move it to the dead letters.
+                (AttemptEnd::Failed { reason, candidates }, Disposition::Retry(Duration::ZERO))
+            }
+            Err(AttemptError::NoAnswer { reason, candidates }) => {
+                let reason = format!("attempt {attempt} of {} failed, retrying: {reason}", self.max_attempts);
+                info!(reason = %reason, "attempt failed");
+                let backoff = Duration::from_millis(500 * u64::from(attempt));
+                (AttemptEnd::Retry { reason, candidates }, Disposition::Retry(backoff))
+            }
+        };
+        match self.tasks.end_attempt(task.id, attempt, end, now_millis()).await {
+            Ok(stored) => {
+                if stored.status.is_terminal() {
+                    self.notify(&stored).await;
+                }
+                Ok(disposition)
+            }
+            Err(StoreError::Conflict(why)) => {
+                warn!(why = %why, "attempt outlived its lease; its result is discarded");
+                Ok(Disposition::Done)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn notify(&self, task: &Task) {
+        let Some(url) = task.callback_url.as_deref() else { return };
+        let audio_url = match TaskView::audio_key(task) {
+            Some(key) => self.blobs.public_url(task.id, key).await.ok(),
+            None => None,
+        };
+        let body = serde_json::to_value(TaskView::new(task, audio_url)).unwrap_or_default();
+        match self.callbacks.deliver(url, &body).await {
+            Ok(attempts) => info!(attempts, "callback delivered"),
+            Err(e) => warn!(error = %e, "callback not delivered"),
+        }
+    }
+}
