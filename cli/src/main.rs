@@ -1,2 +1,149 @@
-//! x
-fn main() {}
+//! The `taogate` command: `serve` runs the gateway locally; `bench` measures it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use taogate_cli::serve::{MinerSource, ServeOptions};
+use taogate_shared::config::Settings;
+
+#[derive(Parser)]
+#[command(name = "taogate", version, about = "HTTPS gateway to a Bittensor audio subnet")]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "TAOGATE_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the API and a worker pool on the embedded backend (SQLite + files).
+    Serve {
+        /// Listen address.
+        #[arg(long, env = "TAOGATE_BIND", default_value = "127.0.0.1:8000")]
+        bind: SocketAddr,
+        /// Where tasks, the queue and blobs are kept.
+        #[arg(long, env = "TAOGATE_DATA_DIR", default_value = ".taogate")]
+        data_dir: PathBuf,
+        /// `sim:N` for a simulated local subnet of N miners, or a JSON file of miners.
+        #[arg(long, env = "TAOGATE_MINERS", default_value = "sim:6")]
+        miners: String,
+        /// Base of URLs handed to clients (audio results); defaults to http://BIND.
+        #[arg(long, env = "TAOGATE_PUBLIC_URL")]
+        public_url: Option<String>,
+    },
+    /// Measure the local server.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// TTS submissions per second and latency percentiles.
+    Submit {
+        /// Concurrent keep-alive connections.
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        /// How long to send, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// A running server to measure; by default an API-only server is started in a
+        /// temporary directory for the run.
+        #[arg(long)]
+        target: Option<SocketAddr>,
+    },
+}
+
+fn init_tracing(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_json);
+    match cli.command {
+        Command::Serve { bind, data_dir, miners, public_url } => {
+            let settings = Settings::from_env()?;
+            let running = taogate_cli::serve::start(ServeOptions {
+                bind,
+                data_dir,
+                miners: MinerSource::parse(&miners)?,
+                public_url,
+                workers: settings.max_concurrent_tasks,
+                settings,
+            })
+            .await?;
+            eprintln!("taogate listening on http://{} (docs at /docs)", running.addr);
+            shutdown_signal().await;
+            running.shutdown().await
+        }
+        Command::Bench { what: BenchCommand::Submit { connections, seconds, target } } => {
+            anyhow::ensure!((1..=1024).contains(&connections), "--connections takes 1 to 1024");
+            anyhow::ensure!(seconds > 0.0 && seconds <= 300.0, "--seconds takes up to 300");
+            let duration = Duration::from_secs_f64(seconds);
+            let (addr, local) = match target {
+                Some(addr) => (addr, None),
+                None => {
+                    let dir = tempfile_dir()?;
+                    let running = taogate_cli::serve::start(ServeOptions {
+                        bind: "127.0.0.1:0".parse()?,
+                        data_dir: dir.clone(),
+                        miners: MinerSource::parse("sim:1")?,
+                        public_url: None,
+                        workers: 0,
+                        settings: Settings::from_env()?,
+                    })
+                    .await?;
+                    (running.addr, Some((running, dir)))
+                }
+            };
+            eprintln!("sending TTS submissions to {addr} on {connections} connections for {seconds} s");
+            let report = taogate_cli::bench::submit(addr, connections, duration).await?;
+            println!("{report}");
+            if let Some((running, dir)) = local {
+                running.shutdown().await?;
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("taogate-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

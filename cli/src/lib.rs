@@ -1,0 +1,5 @@
+//! The `taogate` command's library: the local runtime's wiring and the benchmark client, kept
+//! here so integration tests can start the same runtime in-process.
+
+pub mod bench;
+pub mod serve;

@@ -1,0 +1,156 @@
+//! What the simulated miners answer. Deterministic: the same input and behaviour give the same
+//! answer, so good miners agree with each other and tests can predict the winner.
+//!
+//! - Transcription: the transcript is the comment tag of the submitted audio (RIFF `ICMT`,
+//!   Vorbis or ID3 comment). Audio without one is transcribed as a description of its length.
+//! - Summarization: an extractive summary, the highest-scoring third of the sentences by content
+//!   word frequency, in their original order.
+//! - TTS: a real 16 kHz mono WAV, 60 ms of tone per character.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use taogate_shared::audio;
+use taogate_shared::bittensor::SynapseBody;
+
+use super::Behaviour;
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Fills in the outputs of `body` as a miner with `behaviour` would.
+pub fn fill(body: &mut SynapseBody, behaviour: Behaviour) {
+    body.pipeline_model = Some(format!("sim-{behaviour:?}").to_lowercase());
+    let input = body
+        .input_data
+        .as_deref()
+        .and_then(|d| B64.decode(d).ok())
+        .unwrap_or_default();
+    let task_type = body.task_type.clone().unwrap_or_else(|| "transcription".into());
+    match behaviour {
+        Behaviour::Erroring => {
+            body.error_message = Some("pipeline failed: out of GPU memory".into());
+            body.output_data = None;
+            return;
+        }
+        Behaviour::Garbage => {
+            body.output_data = Some(match task_type.as_str() {
+                "tts" => B64.encode(b"this is not a wav file"),
+                "transcription" => B64.encode([0xff, 0xfe, 0x00, 0x81]),
+                _ => "@@ not base64 @@".into(),
+            });
+            return;
+        }
+        _ => {}
+    }
+    let noisy = behaviour == Behaviour::Noisy;
+    let output = match task_type.as_str() {
+        "tts" => speak(&String::from_utf8_lossy(&input), noisy),
+        "summarization" => summarize(&String::from_utf8_lossy(&input), noisy).into_bytes(),
+        _ => transcribe(input, noisy).into_bytes(),
+    };
+    body.output_data = Some(B64.encode(output));
+}
+
+/// The transcript the audio carries, or a description of it.
+pub fn transcribe(audio_bytes: Vec<u8>, noisy: bool) -> String {
+    let text = match audio::probe(Bytes::from(audio_bytes), None) {
+        Ok(p) => p
+            .comment
+            .unwrap_or_else(|| format!("audio of {:.1} seconds", p.info.duration_s)),
+        Err(_) => "unintelligible audio".into(),
+    };
+    if !noisy {
+        return text;
+    }
+    text.split_whitespace()
+        .enumerate()
+        .map(|(i, w)| if i % 3 == 1 { "uh" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sentences(text: &str) -> Vec<&str> {
+    text.split_inclusive(['.', '!', '?', '。'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// An extractive summary: the best third of the sentences (at least one), in order. A noisy
+/// miner returns the worst third instead.
+pub fn summarize(text: &str, noisy: bool) -> String {
+    let all = sentences(text);
+    let words = |s: &str| -> Vec<String> {
+        s.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| w.chars().count() > 3)
+            .map(str::to_lowercase)
+            .collect()
+    };
+    let mut freq = std::collections::HashMap::<String, usize>::new();
+    for w in all.iter().flat_map(|s| words(s)) {
+        *freq.entry(w).or_default() += 1;
+    }
+    let mut scored: Vec<(usize, f64)> = all
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let ws = words(s);
+            let total: usize = ws.iter().map(|w| freq.get(w).copied().unwrap_or(0)).sum();
+            (i, total as f64 / (ws.len().max(1) as f64))
+        })
+        .collect();
+    scored.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    if noisy {
+        scored.reverse();
+    }
+    let keep = all.len().div_ceil(3).max(1);
+    let mut chosen: Vec<usize> = scored.iter().take(keep).map(|(i, _)| *i).collect();
+    chosen.sort_unstable();
+    chosen.iter().map(|i| all[*i]).collect::<Vec<_>>().join(" ")
+}
+
+/// A WAV "reading" of `text`: one tone per word, 60 ms per character. A noisy miner drops 30 %.
+pub fn speak(text: &str, noisy: bool) -> Vec<u8> {
+    const RATE: u32 = 16_000;
+    let mut samples = Vec::new();
+    for (i, word) in text.split_whitespace().enumerate() {
+        let seconds = 0.06 * word.chars().count() as f64;
+        samples.extend(audio::tone(seconds, 180.0 + 40.0 * (i % 5) as f64, RATE));
+        samples.extend(std::iter::repeat_n(0i16, (RATE / 20) as usize));
+    }
+    if samples.is_empty() {
+        samples = audio::tone(0.3, 200.0, RATE);
+    }
+    if noisy {
+        samples.truncate(samples.len() * 7 / 10);
+    }
+    audio::wav_pcm16(&samples, RATE, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_are_shorter_extracts_in_order() {
+        let text = "Cats sleep a lot. Cats like warm places and cats purr. Dogs bark. The weather was fine.";
+        let s = summarize(text, false);
+        assert!(s.len() < text.len());
+        assert!(text.contains(s.split(". ").next().unwrap_or_default()));
+        assert_ne!(summarize(text, true), s);
+    }
+
+    #[test]
+    fn transcripts_come_from_the_audio_comment() {
+        let wav = audio::wav_pcm16(&audio::tone(0.5, 300.0, 8000), 8000, Some("the cat sat on the mat"));
+        assert_eq!(transcribe(wav.clone(), false), "the cat sat on the mat");
+        assert_eq!(transcribe(wav, true), "the uh sat on uh mat");
+    }
+
+    #[test]
+    fn speech_is_a_playable_wav_that_grows_with_the_text() {
+        let short = audio::probe(Bytes::from(speak("hi", false)), None).unwrap();
+        let long = audio::probe(Bytes::from(speak("hello there general", false)), None).unwrap();
+        assert!(long.info.duration_s > short.info.duration_s);
+        assert_eq!(long.info.sample_rate, 16_000);
+    }
+}
