@@ -34,6 +34,9 @@ enum Command {
         /// Base of URLs handed to clients (audio results); defaults to http://BIND.
         #[arg(long, env = "TAOGATE_PUBLIC_URL")]
         public_url: Option<String>,
+        /// How long simulated `slow` miners take to answer, in milliseconds.
+        #[arg(long, env = "TAOGATE_SIM_SLOW_MS", default_value_t = 600)]
+        sim_slow_ms: u64,
     },
     /// Measure the local server.
     Bench {
@@ -95,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     match cli.command {
-        Command::Serve { bind, data_dir, miners, public_url } => {
+        Command::Serve { bind, data_dir, miners, public_url, sim_slow_ms } => {
             let settings = Settings::from_env()?;
             let running = taogate_cli::serve::start(ServeOptions {
                 bind,
@@ -103,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
                 miners: MinerSource::parse(&miners)?,
                 public_url,
                 workers: settings.max_concurrent_tasks,
+                sim_slow: Duration::from_millis(sim_slow_ms),
                 settings,
             })
             .await?;
@@ -124,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
                         miners: MinerSource::parse("sim:1")?,
                         public_url: None,
                         workers: 0,
+                        sim_slow: Duration::ZERO,
                         settings: Settings::from_env()?,
                     })
                     .await?;

@@ -16,7 +16,7 @@ use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::runtime::run_pool;
 use taogate_shared::scoring::Weights;
 use taogate_shared::worker::{AttemptPolicy, Worker};
-use taogate_simulator::{SimOptions, SimulatedSubnet};
+use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
 use tracing::info;
 
@@ -30,16 +30,29 @@ pub enum MinerSource {
 }
 
 impl MinerSource {
-    /// Parses `sim:N` or a file path.
+    /// Parses `sim:N` (N miners of the default mix), `sim:good,slow,…` (one miner per named
+    /// behaviour) or a file path.
     pub fn parse(raw: &str) -> anyhow::Result<Self> {
-        match raw.strip_prefix("sim:") {
-            Some(n) => {
-                let n: usize = n.parse().context("sim:N needs a number of miners")?;
-                anyhow::ensure!((1..=256).contains(&n), "sim:N takes 1 to 256 miners");
-                Ok(Self::Simulated(SimOptions::mixed(n)))
-            }
-            None => Ok(Self::File(PathBuf::from(raw))),
+        let Some(spec) = raw.strip_prefix("sim:") else {
+            return Ok(Self::File(PathBuf::from(raw)));
+        };
+        if let Ok(n) = spec.parse::<usize>() {
+            anyhow::ensure!((1..=256).contains(&n), "sim:N takes 1 to 256 miners");
+            return Ok(Self::Simulated(SimOptions::mixed(n)));
         }
+        let behaviours = spec
+            .split(',')
+            .map(|name| {
+                Behaviour::parse(name.trim()).with_context(|| {
+                    format!("unknown simulated behaviour {name:?}; use good, noisy, slow, erroring, garbage, blacklisting or unreachable")
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        anyhow::ensure!(behaviours.len() <= 256, "a simulated subnet has at most 256 miners");
+        Ok(Self::Simulated(SimOptions {
+            behaviours,
+            ..SimOptions::mixed(0)
+        }))
     }
 }
 
@@ -56,6 +69,8 @@ pub struct ServeOptions {
     pub public_url: Option<String>,
     /// Worker slots; 0 runs the API alone (used by the submit benchmark).
     pub workers: usize,
+    /// How long simulated `slow` miners take.
+    pub sim_slow: std::time::Duration,
     /// Configuration.
     pub settings: Settings,
 }
@@ -88,6 +103,43 @@ impl Running {
     }
 }
 
+/// The worker the local runtime runs: the embedded stores, the given directory, the axon client.
+pub fn build_worker(
+    settings: &Settings,
+    db: Database,
+    blobs: BlobDir,
+    directory: StaticDirectory,
+    hotkey: Arc<Hotkey>,
+) -> anyhow::Result<Worker<Database, BlobDir, StaticDirectory, AxonClient>> {
+    let client = AxonClient::new(
+        hotkey.clone(),
+        AxonClientConfig {
+            synapse_name: settings.synapse_name.clone(),
+            dendrite_version: settings.dendrite_version,
+            dendrite_ip: "0.0.0.0".into(),
+            max_response_bytes: settings.max_response_bytes,
+        },
+    )?;
+    Ok(Worker {
+        tasks: db,
+        blobs,
+        directory,
+        client,
+        policy: AttemptPolicy {
+            miners_per_request: settings.max_miners_per_request,
+            deadline: settings.task_timeout,
+            weights: Weights {
+                accuracy: settings.accuracy_weight,
+                speed: settings.speed_weight,
+            },
+            own_hotkey: hotkey.ss58().to_owned(),
+        },
+        max_attempts: settings.max_attempts,
+        lease: settings.lease(),
+        callbacks: CallbackSender::new(settings.callback_allowlist.clone(), settings.callback_max_attempts),
+    })
+}
+
 /// Starts the server and the worker pool.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let settings = options.settings;
@@ -114,6 +166,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let (subnet, directory) = match options.miners {
         MinerSource::Simulated(mut sim) => {
             sim.synapse_name = settings.synapse_name.clone();
+            sim.slow_delay = options.sim_slow;
             sim.netuid = settings.netuid;
             let subnet = SimulatedSubnet::start(sim).await?;
             let directory = StaticDirectory::new(subnet.snapshot());
@@ -125,33 +178,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         ),
     };
 
-    let client = AxonClient::new(
-        hotkey.clone(),
-        AxonClientConfig {
-            synapse_name: settings.synapse_name.clone(),
-            dendrite_version: settings.dendrite_version,
-            dendrite_ip: "0.0.0.0".into(),
-            max_response_bytes: settings.max_response_bytes,
-        },
-    )?;
-    let worker = Arc::new(Worker {
-        tasks: db.clone(),
-        blobs: blobs.clone(),
-        directory: directory.clone(),
-        client,
-        policy: AttemptPolicy {
-            miners_per_request: settings.max_miners_per_request,
-            deadline: settings.task_timeout,
-            weights: Weights {
-                accuracy: settings.accuracy_weight,
-                speed: settings.speed_weight,
-            },
-            own_hotkey: hotkey.ss58().to_owned(),
-        },
-        max_attempts: settings.max_attempts,
-        lease: settings.lease(),
-        callbacks: CallbackSender::new(settings.callback_allowlist.clone(), settings.callback_max_attempts),
-    });
+    let worker = Arc::new(build_worker(&settings, db.clone(), blobs.clone(), directory.clone(), hotkey.clone())?);
 
     let router = api::submit_routes(SubmitState {
         tasks: db.clone(),

@@ -244,3 +244,50 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod fixture_tests {
+    //! Real encoded speech from `testdata/audio` (see its README for how it was made).
+    use super::*;
+
+    fn fixture(name: &str) -> Bytes {
+        let path = format!("{}/../testdata/audio/{name}", env!("CARGO_MANIFEST_DIR"));
+        Bytes::from(std::fs::read(path).unwrap())
+    }
+
+    #[test]
+    fn every_supported_format_probes_with_plausible_measurements() {
+        for (name, format) in [
+            ("speech.wav", "wav"),
+            ("speech.flac", "flac"),
+            ("speech.mp3", "mp3"),
+            ("speech.ogg", "ogg"),
+        ] {
+            let p = probe(fixture(name), Some(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(p.info.format, format, "{name}");
+            assert_eq!(p.info.sample_rate, 16_000, "{name}");
+            assert_eq!(p.info.channels, 1, "{name}");
+            assert!((2.0..4.0).contains(&p.info.duration_s), "{name}: {}", p.info.duration_s);
+        }
+    }
+
+    #[test]
+    fn tagged_formats_carry_their_transcript() {
+        for name in ["speech.flac", "speech.ogg", "speech.mp3"] {
+            let p = probe(fixture(name), None).unwrap();
+            assert_eq!(
+                p.comment.as_deref(),
+                Some("the quick brown fox jumps over the lazy dog"),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_content_decides_not_the_name() {
+        assert_eq!(probe(fixture("speech.flac"), Some("speech.wav")).unwrap().info.format, "flac");
+        let mut cut = fixture("speech.mp3").to_vec();
+        cut.truncate(3);
+        assert!(probe(Bytes::from(cut), Some("x.mp3")).is_err());
+    }
+}

@@ -46,10 +46,17 @@ impl Database {
                 )?,
                 ..Recovery::default()
             };
-            tx.execute(
-                "UPDATE tasks SET lease_until = NULL WHERE status = 'processing'",
-                [],
-            )?;
+            let leased: Vec<String> = tx
+                .prepare("SELECT id FROM tasks WHERE status = 'processing' AND lease_until IS NOT NULL")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            for id in leased {
+                if let Some(mut task) = load(&tx, &id)? {
+                    let expected = (task.status, task.attempts);
+                    task.lease_until = None;
+                    replace(&tx, &task, expected)?;
+                }
+            }
             let orphans: Vec<String> = tx
                 .prepare(
                     "SELECT id FROM tasks t WHERE status IN ('pending', 'processing')

@@ -1,0 +1,202 @@
+//! The task lifecycle: priority order, restart, duplicate delivery, retries ending in `failed`
+//! with a dead letter, and configuration refused at start.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use taogate_shared::bittensor::{Hotkey, StaticDirectory};
+use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis};
+use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
+use taogate_shared::ports::{TaskQueue, TaskReader, TaskWriter};
+use taogate_shared::worker::Disposition;
+use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
+
+use super::support::{Api, ServeProcess, in_process, settings};
+
+#[tokio::test]
+async fn with_the_queue_backed_up_high_work_finishes_before_low_work() {
+    let dir = tempfile::tempdir().unwrap();
+    // First run: the API alone, so the queue fills up.
+    let running = in_process(dir.path(), "sim:good", 0, &[]).await;
+    let api = Api::new(running.addr);
+    let mut low = Vec::new();
+    let mut high = Vec::new();
+    for i in 0..8 {
+        let (s, a) = api.post_json("/api/v1/tts", &json!({"text": format!("low {i}"), "source_language": "en", "priority": "low"})).await;
+        assert_eq!(s, 202);
+        low.push(a["task_id"].as_str().unwrap().to_owned());
+    }
+    for i in 0..8 {
+        let (s, a) = api.post_json("/api/v1/tts", &json!({"text": format!("high {i}"), "source_language": "en", "priority": "high"})).await;
+        assert_eq!(s, 202);
+        high.push(a["task_id"].as_str().unwrap().to_owned());
+    }
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(health["queue_depth"]["low"], 8, "{health}");
+    assert_eq!(health["queue_depth"]["high"], 8, "{health}");
+    running.shutdown().await.unwrap();
+
+    // Second run: one worker drains the backlog.
+    let running = in_process(dir.path(), "sim:good", 1, &[]).await;
+    let api = Api::new(running.addr);
+    let started = |ids: &[String]| {
+        let ids = ids.to_vec();
+        let api = &api;
+        async move {
+            let mut out = Vec::new();
+            for id in ids {
+                let t = api.wait_terminal(&id, Duration::from_secs(60)).await;
+                assert_eq!(t["status"], "completed", "{t}");
+                out.push(t["started_at"].as_str().unwrap().to_owned());
+            }
+            out
+        }
+    };
+    let high_started = started(&high).await;
+    let low_started = started(&low).await;
+    let last_high = high_started.iter().max().unwrap();
+    let first_low = low_started.iter().min().unwrap();
+    assert!(last_high <= first_low, "a low task started at {first_low}, before the last high one at {last_high}");
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_task_accepted_before_a_kill_completes_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let slow = [("TASK_TIMEOUT", "20"), ("TAOGATE_SIM_SLOW_MS", "5000")];
+    let server = ServeProcess::spawn(&data, "sim:slow,slow", &slow);
+    let api = Api::new(server.addr);
+    let (status, accepted) = api.post_json("/api/v1/tts", &json!({"text": "survive the crash", "source_language": "en"})).await;
+    assert_eq!(status, 202);
+    let id = accepted["task_id"].as_str().unwrap().to_owned();
+    api.wait_status(&id, "processing", Duration::from_secs(10)).await;
+    server.kill(); // SIGKILL mid-task: the miners have not answered yet
+
+    let server = ServeProcess::spawn(&data, "sim:good,good", &[("TASK_TIMEOUT", "5")]);
+    let api = Api::new(server.addr);
+    let task = api.wait_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "completed", "{task}\n{}", server.log());
+    assert_eq!(task["attempts"], 2, "the killed attempt counts: {task}");
+}
+
+async fn worker_setup(dir: &std::path::Path, behaviours: Vec<Behaviour>, pairs: &[(&str, &str)]) -> (Database, SimulatedSubnet, taogate_shared::worker::Worker<Database, BlobDir, StaticDirectory, taogate_shared::bittensor::AxonClient>) {
+    let settings = settings(pairs);
+    let db = Database::open(dir, QueuePolicy { max_receives: settings.max_attempts, starvation_age_ms: 60_000 }).unwrap();
+    let subnet = SimulatedSubnet::start(SimOptions { behaviours, ..SimOptions::mixed(0) }).await.unwrap();
+    let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
+    let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri).unwrap());
+    let worker = taogate_cli::serve::build_worker(&settings, db.clone(), blobs, StaticDirectory::new(subnet.snapshot()), hotkey).unwrap();
+    (db, subnet, worker)
+}
+
+fn text_task(text: &str) -> Task {
+    Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text { text: text.into() },
+        None,
+        now_millis(),
+    )
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_is_processed_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, subnet, worker) = worker_setup(dir.path(), vec![Behaviour::Good, Behaviour::Good], &[]).await;
+    let task = text_task("One sentence here. Another sentence there. A third one to summarize well.");
+    db.insert(&task).await.unwrap();
+    // SQS may deliver a message twice: two copies reach two workers at the same time.
+    db.send(task.id, task.priority).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+    let deliveries = db.receive(10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(deliveries.len(), 2);
+    let (a, b) = tokio::join!(worker.handle(&deliveries[0]), worker.handle(&deliveries[1]));
+    let done = [a, b].iter().filter(|d| **d == Disposition::Done).count();
+    assert!(done >= 1, "{a:?} {b:?}");
+    assert_eq!(subnet.served(0), 1, "miner 0 was queried once");
+    assert_eq!(subnet.served(1), 1, "miner 1 was queried once");
+
+    // A late copy after completion is acknowledged without any work.
+    let late = taogate_shared::ports::Delivery { receive_count: 3, ..deliveries[0].clone() };
+    assert_eq!(worker.handle(&late).await, Disposition::Done);
+    assert_eq!(subnet.served(0), 1);
+    let stored = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, TaskStatus::Completed);
+    assert_eq!(stored.attempts, 1);
+}
+
+#[tokio::test]
+async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = in_process(dir.path(), "sim:erroring,garbage", 2, &[("MAX_ATTEMPTS", "3")]).await;
+    let api = Api::new(running.addr);
+    let (status, accepted) = api
+        .post_json("/api/v1/summarization", &json!({"text": "x".repeat(60) + ". Some more words to make it a summary input.", "source_language": "en"}))
+        .await;
+    assert_eq!(status, 202);
+    let id = accepted["task_id"].as_str().unwrap().to_owned();
+    let task = api.wait_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    assert_eq!(task["attempts"], 3);
+    let reason = task["error_message"].as_str().unwrap();
+    assert!(reason.contains("failed after 3 attempts"), "{reason}");
+    assert!(reason.contains("miner_error") && reason.contains("invalid_answer"), "{reason}");
+    assert_eq!(task["candidates"].as_array().unwrap().len(), 2);
+
+    let started = std::time::Instant::now();
+    loop {
+        let dead = running.db.dead_letters().await.unwrap();
+        if dead.iter().any(|d| d.to_string() == id) {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "the message never reached the dead letters");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(health["queues"]["normal"]["dead"], 1, "{health}");
+    assert_eq!(health["tasks"]["failed"], 1, "{health}");
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_processing_task_is_retaken_after_its_lease_and_the_stale_worker_cannot_finish_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), QueuePolicy { max_receives: 3, starvation_age_ms: 60_000 }).unwrap();
+    let task = text_task("A text long enough to be a valid summarization input for the test.");
+    db.insert(&task).await.unwrap();
+    let now = now_millis();
+    let first = db.claim(task.id, now, Duration::from_millis(100)).await.unwrap();
+    assert!(matches!(first, taogate_shared::domain::ClaimOutcome::Claimed(_)));
+    assert!(matches!(
+        db.claim(task.id, now + 50, Duration::from_secs(1)).await.unwrap(),
+        taogate_shared::domain::ClaimOutcome::Leased(_)
+    ));
+    let second = db.claim(task.id, now + 150, Duration::from_secs(1)).await.unwrap();
+    let taogate_shared::domain::ClaimOutcome::Claimed(retaken) = second else { panic!("{second:?}") };
+    assert_eq!(retaken.attempts, 2);
+    let end = taogate_shared::ports::AttemptEnd::Failed { reason: "stale".into(), candidates: vec![] };
+    let stale = db.end_attempt(task.id, 1, end, now + 200).await;
+    assert!(matches!(stale, Err(taogate_shared::ports::StoreError::Conflict(_))), "{stale:?}");
+    assert_eq!(db.get(task.id).await.unwrap().unwrap().status, TaskStatus::Processing);
+}
+
+#[test]
+fn invalid_configuration_is_refused_at_start_with_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taogate"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env("ACCURACY_WEIGHT", "0.5")
+        .env("MAX_CONCURRENT_TASKS", "0")
+        .env("TASK_TIMEOUT", "soon")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in ["sum to 1", "MAX_CONCURRENT_TASKS", "TASK_TIMEOUT"] {
+        assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
+    }
+}

@@ -1,0 +1,148 @@
+//! End to end against `taogate serve` with simulated miners: every service completes with scores
+//! and candidates, and TTS audio is served as a playable WAV.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::json;
+
+use super::support::{Api, ServeProcess, fixture, multipart, wav_with_transcript};
+
+const ENV: &[(&str, &str)] = &[("MAX_MINERS_PER_REQUEST", "6"), ("TASK_TIMEOUT", "5")];
+
+fn assert_scored(task: &serde_json::Value) {
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["attempts"], 1);
+    let result = &task["result"];
+    for key in ["accuracy_score", "speed_score", "combined_score", "processing_time"] {
+        let v = result[key].as_f64().unwrap_or(-1.0);
+        assert!((0.0..=1.0).contains(&v) || key == "processing_time", "{key}={v}");
+    }
+    assert_eq!(task["accuracy_score"], result["accuracy_score"]);
+    assert_eq!(task["processing_time"], result["processing_time"]);
+    let candidates = task["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 6, "all six simulated miners are queried");
+    let outcome = |uid: u64| {
+        candidates.iter().find(|c| c["uid"] == uid).unwrap()["outcome"].as_str().unwrap().to_owned()
+    };
+    // The default mix: good, slow, noisy, erroring, garbage, unreachable.
+    assert_eq!(outcome(0), "success");
+    assert_eq!(outcome(1), "success");
+    assert_eq!(outcome(2), "success");
+    assert_eq!(outcome(3), "miner_error");
+    assert_eq!(outcome(4), "invalid_answer");
+    assert_eq!(outcome(5), "unavailable");
+    assert_eq!(result["miner_uid"], 0, "the fast, agreeing miner wins: {task}");
+}
+
+#[tokio::test]
+async fn every_service_completes_with_scores_and_candidates() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(&dir.path().join("data"), "sim:6", ENV);
+    let api = Api::new(server.addr);
+
+    let transcript = "please transcribe this short sentence";
+    let (status, accepted) = api
+        .post_multipart(
+            "/api/v1/transcription",
+            multipart(&[
+                ("audio_file", Some("clip.wav"), &wav_with_transcript(transcript)),
+                ("source_language", None, b"EN"),
+                ("priority", None, b"high"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(accepted["status"], "pending");
+    assert_eq!(accepted["source_language"], "en");
+    assert_eq!(accepted["priority"], "high");
+    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_scored(&task);
+    assert_eq!(task["result"]["output_text"], transcript);
+
+    let article = "Rust is a systems programming language. It guarantees memory safety without a garbage collector. \
+        Its ownership model checks borrowing at compile time. Many teams adopt Rust for network services. \
+        The compiler's messages are known to be helpful. Rust also has a strong package ecosystem.";
+    let (status, accepted) = api
+        .post_json("/api/v1/summarization", &json!({"text": article, "source_language": "en"}))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_scored(&task);
+    let summary = task["result"]["output_text"].as_str().unwrap();
+    assert!(!summary.is_empty() && summary.len() < article.len(), "{summary}");
+
+    let (status, accepted) = api
+        .post_json("/api/v1/tts", &json!({"text": "  Hello from the gateway.  ", "source_language": "en", "priority": "low"}))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    assert_scored(&task);
+    let url = task["result"]["audio_url"].as_str().expect("audio is served by URL");
+    assert!(task["result"].get("output_text").is_none());
+    let audio = api.http.get(url).send().await.unwrap();
+    assert_eq!(audio.headers()["content-type"], "audio/wav");
+    let wav = audio.bytes().await.unwrap();
+    let probe = taogate_shared::audio::probe(Bytes::from(wav.to_vec()), None).expect("a playable WAV");
+    assert_eq!(probe.info.format, "wav");
+    assert!(probe.info.duration_s > 0.5);
+}
+
+#[tokio::test]
+async fn real_speech_in_every_container_is_accepted_and_transcribed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(&dir.path().join("data"), "sim:good,good", &[("TASK_TIMEOUT", "5")]);
+    let api = Api::new(server.addr);
+    for name in ["speech.flac", "speech.ogg", "speech.mp3"] {
+        let audio = fixture(name);
+        let (status, accepted) = api
+            .post_multipart(
+                "/api/v1/transcription",
+                multipart(&[("audio_file", Some(name), &audio), ("source_language", None, b"en")]),
+            )
+            .await;
+        assert_eq!(status, 202, "{name}: {accepted}");
+        let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        assert_eq!(task["status"], "completed", "{name}: {task}");
+        assert_eq!(task["result"]["output_text"], "the quick brown fox jumps over the lazy dog", "{name}");
+    }
+}
+
+#[tokio::test]
+async fn a_callback_receives_the_terminal_state() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = received.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
+            let sink = sink.clone();
+            async move {
+                sink.lock().unwrap().push(v);
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(&dir.path().join("data"), "sim:good,good", &[("CALLBACK_ALLOWLIST", "127.0.0.0/8")]);
+    let api = Api::new(server.addr);
+    let (status, accepted) = api
+        .post_json("/api/v1/tts", &json!({"text": "call me back", "source_language": "en", "callback_url": hook}))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["task_id"].as_str().unwrap().to_owned();
+    api.wait_terminal(&id, Duration::from_secs(30)).await;
+    let started = std::time::Instant::now();
+    while received.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1, "exactly one delivery: {got:?}");
+    assert_eq!(got[0]["task_id"], id);
+    assert_eq!(got[0]["status"], "completed");
+    assert!(got[0]["result"]["audio_url"].as_str().is_some());
+}

@@ -1,0 +1,194 @@
+//! The shared harness: a `taogate serve` process or an in-process runtime, a client, polling,
+//! and raw multipart bodies.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use taogate_cli::serve::{MinerSource, Running, ServeOptions};
+use taogate_shared::config::Settings;
+
+/// Test audio from `testdata/audio`.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../testdata/audio/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// A WAV of a tone whose comment tag carries `transcript`.
+pub fn wav_with_transcript(transcript: &str) -> Vec<u8> {
+    let samples = taogate_shared::audio::tone(1.0, 330.0, 16_000);
+    taogate_shared::audio::wav_pcm16(&samples, 16_000, Some(transcript))
+}
+
+/// Settings from `pairs`, defaults elsewhere.
+pub fn settings(pairs: &[(&str, &str)]) -> Settings {
+    Settings::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
+        .expect("test settings are valid")
+}
+
+/// Starts the runtime in this process on a free port.
+pub async fn in_process(dir: &Path, miners: &str, workers: usize, pairs: &[(&str, &str)]) -> Running {
+    taogate_cli::serve::start(ServeOptions {
+        bind: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.to_owned(),
+        miners: MinerSource::parse(miners).unwrap(),
+        public_url: None,
+        workers,
+        sim_slow: Duration::from_millis(300),
+        settings: settings(pairs),
+    })
+    .await
+    .expect("runtime starts")
+}
+
+/// A `taogate serve` child process; killed when dropped.
+pub struct ServeProcess {
+    child: Child,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    log: PathBuf,
+}
+
+impl ServeProcess {
+    /// Spawns `taogate serve` on a free port with `env`, and waits until it listens.
+    pub fn spawn(data_dir: &Path, miners: &str, env: &[(&str, &str)]) -> Self {
+        let log = data_dir.with_extension(format!("{}.log", std::process::id()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_taogate"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--miners", miners])
+            .arg("--data-dir")
+            .arg(data_dir)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("taogate starts");
+        let started = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(rest) = text.split("taogate listening on http://").nth(1) {
+                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return Self { child, addr, log };
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "taogate did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Kills the process at once (SIGKILL): no shutdown code runs.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The process's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ServeProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client for `addr`.
+pub struct Api {
+    /// The client.
+    pub http: reqwest::Client,
+    /// `http://addr`.
+    pub base: String,
+}
+
+impl Api {
+    /// A client of the server at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("http://{addr}"),
+        }
+    }
+
+    /// POSTs JSON and returns the status and body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let r = self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// POSTs a multipart body built by [`multipart`].
+    pub async fn post_multipart(&self, path: &str, (content_type, body): (String, Vec<u8>)) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs JSON.
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls a task until it is completed or failed.
+    pub async fn wait_terminal(&self, id: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, task) = self.get(&format!("/api/v1/tasks/{id}")).await;
+            assert_eq!(status, 200, "{task}");
+            if matches!(task["status"].as_str(), Some("completed" | "failed")) {
+                return task;
+            }
+            assert!(started.elapsed() < limit, "task {id} still {} after {limit:?}", task["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Polls until the task reaches `status`.
+    pub async fn wait_status(&self, id: &str, status: &str, limit: Duration) -> Value {
+        let started = Instant::now();
+        loop {
+            let (_, task) = self.get(&format!("/api/v1/tasks/{id}")).await;
+            if task["status"] == status {
+                return task;
+            }
+            assert!(started.elapsed() < limit, "task {id} never reached {status}: {task}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// One multipart part: name, optional filename, bytes.
+pub type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A multipart/form-data body; returns the content type and the bytes.
+pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
+    let boundary = "taogate-test-boundary-7d1f";
+    let mut body = Vec::new();
+    for (name, filename, data) in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        match filename {
+            Some(f) => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes(),
+            ),
+            None => body.extend_from_slice(format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes()),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
