@@ -47,7 +47,11 @@ impl std::fmt::Display for Report {
 }
 
 /// Runs the load against `addr` for `duration` over `connections` connections.
-pub async fn submit(addr: SocketAddr, connections: usize, duration: Duration) -> anyhow::Result<Report> {
+pub async fn submit(
+    addr: SocketAddr,
+    connections: usize,
+    duration: Duration,
+) -> anyhow::Result<Report> {
     let body = Bytes::from_static(br#"{"text":"The quick brown fox jumps over the lazy dog.","source_language":"en","priority":"normal"}"#);
     let started = Instant::now();
     let deadline = started + duration;
@@ -57,7 +61,8 @@ pub async fn submit(addr: SocketAddr, connections: usize, duration: Duration) ->
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
             tokio::spawn(conn);
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;

@@ -9,7 +9,11 @@ use taogate_cli::serve::{MinerSource, ServeOptions};
 use taogate_shared::config::Settings;
 
 #[derive(Parser)]
-#[command(name = "taogate", version, about = "HTTPS gateway to a Bittensor audio subnet")]
+#[command(
+    name = "taogate",
+    version,
+    about = "HTTPS gateway to a Bittensor audio subnet"
+)]
 struct Cli {
     /// Log as JSON lines instead of text.
     #[arg(long, global = true, env = "TAOGATE_LOG_JSON")]
@@ -65,7 +69,9 @@ enum BenchCommand {
 fn init_tracing(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -77,13 +83,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -98,7 +105,13 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_json);
     match cli.command {
-        Command::Serve { bind, data_dir, miners, public_url, sim_slow_ms } => {
+        Command::Serve {
+            bind,
+            data_dir,
+            miners,
+            public_url,
+            sim_slow_ms,
+        } => {
             let settings = Settings::from_env()?;
             let running = taogate_cli::serve::start(ServeOptions {
                 bind,
@@ -110,13 +123,29 @@ async fn main() -> anyhow::Result<()> {
                 settings,
             })
             .await?;
-            eprintln!("taogate listening on http://{} (docs at /docs)", running.addr);
+            eprintln!(
+                "taogate listening on http://{} (docs at /docs)",
+                running.addr
+            );
             shutdown_signal().await;
             running.shutdown().await
         }
-        Command::Bench { what: BenchCommand::Submit { connections, seconds, target } } => {
-            anyhow::ensure!((1..=1024).contains(&connections), "--connections takes 1 to 1024");
-            anyhow::ensure!(seconds > 0.0 && seconds <= 300.0, "--seconds takes up to 300");
+        Command::Bench {
+            what:
+                BenchCommand::Submit {
+                    connections,
+                    seconds,
+                    target,
+                },
+        } => {
+            anyhow::ensure!(
+                (1..=1024).contains(&connections),
+                "--connections takes 1 to 1024"
+            );
+            anyhow::ensure!(
+                seconds > 0.0 && seconds <= 300.0,
+                "--seconds takes up to 300"
+            );
             let duration = Duration::from_secs_f64(seconds);
             let (addr, local) = match target {
                 Some(addr) => (addr, None),
@@ -135,7 +164,9 @@ async fn main() -> anyhow::Result<()> {
                     (running.addr, Some((running, dir)))
                 }
             };
-            eprintln!("sending TTS submissions to {addr} on {connections} connections for {seconds} s");
+            eprintln!(
+                "sending TTS submissions to {addr} on {connections} connections for {seconds} s"
+            );
             let report = taogate_cli::bench::submit(addr, connections, duration).await?;
             println!("{report}");
             if let Some((running, dir)) = local {

@@ -48,7 +48,10 @@ impl MinerSource {
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        anyhow::ensure!(behaviours.len() <= 256, "a simulated subnet has at most 256 miners");
+        anyhow::ensure!(
+            behaviours.len() <= 256,
+            "a simulated subnet has at most 256 miners"
+        );
         Ok(Self::Simulated(SimOptions {
             behaviours,
             ..SimOptions::mixed(0)
@@ -136,7 +139,10 @@ pub fn build_worker(
         },
         max_attempts: settings.max_attempts,
         lease: settings.lease(),
-        callbacks: CallbackSender::new(settings.callback_allowlist.clone(), settings.callback_max_attempts),
+        callbacks: CallbackSender::new(
+            settings.callback_allowlist.clone(),
+            settings.callback_max_attempts,
+        ),
     })
 }
 
@@ -160,7 +166,9 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;
     let addr = listener.local_addr()?;
-    let public_url = options.public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let public_url = options
+        .public_url
+        .unwrap_or_else(|| format!("http://{addr}"));
     let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url)?;
 
     let (subnet, directory) = match options.miners {
@@ -178,7 +186,13 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         ),
     };
 
-    let worker = Arc::new(build_worker(&settings, db.clone(), blobs.clone(), directory.clone(), hotkey.clone())?);
+    let worker = Arc::new(build_worker(
+        &settings,
+        db.clone(),
+        blobs.clone(),
+        directory.clone(),
+        hotkey.clone(),
+    )?);
 
     let router = api::submit_routes(SubmitState {
         tasks: db.clone(),

@@ -59,13 +59,16 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
             NotAudio("the file is not a supported audio format (WAV, FLAC, MP3, OGG/Vorbis)".into())
         })?;
 
-    let mut comment = probed.metadata.get().and_then(|m| {
-        m.current()
-            .and_then(|rev| find_comment(rev.tags()))
-    });
+    let mut comment = probed
+        .metadata
+        .get()
+        .and_then(|m| m.current().and_then(|rev| find_comment(rev.tags())));
     let format = &mut probed.format;
     if comment.is_none() {
-        comment = format.metadata().current().and_then(|rev| find_comment(rev.tags()));
+        comment = format
+            .metadata()
+            .current()
+            .and_then(|rev| find_comment(rev.tags()));
     }
 
     let track = format
@@ -134,7 +137,9 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
 
 fn find_comment(tags: &[symphonia::core::meta::Tag]) -> Option<String> {
     tags.iter()
-        .find(|t| t.std_key == Some(StandardTagKey::Comment) || t.key.eq_ignore_ascii_case("comment"))
+        .find(|t| {
+            t.std_key == Some(StandardTagKey::Comment) || t.key.eq_ignore_ascii_case("comment")
+        })
         .map(|t| t.value.to_string().trim_end_matches('\0').to_owned())
 }
 
@@ -220,13 +225,20 @@ mod tests {
         assert_eq!(p.info.format, "wav");
         assert_eq!(p.info.sample_rate, 16_000);
         assert_eq!(p.info.channels, 1);
-        assert!((p.info.duration_s - 1.5).abs() < 0.01, "{}", p.info.duration_s);
+        assert!(
+            (p.info.duration_s - 1.5).abs() < 0.01,
+            "{}",
+            p.info.duration_s
+        );
         assert_eq!(p.comment.as_deref(), Some("hello world"));
     }
 
     #[test]
     fn text_renamed_to_wav_is_refused() {
-        let err = probe(Bytes::from_static(b"this is not audio at all"), Some("x.wav"));
+        let err = probe(
+            Bytes::from_static(b"this is not audio at all"),
+            Some("x.wav"),
+        );
         assert!(err.is_err());
     }
 
@@ -267,7 +279,11 @@ mod fixture_tests {
             assert_eq!(p.info.format, format, "{name}");
             assert_eq!(p.info.sample_rate, 16_000, "{name}");
             assert_eq!(p.info.channels, 1, "{name}");
-            assert!((2.0..4.0).contains(&p.info.duration_s), "{name}: {}", p.info.duration_s);
+            assert!(
+                (2.0..4.0).contains(&p.info.duration_s),
+                "{name}: {}",
+                p.info.duration_s
+            );
         }
     }
 
@@ -285,7 +301,13 @@ mod fixture_tests {
 
     #[test]
     fn the_content_decides_not_the_name() {
-        assert_eq!(probe(fixture("speech.flac"), Some("speech.wav")).unwrap().info.format, "flac");
+        assert_eq!(
+            probe(fixture("speech.flac"), Some("speech.wav"))
+                .unwrap()
+                .info
+                .format,
+            "flac"
+        );
         let mut cut = fixture("speech.mp3").to_vec();
         cut.truncate(3);
         assert!(probe(Bytes::from(cut), Some("x.mp3")).is_err());

@@ -52,19 +52,28 @@ pub fn ip_allowed(ip: IpAddr, allowlist: &[IpNet]) -> bool {
 /// Checks a callback URL at submission.
 pub fn parse_callback_url(raw: &str, allowlist: &[IpNet]) -> Result<Url, InvalidValue> {
     if raw.len() > MAX_URL_LEN {
-        return Err(InvalidValue(format!("callback_url is longer than {MAX_URL_LEN} characters")));
+        return Err(InvalidValue(format!(
+            "callback_url is longer than {MAX_URL_LEN} characters"
+        )));
     }
-    let url = Url::parse(raw.trim()).map_err(|e| InvalidValue(format!("callback_url is not a valid URL: {e}")))?;
+    let url = Url::parse(raw.trim())
+        .map_err(|e| InvalidValue(format!("callback_url is not a valid URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(InvalidValue("callback_url must use http or https".into()));
     }
-    let refused = || InvalidValue("callback_url points to a private, loopback or link-local address".into());
+    let refused =
+        || InvalidValue("callback_url points to a private, loopback or link-local address".into());
     match url.host() {
         None => return Err(InvalidValue("callback_url has no host".into())),
-        Some(url::Host::Ipv4(ip)) if !ip_allowed(IpAddr::V4(ip), allowlist) => return Err(refused()),
-        Some(url::Host::Ipv6(ip)) if !ip_allowed(IpAddr::V6(ip), allowlist) => return Err(refused()),
+        Some(url::Host::Ipv4(ip)) if !ip_allowed(IpAddr::V4(ip), allowlist) => {
+            return Err(refused());
+        }
+        Some(url::Host::Ipv6(ip)) if !ip_allowed(IpAddr::V6(ip), allowlist) => {
+            return Err(refused());
+        }
         Some(url::Host::Domain(d))
-            if (d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost"))
+            if (d.eq_ignore_ascii_case("localhost")
+                || d.to_ascii_lowercase().ends_with(".localhost"))
                 && !ip_allowed(IpAddr::from([127, 0, 0, 1]), allowlist) =>
         {
             return Err(refused());
@@ -109,9 +118,18 @@ impl CallbackSender {
     }
 
     /// POSTs `body` as JSON to `raw_url`.
-    pub async fn deliver(&self, raw_url: &str, body: &serde_json::Value) -> Result<u32, CallbackError> {
-        let url = parse_callback_url(raw_url, &self.allowlist).map_err(|e| CallbackError::Refused(e.0))?;
-        let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+    pub async fn deliver(
+        &self,
+        raw_url: &str,
+        body: &serde_json::Value,
+    ) -> Result<u32, CallbackError> {
+        let url = parse_callback_url(raw_url, &self.allowlist)
+            .map_err(|e| CallbackError::Refused(e.0))?;
+        let host = url
+            .host_str()
+            .unwrap_or_default()
+            .trim_matches(['[', ']'])
+            .to_owned();
         let port = url.port_or_known_default().unwrap_or(80);
         let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await

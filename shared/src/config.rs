@@ -136,7 +136,9 @@ impl Settings {
         if self.max_miners_per_request == 0 || self.max_miners_per_request > 64 {
             p.push("MAX_MINERS_PER_REQUEST must be between 1 and 64".into());
         }
-        if self.task_timeout < Duration::from_millis(100) || self.task_timeout > Duration::from_secs(900) {
+        if self.task_timeout < Duration::from_millis(100)
+            || self.task_timeout > Duration::from_secs(900)
+        {
             p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
         }
         if self.max_attempts == 0 || self.max_attempts > 100 {
@@ -146,7 +148,10 @@ impl Settings {
             p.push("CALLBACK_MAX_ATTEMPTS must be between 1 and 20".into());
         }
         if self.synapse_name.is_empty()
-            || !self.synapse_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            || !self
+                .synapse_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
             p.push("SYNAPSE_NAME must be a non-empty identifier".into());
         }
@@ -180,8 +185,10 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         match self.raw(name) {
             None => default,
             Some(v) => v.trim().parse().unwrap_or_else(|_| {
-                self.problems
-                    .push(format!("{name}={v:?} is not a valid {}", std::any::type_name::<T>()));
+                self.problems.push(format!(
+                    "{name}={v:?} is not a valid {}",
+                    std::any::type_name::<T>()
+                ));
                 default
             }),
         }

@@ -11,10 +11,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::bittensor::{MinerReply, MinerSnapshot, Miner, SynapseRequest};
+use crate::bittensor::{Miner, MinerReply, MinerSnapshot, SynapseRequest};
 use crate::domain::{
-    Candidate, ClaimOutcome, Millis, Priority, ServiceKind, StatusCounts, Task, TaskId,
-    TaskResult, TaskStatus,
+    Candidate, ClaimOutcome, Millis, Priority, ServiceKind, StatusCounts, Task, TaskId, TaskResult,
+    TaskStatus,
 };
 
 /// An infrastructure failure, translated once by the adapter.
@@ -165,7 +165,11 @@ pub struct QueueDepth {
 /// The priority-split task queue (SQS: one queue per class, each with a dead-letter queue).
 pub trait TaskQueue: Send + Sync + 'static {
     /// Queues a task.
-    fn send(&self, id: TaskId, priority: Priority) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn send(
+        &self,
+        id: TaskId,
+        priority: Priority,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Takes up to `max` messages, most urgent class first. Each becomes invisible for
     /// `visibility`; a message already received `max_receives` times goes to the dead letters
     /// instead.
@@ -177,9 +181,15 @@ pub trait TaskQueue: Send + Sync + 'static {
     /// Deletes a handled message.
     fn ack(&self, receipt: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Makes a message visible again after `delay`.
-    fn release(&self, receipt: &str, delay: Duration) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn release(
+        &self,
+        receipt: &str,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Depth per class, most urgent first.
-    fn depths(&self) -> impl Future<Output = Result<Vec<(Priority, QueueDepth)>, StoreError>> + Send;
+    fn depths(
+        &self,
+    ) -> impl Future<Output = Result<Vec<(Priority, QueueDepth)>, StoreError>> + Send;
 }
 
 /// Where the miners are: the metagraph snapshot.

@@ -29,10 +29,20 @@ impl Comparable {
     pub fn text(text: &str, language: Language) -> Self {
         let cleaned: String = text
             .chars()
-            .map(|c| if c.is_alphanumeric() { c.to_lowercase().next().unwrap_or(c) } else { ' ' })
+            .map(|c| {
+                if c.is_alphanumeric() {
+                    c.to_lowercase().next().unwrap_or(c)
+                } else {
+                    ' '
+                }
+            })
             .collect();
         let tokens = if language.is_unspaced() {
-            cleaned.chars().filter(|c| !c.is_whitespace()).map(String::from).collect()
+            cleaned
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .map(String::from)
+                .collect()
         } else {
             cleaned.split_whitespace().map(str::to_owned).collect()
         };
@@ -52,7 +62,11 @@ pub fn similarity(a: &Comparable, b: &Comparable) -> f64 {
         }
         (Comparable::Duration(x), Comparable::Duration(y)) => {
             let (lo, hi) = if x < y { (*x, *y) } else { (*y, *x) };
-            if hi <= 0.0 { 1.0 } else { (lo / hi).clamp(0.0, 1.0) }
+            if hi <= 0.0 {
+                1.0
+            } else {
+                (lo / hi).clamp(0.0, 1.0)
+            }
         }
         _ => 0.0,
     }
@@ -168,7 +182,10 @@ mod tests {
     #[test]
     fn unspaced_languages_compare_by_character() {
         let zh = Language::parse("zh").unwrap();
-        let s = similarity(&Comparable::text("你好世界", zh), &Comparable::text("你好世间", zh));
+        let s = similarity(
+            &Comparable::text("你好世界", zh),
+            &Comparable::text("你好世间", zh),
+        );
         assert!((s - 0.75).abs() < 1e-9);
     }
 

@@ -137,7 +137,11 @@ impl TaskView {
                 TaskOutput::Audio { .. } => None,
             };
             ResultView {
-                audio_url: if output_text.is_none() { audio_url } else { None },
+                audio_url: if output_text.is_none() {
+                    audio_url
+                } else {
+                    None
+                },
                 output_text,
                 model_used: r.model_used.clone(),
                 processing_time: r.processing_time,

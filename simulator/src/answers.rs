@@ -24,7 +24,10 @@ pub fn fill(body: &mut SynapseBody, behaviour: Behaviour) {
         .as_deref()
         .and_then(|d| B64.decode(d).ok())
         .unwrap_or_default();
-    let task_type = body.task_type.clone().unwrap_or_else(|| "transcription".into());
+    let task_type = body
+        .task_type
+        .clone()
+        .unwrap_or_else(|| "transcription".into());
     match behaviour {
         Behaviour::Erroring => {
             body.error_message = Some("pipeline failed: out of GPU memory".into());
@@ -141,7 +144,11 @@ mod tests {
 
     #[test]
     fn transcripts_come_from_the_audio_comment() {
-        let wav = audio::wav_pcm16(&audio::tone(0.5, 300.0, 8000), 8000, Some("the cat sat on the mat"));
+        let wav = audio::wav_pcm16(
+            &audio::tone(0.5, 300.0, 8000),
+            8000,
+            Some("the cat sat on the mat"),
+        );
         assert_eq!(transcribe(wav.clone(), false), "the cat sat on the mat");
         assert_eq!(transcribe(wav, true), "the uh sat on uh mat");
     }

@@ -33,7 +33,13 @@ pub struct AxonState {
 
 impl AxonState {
     /// A miner with hotkey `hotkey` answering as `behaviour`.
-    pub fn new(hotkey: String, behaviour: Behaviour, slow_delay: Duration, synapse: String, served: Arc<AtomicU64>) -> Self {
+    pub fn new(
+        hotkey: String,
+        behaviour: Behaviour,
+        slow_delay: Duration,
+        synapse: String,
+        served: Arc<AtomicU64>,
+    ) -> Self {
         Self {
             hotkey,
             behaviour,
@@ -67,9 +73,12 @@ fn verify(state: &AxonState, headers: &HeaderMap) -> Result<(), String> {
         .ok_or("Request without nonce")?;
     let hotkey = header(headers, "bt_header_dendrite_hotkey").ok_or("Request without hotkey")?;
     let uuid = header(headers, "bt_header_dendrite_uuid").ok_or("Request without uuid")?;
-    let signature = header(headers, "bt_header_dendrite_signature").ok_or("Request without signature")?;
+    let signature =
+        header(headers, "bt_header_dendrite_signature").ok_or("Request without signature")?;
     let body_hash = header(headers, "computed_body_hash").unwrap_or_default();
-    let timeout_s: f64 = header(headers, "timeout").and_then(|t| t.parse().ok()).unwrap_or(0.0);
+    let timeout_s: f64 = header(headers, "timeout")
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0.0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -78,7 +87,9 @@ fn verify(state: &AxonState, headers: &HeaderMap) -> Result<(), String> {
     let key = format!("{hotkey}:{uuid}");
     let mut nonces = state.nonces.lock().map_err(|_| "nonce table poisoned")?;
     match nonces.get(&key) {
-        None if u128::from(nonce) < now.saturating_sub(window) => return Err("Nonce is too old".into()),
+        None if u128::from(nonce) < now.saturating_sub(window) => {
+            return Err("Nonce is too old".into());
+        }
         Some(last) if nonce <= *last => {
             return Err("Nonce is too old, a newer one was last processed".into());
         }
@@ -92,28 +103,48 @@ fn verify(state: &AxonState, headers: &HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
-async fn handle(State(state): State<AxonState>, Path(synapse): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    State(state): State<AxonState>,
+    Path(synapse): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if synapse != state.synapse {
         return refuse(
             StatusCode::NOT_FOUND,
-            format!("Synapse name '{synapse}' not found. Available synapses ['{}']", state.synapse),
+            format!(
+                "Synapse name '{synapse}' not found. Available synapses ['{}']",
+                state.synapse
+            ),
         );
     }
     if header(&headers, "bt_header_input_obj_input_data").is_none() {
-        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error: missing input_data");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error: missing input_data",
+        );
     }
     if let Err(message) = verify(&state, &headers) {
         return refuse(StatusCode::UNAUTHORIZED, message);
     }
     if state.behaviour == Behaviour::Blacklisting {
-        return refuse(StatusCode::FORBIDDEN, "Forbidden. Key is blacklisted: not registered.");
+        return refuse(
+            StatusCode::FORBIDDEN,
+            "Forbidden. Key is blacklisted: not registered.",
+        );
     }
     // AudioTask hashes no fields, so the only valid hash is that of the empty string.
     if header(&headers, "computed_body_hash") != Some(EMPTY_BODY_HASH) {
-        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Hash mismatch between header and body.");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Hash mismatch between header and body.",
+        );
     }
     let Ok(mut synapse_body) = serde_json::from_slice::<SynapseBody>(&body) else {
-        return refuse(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error: body fails validation");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Internal Server Error: body fails validation",
+        );
     };
     state.served.fetch_add(1, Ordering::SeqCst);
     if state.behaviour == Behaviour::Slow {

@@ -88,7 +88,9 @@ impl SimOptions {
     /// `n` miners with the default mix.
     pub fn mixed(n: usize) -> Self {
         Self {
-            behaviours: (0..n).map(|i| Behaviour::MIX[i % Behaviour::MIX.len()]).collect(),
+            behaviours: (0..n)
+                .map(|i| Behaviour::MIX[i % Behaviour::MIX.len()])
+                .collect(),
             slow_delay: Duration::from_millis(600),
             synapse_name: "AudioTask".into(),
             netuid: 0,
@@ -115,13 +117,21 @@ impl SimulatedSubnet {
                 .map_err(|e| anyhow::anyhow!("dev key: {e:?}"))?;
             let hotkey = pair.public().to_ss58check();
             let counter = Arc::new(AtomicU64::new(0));
-            let listener = tokio::net::TcpListener::bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0)).await?;
+            let listener =
+                tokio::net::TcpListener::bind(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), 0))
+                    .await?;
             let port = listener.local_addr()?.port();
             if *behaviour == Behaviour::Unreachable {
                 // The port was free a moment ago and nothing will answer on it.
                 drop(listener);
             } else {
-                let state = AxonState::new(hotkey.clone(), *behaviour, options.slow_delay, options.synapse_name.clone(), counter.clone());
+                let state = AxonState::new(
+                    hotkey.clone(),
+                    *behaviour,
+                    options.slow_delay,
+                    options.synapse_name.clone(),
+                    counter.clone(),
+                );
                 let app = axon::router(state);
                 let mut stopped = stopped.clone();
                 tokio::spawn(async move {

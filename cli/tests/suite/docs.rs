@@ -9,7 +9,11 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     let api = Api::new(running.addr);
     let (status, doc) = api.get("/openapi.json").await;
     assert_eq!(status, 200);
-    assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"), "{}", doc["openapi"]);
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
     let routes = [
         ("/api/v1/transcription", "post"),
         ("/api/v1/tts", "post"),
@@ -21,11 +25,28 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         ("/api/v1/validator/integration", "get"),
     ];
     for (path, method) in routes {
-        assert!(doc["paths"][path][method].is_object(), "{method} {path} is not documented");
+        assert!(
+            doc["paths"][path][method].is_object(),
+            "{method} {path} is not documented"
+        );
     }
-    assert_eq!(doc["paths"].as_object().unwrap().len(), routes.len(), "documented paths are the served ones");
-    let page = api.http.get(format!("{}/docs", api.base)).send().await.unwrap();
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert_eq!(
+        doc["paths"].as_object().unwrap().len(),
+        routes.len(),
+        "documented paths are the served ones"
+    );
+    let page = api
+        .http
+        .get(format!("{}/docs", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        page.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
     let html = page.text().await.unwrap();
     for (path, _) in routes {
         assert!(html.contains(path), "{path} missing from /docs");
@@ -36,6 +57,9 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     assert_eq!(status, 200);
     assert_eq!(integration["serving_miners"].as_array().unwrap().len(), 1);
     assert_eq!(integration["network"]["network"], "simulated");
-    assert_eq!(integration["gateway_hotkey"], "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+    assert_eq!(
+        integration["gateway_hotkey"],
+        "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+    );
     running.shutdown().await.unwrap();
 }

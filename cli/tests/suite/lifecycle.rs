@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use serde_json::json;
 use taogate_shared::bittensor::{Hotkey, StaticDirectory};
-use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis};
+use taogate_shared::domain::{
+    Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
+};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::ports::{TaskQueue, TaskReader, TaskWriter};
 use taogate_shared::worker::Disposition;
@@ -23,12 +25,22 @@ async fn with_the_queue_backed_up_high_work_finishes_before_low_work() {
     let mut low = Vec::new();
     let mut high = Vec::new();
     for i in 0..8 {
-        let (s, a) = api.post_json("/api/v1/tts", &json!({"text": format!("low {i}"), "source_language": "en", "priority": "low"})).await;
+        let (s, a) = api
+            .post_json(
+                "/api/v1/tts",
+                &json!({"text": format!("low {i}"), "source_language": "en", "priority": "low"}),
+            )
+            .await;
         assert_eq!(s, 202);
         low.push(a["task_id"].as_str().unwrap().to_owned());
     }
     for i in 0..8 {
-        let (s, a) = api.post_json("/api/v1/tts", &json!({"text": format!("high {i}"), "source_language": "en", "priority": "high"})).await;
+        let (s, a) = api
+            .post_json(
+                "/api/v1/tts",
+                &json!({"text": format!("high {i}"), "source_language": "en", "priority": "high"}),
+            )
+            .await;
         assert_eq!(s, 202);
         high.push(a["task_id"].as_str().unwrap().to_owned());
     }
@@ -57,7 +69,10 @@ async fn with_the_queue_backed_up_high_work_finishes_before_low_work() {
     let low_started = started(&low).await;
     let last_high = high_started.iter().max().unwrap();
     let first_low = low_started.iter().min().unwrap();
-    assert!(last_high <= first_low, "a low task started at {first_low}, before the last high one at {last_high}");
+    assert!(
+        last_high <= first_low,
+        "a low task started at {first_low}, before the last high one at {last_high}"
+    );
     running.shutdown().await.unwrap();
 }
 
@@ -68,10 +83,16 @@ async fn a_task_accepted_before_a_kill_completes_after_restart() {
     let slow = [("TASK_TIMEOUT", "20"), ("TAOGATE_SIM_SLOW_MS", "5000")];
     let server = ServeProcess::spawn(&data, "sim:slow,slow", &slow);
     let api = Api::new(server.addr);
-    let (status, accepted) = api.post_json("/api/v1/tts", &json!({"text": "survive the crash", "source_language": "en"})).await;
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "survive the crash", "source_language": "en"}),
+        )
+        .await;
     assert_eq!(status, 202);
     let id = accepted["task_id"].as_str().unwrap().to_owned();
-    api.wait_status(&id, "processing", Duration::from_secs(10)).await;
+    api.wait_status(&id, "processing", Duration::from_secs(10))
+        .await;
     server.kill(); // SIGKILL mid-task: the miners have not answered yet
 
     let server = ServeProcess::spawn(&data, "sim:good,good", &[("TASK_TIMEOUT", "5")]);
@@ -81,13 +102,45 @@ async fn a_task_accepted_before_a_kill_completes_after_restart() {
     assert_eq!(task["attempts"], 2, "the killed attempt counts: {task}");
 }
 
-async fn worker_setup(dir: &std::path::Path, behaviours: Vec<Behaviour>, pairs: &[(&str, &str)]) -> (Database, SimulatedSubnet, taogate_shared::worker::Worker<Database, BlobDir, StaticDirectory, taogate_shared::bittensor::AxonClient>) {
+async fn worker_setup(
+    dir: &std::path::Path,
+    behaviours: Vec<Behaviour>,
+    pairs: &[(&str, &str)],
+) -> (
+    Database,
+    SimulatedSubnet,
+    taogate_shared::worker::Worker<
+        Database,
+        BlobDir,
+        StaticDirectory,
+        taogate_shared::bittensor::AxonClient,
+    >,
+) {
     let settings = settings(pairs);
-    let db = Database::open(dir, QueuePolicy { max_receives: settings.max_attempts, starvation_age_ms: 60_000 }).unwrap();
-    let subnet = SimulatedSubnet::start(SimOptions { behaviours, ..SimOptions::mixed(0) }).await.unwrap();
+    let db = Database::open(
+        dir,
+        QueuePolicy {
+            max_receives: settings.max_attempts,
+            starvation_age_ms: 60_000,
+        },
+    )
+    .unwrap();
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours,
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
     let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
     let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri).unwrap());
-    let worker = taogate_cli::serve::build_worker(&settings, db.clone(), blobs, StaticDirectory::new(subnet.snapshot()), hotkey).unwrap();
+    let worker = taogate_cli::serve::build_worker(
+        &settings,
+        db.clone(),
+        blobs,
+        StaticDirectory::new(subnet.snapshot()),
+        hotkey,
+    )
+    .unwrap();
     (db, subnet, worker)
 }
 
@@ -105,8 +158,10 @@ fn text_task(text: &str) -> Task {
 #[tokio::test]
 async fn a_duplicate_delivery_is_processed_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (db, subnet, worker) = worker_setup(dir.path(), vec![Behaviour::Good, Behaviour::Good], &[]).await;
-    let task = text_task("One sentence here. Another sentence there. A third one to summarize well.");
+    let (db, subnet, worker) =
+        worker_setup(dir.path(), vec![Behaviour::Good, Behaviour::Good], &[]).await;
+    let task =
+        text_task("One sentence here. Another sentence there. A third one to summarize well.");
     db.insert(&task).await.unwrap();
     // SQS may deliver a message twice: two copies reach two workers at the same time.
     db.send(task.id, task.priority).await.unwrap();
@@ -120,7 +175,10 @@ async fn a_duplicate_delivery_is_processed_once() {
     assert_eq!(subnet.served(1), 1, "miner 1 was queried once");
 
     // A late copy after completion is acknowledged without any work.
-    let late = taogate_shared::ports::Delivery { receive_count: 3, ..deliveries[0].clone() };
+    let late = taogate_shared::ports::Delivery {
+        receive_count: 3,
+        ..deliveries[0].clone()
+    };
     assert_eq!(worker.handle(&late).await, Disposition::Done);
     assert_eq!(subnet.served(0), 1);
     let stored = db.get(task.id).await.unwrap().unwrap();
@@ -131,7 +189,13 @@ async fn a_duplicate_delivery_is_processed_once() {
 #[tokio::test]
 async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
     let dir = tempfile::tempdir().unwrap();
-    let running = in_process(dir.path(), "sim:erroring,garbage", 2, &[("MAX_ATTEMPTS", "3")]).await;
+    let running = in_process(
+        dir.path(),
+        "sim:erroring,garbage",
+        2,
+        &[("MAX_ATTEMPTS", "3")],
+    )
+    .await;
     let api = Api::new(running.addr);
     let (status, accepted) = api
         .post_json("/api/v1/summarization", &json!({"text": "x".repeat(60) + ". Some more words to make it a summary input.", "source_language": "en"}))
@@ -143,7 +207,10 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
     assert_eq!(task["attempts"], 3);
     let reason = task["error_message"].as_str().unwrap();
     assert!(reason.contains("failed after 3 attempts"), "{reason}");
-    assert!(reason.contains("miner_error") && reason.contains("invalid_answer"), "{reason}");
+    assert!(
+        reason.contains("miner_error") && reason.contains("invalid_answer"),
+        "{reason}"
+    );
     assert_eq!(task["candidates"].as_array().unwrap().len(), 2);
 
     let started = std::time::Instant::now();
@@ -152,7 +219,10 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
         if dead.iter().any(|d| d.to_string() == id) {
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "the message never reached the dead letters");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the message never reached the dead letters"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let (_, health) = api.get("/api/v1/health").await;
@@ -164,23 +234,52 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
 #[tokio::test]
 async fn a_processing_task_is_retaken_after_its_lease_and_the_stale_worker_cannot_finish_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(dir.path(), QueuePolicy { max_receives: 3, starvation_age_ms: 60_000 }).unwrap();
+    let db = Database::open(
+        dir.path(),
+        QueuePolicy {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        },
+    )
+    .unwrap();
     let task = text_task("A text long enough to be a valid summarization input for the test.");
     db.insert(&task).await.unwrap();
     let now = now_millis();
-    let first = db.claim(task.id, now, Duration::from_millis(100)).await.unwrap();
-    assert!(matches!(first, taogate_shared::domain::ClaimOutcome::Claimed(_)));
+    let first = db
+        .claim(task.id, now, Duration::from_millis(100))
+        .await
+        .unwrap();
     assert!(matches!(
-        db.claim(task.id, now + 50, Duration::from_secs(1)).await.unwrap(),
+        first,
+        taogate_shared::domain::ClaimOutcome::Claimed(_)
+    ));
+    assert!(matches!(
+        db.claim(task.id, now + 50, Duration::from_secs(1))
+            .await
+            .unwrap(),
         taogate_shared::domain::ClaimOutcome::Leased(_)
     ));
-    let second = db.claim(task.id, now + 150, Duration::from_secs(1)).await.unwrap();
-    let taogate_shared::domain::ClaimOutcome::Claimed(retaken) = second else { panic!("{second:?}") };
+    let second = db
+        .claim(task.id, now + 150, Duration::from_secs(1))
+        .await
+        .unwrap();
+    let taogate_shared::domain::ClaimOutcome::Claimed(retaken) = second else {
+        panic!("{second:?}")
+    };
     assert_eq!(retaken.attempts, 2);
-    let end = taogate_shared::ports::AttemptEnd::Failed { reason: "stale".into(), candidates: vec![] };
+    let end = taogate_shared::ports::AttemptEnd::Failed {
+        reason: "stale".into(),
+        candidates: vec![],
+    };
     let stale = db.end_attempt(task.id, 1, end, now + 200).await;
-    assert!(matches!(stale, Err(taogate_shared::ports::StoreError::Conflict(_))), "{stale:?}");
-    assert_eq!(db.get(task.id).await.unwrap().unwrap().status, TaskStatus::Processing);
+    assert!(
+        matches!(stale, Err(taogate_shared::ports::StoreError::Conflict(_))),
+        "{stale:?}"
+    );
+    assert_eq!(
+        db.get(task.id).await.unwrap().unwrap().status,
+        TaskStatus::Processing
+    );
 }
 
 #[test]

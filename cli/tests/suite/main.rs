@@ -1,5 +1,7 @@
 //! Integration tests of the local runtime: one test binary, one shared harness.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
+
 mod bad_input;
 mod docs;
 mod lifecycle;

@@ -14,16 +14,27 @@ fn assert_scored(task: &serde_json::Value) {
     assert_eq!(task["status"], "completed", "{task}");
     assert_eq!(task["attempts"], 1);
     let result = &task["result"];
-    for key in ["accuracy_score", "speed_score", "combined_score", "processing_time"] {
+    for key in [
+        "accuracy_score",
+        "speed_score",
+        "combined_score",
+        "processing_time",
+    ] {
         let v = result[key].as_f64().unwrap_or(-1.0);
-        assert!((0.0..=1.0).contains(&v) || key == "processing_time", "{key}={v}");
+        assert!(
+            (0.0..=1.0).contains(&v) || key == "processing_time",
+            "{key}={v}"
+        );
     }
     assert_eq!(task["accuracy_score"], result["accuracy_score"]);
     assert_eq!(task["processing_time"], result["processing_time"]);
     let candidates = task["candidates"].as_array().unwrap();
     assert_eq!(candidates.len(), 6, "all six simulated miners are queried");
     let outcome = |uid: u64| {
-        candidates.iter().find(|c| c["uid"] == uid).unwrap()["outcome"].as_str().unwrap().to_owned()
+        candidates.iter().find(|c| c["uid"] == uid).unwrap()["outcome"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     // The default mix: good, slow, noisy, erroring, garbage, unreachable.
     assert_eq!(outcome(0), "success");
@@ -32,7 +43,10 @@ fn assert_scored(task: &serde_json::Value) {
     assert_eq!(outcome(3), "miner_error");
     assert_eq!(outcome(4), "invalid_answer");
     assert_eq!(outcome(5), "unavailable");
-    assert_eq!(result["miner_uid"], 0, "the fast, agreeing miner wins: {task}");
+    assert_eq!(
+        result["miner_uid"], 0,
+        "the fast, agreeing miner wins: {task}"
+    );
 }
 
 #[tokio::test]
@@ -46,7 +60,11 @@ async fn every_service_completes_with_scores_and_candidates() {
         .post_multipart(
             "/api/v1/transcription",
             multipart(&[
-                ("audio_file", Some("clip.wav"), &wav_with_transcript(transcript)),
+                (
+                    "audio_file",
+                    Some("clip.wav"),
+                    &wav_with_transcript(transcript),
+                ),
                 ("source_language", None, b"EN"),
                 ("priority", None, b"high"),
             ]),
@@ -56,7 +74,12 @@ async fn every_service_completes_with_scores_and_candidates() {
     assert_eq!(accepted["status"], "pending");
     assert_eq!(accepted["source_language"], "en");
     assert_eq!(accepted["priority"], "high");
-    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_scored(&task);
     assert_eq!(task["result"]["output_text"], transcript);
 
@@ -64,26 +87,45 @@ async fn every_service_completes_with_scores_and_candidates() {
         Its ownership model checks borrowing at compile time. Many teams adopt Rust for network services. \
         The compiler's messages are known to be helpful. Rust also has a strong package ecosystem.";
     let (status, accepted) = api
-        .post_json("/api/v1/summarization", &json!({"text": article, "source_language": "en"}))
+        .post_json(
+            "/api/v1/summarization",
+            &json!({"text": article, "source_language": "en"}),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
-    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_scored(&task);
     let summary = task["result"]["output_text"].as_str().unwrap();
-    assert!(!summary.is_empty() && summary.len() < article.len(), "{summary}");
+    assert!(
+        !summary.is_empty() && summary.len() < article.len(),
+        "{summary}"
+    );
 
     let (status, accepted) = api
         .post_json("/api/v1/tts", &json!({"text": "  Hello from the gateway.  ", "source_language": "en", "priority": "low"}))
         .await;
     assert_eq!(status, 202, "{accepted}");
-    let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
     assert_scored(&task);
-    let url = task["result"]["audio_url"].as_str().expect("audio is served by URL");
+    let url = task["result"]["audio_url"]
+        .as_str()
+        .expect("audio is served by URL");
     assert!(task["result"].get("output_text").is_none());
     let audio = api.http.get(url).send().await.unwrap();
     assert_eq!(audio.headers()["content-type"], "audio/wav");
     let wav = audio.bytes().await.unwrap();
-    let probe = taogate_shared::audio::probe(Bytes::from(wav.to_vec()), None).expect("a playable WAV");
+    let probe =
+        taogate_shared::audio::probe(Bytes::from(wav.to_vec()), None).expect("a playable WAV");
     assert_eq!(probe.info.format, "wav");
     assert!(probe.info.duration_s > 0.5);
 }
@@ -91,20 +133,35 @@ async fn every_service_completes_with_scores_and_candidates() {
 #[tokio::test]
 async fn real_speech_in_every_container_is_accepted_and_transcribed() {
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::spawn(&dir.path().join("data"), "sim:good,good", &[("TASK_TIMEOUT", "5")]);
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good",
+        &[("TASK_TIMEOUT", "5")],
+    );
     let api = Api::new(server.addr);
     for name in ["speech.flac", "speech.ogg", "speech.mp3"] {
         let audio = fixture(name);
         let (status, accepted) = api
             .post_multipart(
                 "/api/v1/transcription",
-                multipart(&[("audio_file", Some(name), &audio), ("source_language", None, b"en")]),
+                multipart(&[
+                    ("audio_file", Some(name), &audio),
+                    ("source_language", None, b"en"),
+                ]),
             )
             .await;
         assert_eq!(status, 202, "{name}: {accepted}");
-        let task = api.wait_terminal(accepted["task_id"].as_str().unwrap(), Duration::from_secs(30)).await;
+        let task = api
+            .wait_terminal(
+                accepted["task_id"].as_str().unwrap(),
+                Duration::from_secs(30),
+            )
+            .await;
         assert_eq!(task["status"], "completed", "{name}: {task}");
-        assert_eq!(task["result"]["output_text"], "the quick brown fox jumps over the lazy dog", "{name}");
+        assert_eq!(
+            task["result"]["output_text"], "the quick brown fox jumps over the lazy dog",
+            "{name}"
+        );
     }
 }
 
@@ -128,10 +185,17 @@ async fn a_callback_receives_the_terminal_state() {
     tokio::spawn(async move { axum::serve(listener, app).await });
 
     let dir = tempfile::tempdir().unwrap();
-    let server = ServeProcess::spawn(&dir.path().join("data"), "sim:good,good", &[("CALLBACK_ALLOWLIST", "127.0.0.0/8")]);
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good",
+        &[("CALLBACK_ALLOWLIST", "127.0.0.0/8")],
+    );
     let api = Api::new(server.addr);
     let (status, accepted) = api
-        .post_json("/api/v1/tts", &json!({"text": "call me back", "source_language": "en", "callback_url": hook}))
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "call me back", "source_language": "en", "callback_url": hook}),
+        )
         .await;
     assert_eq!(status, 202, "{accepted}");
     let id = accepted["task_id"].as_str().unwrap().to_owned();

@@ -24,12 +24,22 @@ pub fn wav_with_transcript(transcript: &str) -> Vec<u8> {
 
 /// Settings from `pairs`, defaults elsewhere.
 pub fn settings(pairs: &[(&str, &str)]) -> Settings {
-    Settings::from_lookup(|k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| (*v).to_owned()))
-        .expect("test settings are valid")
+    Settings::from_lookup(|k| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| (*v).to_owned())
+    })
+    .expect("test settings are valid")
 }
 
 /// Starts the runtime in this process on a free port.
-pub async fn in_process(dir: &Path, miners: &str, workers: usize, pairs: &[(&str, &str)]) -> Running {
+pub async fn in_process(
+    dir: &Path,
+    miners: &str,
+    workers: usize,
+    pairs: &[(&str, &str)],
+) -> Running {
     taogate_cli::serve::start(ServeOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_owned(),
@@ -66,13 +76,17 @@ impl ServeProcess {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("taogate starts");
+        let mut process = Self {
+            child: cmd.spawn().expect("taogate starts"),
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            log,
+        };
         let started = Instant::now();
         loop {
-            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let text = process.log();
             if let Some(rest) = text.split("taogate listening on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap().parse().unwrap();
-                return Self { child, addr, log };
+                process.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
+                return process;
             }
             assert!(started.elapsed() < Duration::from_secs(20), "taogate did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(50));
@@ -117,13 +131,23 @@ impl Api {
 
     /// POSTs JSON and returns the status and body.
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self.http.post(format!("{}{path}", self.base)).json(body).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// POSTs a multipart body built by [`multipart`].
-    pub async fn post_multipart(&self, path: &str, (content_type, body): (String, Vec<u8>)) -> (u16, Value) {
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        (content_type, body): (String, Vec<u8>),
+    ) -> (u16, Value) {
         let r = self
             .http
             .post(format!("{}{path}", self.base))
@@ -138,7 +162,12 @@ impl Api {
 
     /// GETs JSON.
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.base)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .send()
+            .await
+            .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -152,7 +181,11 @@ impl Api {
             if matches!(task["status"].as_str(), Some("completed" | "failed")) {
                 return task;
             }
-            assert!(started.elapsed() < limit, "task {id} still {} after {limit:?}", task["status"]);
+            assert!(
+                started.elapsed() < limit,
+                "task {id} still {} after {limit:?}",
+                task["status"]
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -165,7 +198,10 @@ impl Api {
             if task["status"] == status {
                 return task;
             }
-            assert!(started.elapsed() < limit, "task {id} never reached {status}: {task}");
+            assert!(
+                started.elapsed() < limit,
+                "task {id} never reached {status}: {task}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }

@@ -56,11 +56,19 @@ pub struct StatusState<R, Q, B, D> {
 }
 
 /// The three submission routes.
-pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(state: SubmitState<W, Q, B>) -> Router {
+pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    state: SubmitState<W, Q, B>,
+) -> Router {
     Router::new()
-        .route("/api/v1/transcription", post(submit::transcription::<W, Q, B>))
+        .route(
+            "/api/v1/transcription",
+            post(submit::transcription::<W, Q, B>),
+        )
         .route("/api/v1/tts", post(submit::tts::<W, Q, B>))
-        .route("/api/v1/summarization", post(submit::summarization::<W, Q, B>))
+        .route(
+            "/api/v1/summarization",
+            post(submit::summarization::<W, Q, B>),
+        )
         // Bodies are limited and read by the handlers themselves, so that every limit answers
         // with problem+json.
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -79,9 +87,15 @@ pub fn status_routes<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirector
         .route("/api/v1/tasks", get(status::list_tasks::<R, Q, B, D>))
         .route("/api/v1/tasks/{id}", get(status::get_task::<R, Q, B, D>))
         .route("/api/v1/health", get(status::health::<R, Q, B, D>))
-        .route("/api/v1/validator/integration", get(status::integration::<R, Q, B, D>));
+        .route(
+            "/api/v1/validator/integration",
+            get(status::integration::<R, Q, B, D>),
+        );
     if serve_audio {
-        router = router.route("/api/v1/tasks/{id}/audio", get(status::get_audio::<R, Q, B, D>));
+        router = router.route(
+            "/api/v1/tasks/{id}/audio",
+            get(status::get_audio::<R, Q, B, D>),
+        );
     }
     router
         .route(

@@ -114,7 +114,10 @@ pub fn document() -> serde_json::Value {
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A self-contained HTML page listing every operation, its parameters and responses.
@@ -128,10 +131,16 @@ pub fn docs_page(doc: &serde_json::Value) -> String {
          Errors are <code>application/problem+json</code> (RFC 9457).</p>",
     );
     let empty = serde_json::Map::new();
-    let paths = doc.get("paths").and_then(|p| p.as_object()).unwrap_or(&empty);
+    let paths = doc
+        .get("paths")
+        .and_then(|p| p.as_object())
+        .unwrap_or(&empty);
     for (path, item) in paths {
         for (method, op) in item.as_object().unwrap_or(&empty) {
-            let summary = op.get("summary").and_then(|s| s.as_str()).unwrap_or_default();
+            let summary = op
+                .get("summary")
+                .and_then(|s| s.as_str())
+                .unwrap_or_default();
             html.push_str(&format!(
                 "<div class=\"op\"><p><span class=\"m\">{}</span><code>{}</code></p><p>{}</p>",
                 escape(method),
@@ -142,18 +151,34 @@ pub fn docs_page(doc: &serde_json::Value) -> String {
                 html.push_str("<p>Parameters:</p><ul>");
                 for p in params {
                     let name = p.get("name").and_then(|s| s.as_str()).unwrap_or_default();
-                    let desc = p.get("description").and_then(|s| s.as_str()).unwrap_or_default();
-                    html.push_str(&format!("<li><code>{}</code> {}</li>", escape(name), escape(desc)));
+                    let desc = p
+                        .get("description")
+                        .and_then(|s| s.as_str())
+                        .unwrap_or_default();
+                    html.push_str(&format!(
+                        "<li><code>{}</code> {}</li>",
+                        escape(name),
+                        escape(desc)
+                    ));
                 }
                 html.push_str("</ul>");
             }
-            if let Some(body) = op.pointer("/requestBody/content").and_then(|c| c.as_object()) {
+            if let Some(body) = op
+                .pointer("/requestBody/content")
+                .and_then(|c| c.as_object())
+            {
                 let types: Vec<&str> = body.keys().map(String::as_str).collect();
-                html.push_str(&format!("<p>Body: <code>{}</code></p>", escape(&types.join(", "))));
+                html.push_str(&format!(
+                    "<p>Body: <code>{}</code></p>",
+                    escape(&types.join(", "))
+                ));
             }
             if let Some(responses) = op.get("responses").and_then(|r| r.as_object()) {
                 html.push_str("<p>Responses: ");
-                let codes: Vec<String> = responses.keys().map(|c| format!("<code>{}</code>", escape(c))).collect();
+                let codes: Vec<String> = responses
+                    .keys()
+                    .map(|c| format!("<code>{}</code>", escape(c)))
+                    .collect();
                 html.push_str(&codes.join(" "));
                 html.push_str("</p>");
             }

@@ -65,7 +65,9 @@ fn cursor_encode(id: TaskId) -> String {
 }
 
 fn cursor_decode(raw: &str) -> Option<TaskId> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw).ok()?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(raw)
+        .ok()?;
     String::from_utf8(bytes).ok()?.parse().ok()
 }
 
@@ -86,7 +88,10 @@ fn list_query(raw: Option<&str>) -> Result<TaskQuery, Problem> {
         match key.as_ref() {
             "status" if !value.is_empty() => match TaskStatus::parse(&value) {
                 Some(s) => query.status = Some(s),
-                None => bad("status", "use pending, processing, completed or failed".into()),
+                None => bad(
+                    "status",
+                    "use pending, processing, completed or failed".into(),
+                ),
             },
             "task_type" if !value.is_empty() => match ServiceKind::parse(&value) {
                 Ok(k) => query.kind = Some(k),
@@ -103,7 +108,11 @@ fn list_query(raw: Option<&str>) -> Result<TaskQuery, Problem> {
             _ => {}
         }
     }
-    if errors.is_empty() { Ok(query) } else { Err(Problem::invalid_fields(errors)) }
+    if errors.is_empty() {
+        Ok(query)
+    } else {
+        Err(Problem::invalid_fields(errors))
+    }
 }
 
 /// `GET /api/v1/tasks?status=&task_type=&limit=&cursor=`: newest first.
@@ -124,7 +133,9 @@ pub async fn list_tasks<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirec
     }))
 }
 
-async fn directory_view<D: MinerDirectory>(directory: &D) -> Result<(MinerDirectoryView, Arc<crate::bittensor::MinerSnapshot>), Problem> {
+async fn directory_view<D: MinerDirectory>(
+    directory: &D,
+) -> Result<(MinerDirectoryView, Arc<crate::bittensor::MinerSnapshot>), Problem> {
     let snapshot = directory.snapshot().await?;
     let view = MinerDirectoryView {
         netuid: snapshot.netuid,
@@ -138,7 +149,10 @@ async fn directory_view<D: MinerDirectory>(directory: &D) -> Result<(MinerDirect
 }
 
 fn queue_map(depths: &[(crate::domain::Priority, QueueDepth)]) -> BTreeMap<String, QueueDepth> {
-    depths.iter().map(|(p, d)| (p.as_str().to_owned(), *d)).collect()
+    depths
+        .iter()
+        .map(|(p, d)| (p.as_str().to_owned(), *d))
+        .collect()
 }
 
 /// `GET /api/v1/health`.
@@ -149,7 +163,12 @@ pub async fn health<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory
     let counts = state.tasks.counts().await?;
     let (miners, _) = directory_view(&state.directory).await?;
     Ok(Json(HealthView {
-        status: if miners.serving_miners > 0 { "healthy" } else { "degraded" }.into(),
+        status: if miners.serving_miners > 0 {
+            "healthy"
+        } else {
+            "degraded"
+        }
+        .into(),
         version: env!("CARGO_PKG_VERSION").into(),
         queue_depth: depths
             .iter()

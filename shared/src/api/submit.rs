@@ -9,8 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::problem::{FieldError, Problem};
 use super::SubmitState;
+use super::problem::{FieldError, Problem};
 use crate::audio;
 use crate::callback::parse_callback_url;
 use crate::domain::{
@@ -59,11 +59,15 @@ impl Errors {
                 self.add("source_language", "is required");
                 None
             }
-            Some(raw) => Language::parse(raw).map_err(|e| self.add("source_language", e.0)).ok(),
+            Some(raw) => Language::parse(raw)
+                .map_err(|e| self.add("source_language", e.0))
+                .ok(),
         };
         let priority = match priority {
             None => Some(Priority::Normal),
-            Some(raw) => Priority::parse(raw).map_err(|e| self.add("priority", e.0)).ok(),
+            Some(raw) => Priority::parse(raw)
+                .map_err(|e| self.add("priority", e.0))
+                .ok(),
         };
         let callback_url = match callback_url.filter(|u| !u.trim().is_empty()) {
             None => Some(None),
@@ -80,7 +84,11 @@ impl Errors {
     }
 
     fn finish(self) -> Result<(), Problem> {
-        if self.0.is_empty() { Ok(()) } else { Err(Problem::invalid_fields(self.0)) }
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(Problem::invalid_fields(self.0))
+        }
     }
 }
 
@@ -116,17 +124,27 @@ async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Byte
 fn json_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
     match content_type(headers) {
         Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {}
-        _ => return Err(Problem::unsupported_media_type("this route takes application/json")),
+        _ => {
+            return Err(Problem::unsupported_media_type(
+                "this route takes application/json",
+            ));
+        }
     }
     match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(map)) => Ok(map),
         Ok(_) => Err(Problem::invalid_field("body", "must be a JSON object")),
-        Err(e) => Err(Problem::malformed(format!("the body is not valid JSON: {e}"))),
+        Err(e) => Err(Problem::malformed(format!(
+            "the body is not valid JSON: {e}"
+        ))),
     }
 }
 
 /// Reads an optional string field: `null` or absent is `None`, any other type is an error.
-fn string_field<'a>(map: &'a Map<String, Value>, name: &str, errors: &mut Errors) -> Option<&'a str> {
+fn string_field<'a>(
+    map: &'a Map<String, Value>,
+    name: &str,
+    errors: &mut Errors,
+) -> Option<&'a str> {
     match map.get(name) {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s),
@@ -172,7 +190,12 @@ async fn accept<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
         priority: task.priority.as_str().into(),
     };
     let location = format!("/api/v1/tasks/{}", task.id);
-    Ok((StatusCode::ACCEPTED, [(header::LOCATION, location)], axum::Json(view)).into_response())
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::LOCATION, location)],
+        axum::Json(view),
+    )
+        .into_response())
 }
 
 async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
@@ -191,18 +214,34 @@ async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             None
         }
         None => None,
-        Some(raw) => SubmittedText::parse(raw, limits).map_err(|e| errors.add("text", e.0)).ok(),
+        Some(raw) => SubmittedText::parse(raw, limits)
+            .map_err(|e| errors.add("text", e.0))
+            .ok(),
     };
     let language = string_field(&map, "source_language", &mut errors);
     let priority = string_field(&map, "priority", &mut errors);
     let callback = string_field(&map, "callback_url", &mut errors);
-    let common = errors.common(language, priority, callback, &state.settings.callback_allowlist);
+    let common = errors.common(
+        language,
+        priority,
+        callback,
+        &state.settings.callback_allowlist,
+    );
     errors.finish()?;
     let (Some(text), Some(c)) = (text, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    let input = TaskInput::Text { text: text.into_string() };
-    let task = Task::new(kind, c.priority, c.language, input, c.callback_url, now_millis());
+    let input = TaskInput::Text {
+        text: text.into_string(),
+    };
+    let task = Task::new(
+        kind,
+        c.priority,
+        c.language,
+        input,
+        c.callback_url,
+        now_millis(),
+    );
     accept(state, task).await
 }
 
@@ -226,8 +265,12 @@ pub async fn summarization<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
 
 fn multipart_problem(e: multer::Error) -> Problem {
     match e {
-        multer::Error::FieldSizeExceeded { field_name, .. } if field_name.as_deref() == Some("audio_file") => {
-            Problem::too_large(format!("audio_file exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"))
+        multer::Error::FieldSizeExceeded { field_name, .. }
+            if field_name.as_deref() == Some("audio_file") =>
+        {
+            Problem::too_large(format!(
+                "audio_file exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"
+            ))
         }
         multer::Error::FieldSizeExceeded { field_name, .. } => Problem::invalid_field(
             field_name.as_deref().unwrap_or("form"),
@@ -250,7 +293,11 @@ pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             .get_param(mime::BOUNDARY)
             .map(|b| b.as_str().to_owned())
             .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?,
-        _ => return Err(Problem::unsupported_media_type("this route takes multipart/form-data")),
+        _ => {
+            return Err(Problem::unsupported_media_type(
+                "this route takes multipart/form-data",
+            ));
+        }
     };
     let bytes = read_body(&headers, body, MAX_AUDIO_BYTES + MULTIPART_OVERHEAD).await?;
     let constraints = multer::Constraints::new().size_limit(
@@ -278,7 +325,11 @@ pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
         }
     }
     let mut text = |name: &str| -> Option<String> {
-        match fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()) {
+        match fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+        {
             Some(Ok(v)) => Some(v),
             Some(Err(())) => {
                 errors.add(name, "is not valid UTF-8");
@@ -287,7 +338,11 @@ pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             None => None,
         }
     };
-    let (language, priority, callback) = (text("source_language"), text("priority"), text("callback_url"));
+    let (language, priority, callback) = (
+        text("source_language"),
+        text("priority"),
+        text("callback_url"),
+    );
     let common = errors.common(
         language.as_deref(),
         priority.as_deref(),
@@ -315,13 +370,18 @@ pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
         ServiceKind::Transcription,
         c.priority,
         c.language,
-        TaskInput::Text { text: String::new() },
+        TaskInput::Text {
+            text: String::new(),
+        },
         c.callback_url,
         now_millis(),
     );
     let blob_key = format!("input/{}", task.id);
     let size_bytes = data.len() as u64;
-    state.blobs.put(&blob_key, data, "application/octet-stream").await?;
+    state
+        .blobs
+        .put(&blob_key, data, "application/octet-stream")
+        .await?;
     task.input = TaskInput::Audio {
         blob_key,
         filename,

@@ -26,13 +26,20 @@ use crate::domain::Outcome;
 use crate::ports::MinerClient;
 
 /// SHA3-256 of the empty string: the body hash of a synapse with no required hash fields.
-pub const EMPTY_BODY_HASH: &str = "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a";
+pub const EMPTY_BODY_HASH: &str =
+    "a7ffc6f8bf1ed76651c14756a061d662f580ff4de43b49fa82d80a4b80f8434a";
 
 /// base64 of `""`: the `input_obj` header value for a required `str` field.
 const EMPTY_STR_JSON_B64: &str = "IiI=";
 
 /// The bytes a dendrite signs.
-pub fn signing_message(nonce: u64, dendrite: &str, axon: &str, uuid: &str, body_hash: &str) -> String {
+pub fn signing_message(
+    nonce: u64,
+    dendrite: &str,
+    axon: &str,
+    uuid: &str,
+    body_hash: &str,
+) -> String {
     format!("{nonce}.{dendrite}.{axon}.{uuid}.{body_hash}")
 }
 
@@ -126,14 +133,29 @@ impl AxonClient {
             "\",\"language\":{},\"output_data\":null,\"processing_time\":null,\"pipeline_model\":null,\"error_message\":null}}",
             serde_json::Value::from(request.language)
         );
-        [Bytes::from(prefix), request.input_data.clone(), Bytes::from(suffix)]
+        [
+            Bytes::from(prefix),
+            request.input_data.clone(),
+            Bytes::from(suffix),
+        ]
     }
 
-    async fn send(&self, miner: &Miner, request: &SynapseRequest, deadline: Duration) -> Result<(reqwest::StatusCode, Bytes), MinerReplyError> {
+    async fn send(
+        &self,
+        miner: &Miner,
+        request: &SynapseRequest,
+        deadline: Duration,
+    ) -> Result<(reqwest::StatusCode, Bytes), MinerReplyError> {
         let timeout_s = (deadline.as_secs_f64() * 1000.0).round() / 1000.0;
         let nonce = Self::nonce();
         let uuid = uuid::Uuid::new_v4().to_string();
-        let message = signing_message(nonce, self.hotkey.ss58(), &miner.hotkey, &uuid, EMPTY_BODY_HASH);
+        let message = signing_message(
+            nonce,
+            self.hotkey.ss58(),
+            &miner.hotkey,
+            &uuid,
+            EMPTY_BODY_HASH,
+        );
         let signature = self.hotkey.sign_hex(message.as_bytes());
         let parts = self.body_parts(miner, request, timeout_s, nonce, &uuid, &signature);
         let total: usize = parts.iter().map(Bytes::len).sum();
@@ -156,7 +178,10 @@ impl AxonClient {
             .header("bt_header_axon_port", miner.port.to_string())
             .header("bt_header_axon_hotkey", &miner.hotkey)
             .header("bt_header_dendrite_ip", &self.config.dendrite_ip)
-            .header("bt_header_dendrite_version", self.config.dendrite_version.to_string())
+            .header(
+                "bt_header_dendrite_version",
+                self.config.dendrite_version.to_string(),
+            )
             .header("bt_header_dendrite_nonce", nonce.to_string())
             .header("bt_header_dendrite_uuid", &uuid)
             .header("bt_header_dendrite_hotkey", self.hotkey.ss58())
@@ -194,13 +219,20 @@ enum MinerReplyError {
 }
 
 impl MinerClient for AxonClient {
-    async fn query(&self, miner: &Miner, request: &SynapseRequest, deadline: Duration) -> MinerReply {
+    async fn query(
+        &self,
+        miner: &Miner,
+        request: &SynapseRequest,
+        deadline: Duration,
+    ) -> MinerReply {
         let started = Instant::now();
         let result = tokio::time::timeout(deadline, self.send(miner, request, deadline)).await;
         let latency = started.elapsed();
         let limit = self.config.max_response_bytes;
         match result {
-            Err(_) => MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline"),
+            Err(_) => {
+                MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline")
+            }
             Ok(Err(MinerReplyError::TooLarge)) => MinerReply::failed(
                 Outcome::InvalidAnswer,
                 latency,
@@ -244,17 +276,26 @@ fn classify(status: u16, body: &[u8], latency: Duration) -> MinerReply {
         401 => MinerReply::failed(
             Outcome::Unauthorized,
             latency,
-            format!("401 signature or nonce refused (stale metagraph or clock skew?): {}", message()),
+            format!(
+                "401 signature or nonce refused (stale metagraph or clock skew?): {}",
+                message()
+            ),
         ),
         403 => MinerReply::failed(
             Outcome::Blacklisted,
             latency,
-            format!("403 blacklisted: the miner refuses this hotkey (not registered on the subnet, or no validator permit): {}", message()),
+            format!(
+                "403 blacklisted: the miner refuses this hotkey (not registered on the subnet, or no validator permit): {}",
+                message()
+            ),
         ),
         404 => MinerReply::failed(
             Outcome::UnknownSynapse,
             latency,
-            format!("404 the miner does not serve this synapse (name or version mismatch): {}", message()),
+            format!(
+                "404 the miner does not serve this synapse (name or version mismatch): {}",
+                message()
+            ),
         ),
         503 => MinerReply::failed(Outcome::Busy, latency, format!("503 busy: {}", message())),
         other => MinerReply::failed(
@@ -289,12 +330,21 @@ mod tests {
     #[test]
     fn statuses_map_to_outcomes_an_operator_can_read() {
         let d = Duration::from_millis(5);
-        assert_eq!(classify(403, br#"{"message":"Forbidden"}"#, d).outcome, Outcome::Blacklisted);
+        assert_eq!(
+            classify(403, br#"{"message":"Forbidden"}"#, d).outcome,
+            Outcome::Blacklisted
+        );
         assert_eq!(classify(404, b"", d).outcome, Outcome::UnknownSynapse);
         assert_eq!(classify(401, b"", d).outcome, Outcome::Unauthorized);
         assert_eq!(classify(500, b"", d).outcome, Outcome::HttpError);
-        assert_eq!(classify(200, b"{not json", d).outcome, Outcome::InvalidAnswer);
-        assert_eq!(classify(200, br#"{"output_data":"aGk="}"#, d).outcome, Outcome::Success);
+        assert_eq!(
+            classify(200, b"{not json", d).outcome,
+            Outcome::InvalidAnswer
+        );
+        assert_eq!(
+            classify(200, br#"{"output_data":"aGk="}"#, d).outcome,
+            Outcome::Success
+        );
     }
 
     #[test]

@@ -68,7 +68,10 @@ mod tests {
     #[test]
     fn dev_uris_give_the_well_known_addresses() {
         let alice = Hotkey::from_secret(&Secret::new("//Alice")).unwrap();
-        assert_eq!(alice.ss58(), "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY");
+        assert_eq!(
+            alice.ss58(),
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY"
+        );
     }
 
     #[test]

@@ -54,6 +54,9 @@ pub fn now_millis() -> Millis {
 #[error("{0}")]
 pub struct InvalidValue(pub String);
 
-wire_name_serde!(Language, code, |r: &str| Language::parse(r).map_err(|e| e.0));
-wire_name_serde!(Priority, as_str, |r: &str| Priority::parse(r).map_err(|e| e.0));
-wire_name_serde!(ServiceKind, as_str, |r: &str| ServiceKind::parse(r).map_err(|e| e.0));
+wire_name_serde!(Language, code, |r: &str| Language::parse(r)
+    .map_err(|e| e.0));
+wire_name_serde!(Priority, as_str, |r: &str| Priority::parse(r)
+    .map_err(|e| e.0));
+wire_name_serde!(ServiceKind, as_str, |r: &str| ServiceKind::parse(r)
+    .map_err(|e| e.0));

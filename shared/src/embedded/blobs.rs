@@ -33,7 +33,9 @@ impl BlobDir {
                 .all(|part| !part.is_empty() && part != "." && part != "..")
             && !key.contains('\\');
         if !safe {
-            return Err(StoreError::backend(anyhow::anyhow!("invalid blob key {key:?}")));
+            return Err(StoreError::backend(anyhow::anyhow!(
+                "invalid blob key {key:?}"
+            )));
         }
         Ok(self.root.join(key))
     }
@@ -81,8 +83,14 @@ mod tests {
     async fn blobs_round_trip_and_keys_cannot_escape() {
         let dir = tempfile::tempdir().unwrap();
         let blobs = BlobDir::new(dir.path(), "http://x").unwrap();
-        blobs.put("output/a.wav", Bytes::from_static(b"RIFF"), "audio/wav").await.unwrap();
-        assert_eq!(blobs.get("output/a.wav").await.unwrap().unwrap(), &b"RIFF"[..]);
+        blobs
+            .put("output/a.wav", Bytes::from_static(b"RIFF"), "audio/wav")
+            .await
+            .unwrap();
+        assert_eq!(
+            blobs.get("output/a.wav").await.unwrap().unwrap(),
+            &b"RIFF"[..]
+        );
         assert!(blobs.get("missing").await.unwrap().is_none());
         assert!(blobs.put("../evil", Bytes::new(), "x").await.is_err());
     }

@@ -187,12 +187,20 @@ impl TaskQueue for Database {
     async fn depths(&self) -> Result<Vec<(Priority, QueueDepth)>, StoreError> {
         let now = now_millis();
         self.read(move |c| {
-            let mut out: Vec<(Priority, QueueDepth)> =
-                Priority::ALL.iter().map(|p| (*p, QueueDepth::default())).collect();
+            let mut out: Vec<(Priority, QueueDepth)> = Priority::ALL
+                .iter()
+                .map(|p| (*p, QueueDepth::default()))
+                .collect();
             let mut stmt = c.prepare_cached(
                 "SELECT rank, SUM(visible_at <= ?1), SUM(visible_at > ?1) FROM queue GROUP BY rank",
             )?;
-            let rows = stmt.query_map([now], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)))?;
+            let rows = stmt.query_map([now], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?;
             for row in rows {
                 let (rank, visible, in_flight) = row?;
                 if let Some((_, d)) = out.iter_mut().find(|(p, _)| p.rank() == rank) {
@@ -200,7 +208,8 @@ impl TaskQueue for Database {
                     d.in_flight = in_flight as u64;
                 }
             }
-            let mut stmt = c.prepare_cached("SELECT rank, COUNT(*) FROM dead_letters GROUP BY rank")?;
+            let mut stmt =
+                c.prepare_cached("SELECT rank, COUNT(*) FROM dead_letters GROUP BY rank")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (rank, dead) = row?;
@@ -227,4 +236,3 @@ impl Database {
         .await
     }
 }
-

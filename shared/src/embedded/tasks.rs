@@ -46,7 +46,10 @@ pub(super) fn replace(
     if changed == 1 {
         Ok(())
     } else {
-        Err(StoreError::Conflict(format!("task {} changed underneath", task.id)))
+        Err(StoreError::Conflict(format!(
+            "task {} changed underneath",
+            task.id
+        )))
     }
 }
 
@@ -73,9 +76,7 @@ impl TaskReader for Database {
                 ],
                 |r| r.get::<_, String>(0),
             )?;
-            let mut tasks = rows
-                .map(|b| decode(&b?))
-                .collect::<Result<Vec<_>, _>>()?;
+            let mut tasks = rows.map(|b| decode(&b?)).collect::<Result<Vec<_>, _>>()?;
             let next = if tasks.len() > limit {
                 tasks.truncate(limit);
                 tasks.last().map(|t| t.id)
@@ -90,7 +91,8 @@ impl TaskReader for Database {
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
         self.read(|c| {
             let mut counts = StatusCounts::default();
-            let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
+            let mut stmt =
+                c.prepare_cached("SELECT status, COUNT(*) FROM tasks GROUP BY status")?;
             let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
             for row in rows {
                 let (status, n) = row?;
@@ -130,13 +132,21 @@ impl TaskWriter for Database {
             if inserted == 1 {
                 Ok(())
             } else {
-                Err(StoreError::Conflict(format!("task {} already exists", row.0)))
+                Err(StoreError::Conflict(format!(
+                    "task {} already exists",
+                    row.0
+                )))
             }
         })
         .await
     }
 
-    async fn claim(&self, id: TaskId, now: Millis, lease: Duration) -> Result<ClaimOutcome, StoreError> {
+    async fn claim(
+        &self,
+        id: TaskId,
+        now: Millis,
+        lease: Duration,
+    ) -> Result<ClaimOutcome, StoreError> {
         self.write(move |c| {
             let tx = c.transaction()?;
             let Some(mut task) = load(&tx, &id.to_string())? else {
@@ -160,7 +170,13 @@ impl TaskWriter for Database {
         .await
     }
 
-    async fn end_attempt(&self, id: TaskId, attempt: u32, end: AttemptEnd, now: Millis) -> Result<Task, StoreError> {
+    async fn end_attempt(
+        &self,
+        id: TaskId,
+        attempt: u32,
+        end: AttemptEnd,
+        now: Millis,
+    ) -> Result<Task, StoreError> {
         self.write(move |c| {
             let tx = c.transaction()?;
             let Some(mut task) = load(&tx, &id.to_string())? else {

@@ -37,41 +37,73 @@ pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, 
     if reply.outcome != Outcome::Success {
         return Err((
             reply.outcome,
-            reply.error.clone().unwrap_or_else(|| reply.outcome.as_str().to_owned()),
+            reply
+                .error
+                .clone()
+                .unwrap_or_else(|| reply.outcome.as_str().to_owned()),
         ));
     }
     let Some(body) = reply.body.as_ref() else {
         return Err((Outcome::InvalidAnswer, "empty answer".into()));
     };
-    if let Some(message) = body.error_message.as_deref().filter(|m| !m.trim().is_empty()) {
+    if let Some(message) = body
+        .error_message
+        .as_deref()
+        .filter(|m| !m.trim().is_empty())
+    {
         let shown: String = message.chars().take(300).collect();
-        return Err((Outcome::MinerError, format!("miner reported an error: {shown}")));
+        return Err((
+            Outcome::MinerError,
+            format!("miner reported an error: {shown}"),
+        ));
     }
     let encoded = body
         .output_data
         .as_deref()
         .filter(|d| !d.is_empty())
-        .ok_or((Outcome::InvalidAnswer, "the answer has no output_data".to_owned()))?;
+        .ok_or((
+            Outcome::InvalidAnswer,
+            "the answer has no output_data".to_owned(),
+        ))?;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(encoded.trim())
-        .map_err(|_| (Outcome::InvalidAnswer, "output_data is not valid base64".to_owned()))?;
+        .map_err(|_| {
+            (
+                Outcome::InvalidAnswer,
+                "output_data is not valid base64".to_owned(),
+            )
+        })?;
     if kind.produces_audio() {
         let wav = Bytes::from(raw);
-        let probe = crate::audio::probe(wav.clone(), Some("answer.wav"))
-            .map_err(|e| (Outcome::InvalidAnswer, format!("output_data is not playable audio: {e}")))?;
+        let probe = crate::audio::probe(wav.clone(), Some("answer.wav")).map_err(|e| {
+            (
+                Outcome::InvalidAnswer,
+                format!("output_data is not playable audio: {e}"),
+            )
+        })?;
         if probe.info.format != "wav" {
-            return Err((Outcome::InvalidAnswer, format!("output_data is {}, not WAV", probe.info.format)));
+            return Err((
+                Outcome::InvalidAnswer,
+                format!("output_data is {}, not WAV", probe.info.format),
+            ));
         }
         if probe.info.duration_s <= 0.0 {
-            return Err((Outcome::InvalidAnswer, "output_data is an empty WAV file".into()));
+            return Err((
+                Outcome::InvalidAnswer,
+                "output_data is an empty WAV file".into(),
+            ));
         }
         Ok(Answer::Audio {
             wav,
             duration_s: probe.info.duration_s,
         })
     } else {
-        let text = String::from_utf8(raw)
-            .map_err(|_| (Outcome::InvalidAnswer, "output_data is not UTF-8 text".to_owned()))?;
+        let text = String::from_utf8(raw).map_err(|_| {
+            (
+                Outcome::InvalidAnswer,
+                "output_data is not UTF-8 text".to_owned(),
+            )
+        })?;
         if text.trim().is_empty() {
             return Err((Outcome::InvalidAnswer, "output_data is empty text".into()));
         }
@@ -102,16 +134,39 @@ mod tests {
 
     #[test]
     fn an_error_message_makes_a_200_a_miner_error() {
-        let r = validate(&reply(Some("aGk="), Some("model crashed")), ServiceKind::Summarization);
+        let r = validate(
+            &reply(Some("aGk="), Some("model crashed")),
+            ServiceKind::Summarization,
+        );
         assert_eq!(r.unwrap_err().0, Outcome::MinerError);
     }
 
     #[test]
     fn bad_base64_empty_text_and_non_wav_audio_are_invalid() {
-        assert_eq!(validate(&reply(Some("@@@"), None), ServiceKind::Summarization).unwrap_err().0, Outcome::InvalidAnswer);
-        assert_eq!(validate(&reply(Some("ICA="), None), ServiceKind::Summarization).unwrap_err().0, Outcome::InvalidAnswer);
-        assert_eq!(validate(&reply(Some("aGVsbG8="), None), ServiceKind::Tts).unwrap_err().0, Outcome::InvalidAnswer);
-        assert_eq!(validate(&reply(None, None), ServiceKind::Tts).unwrap_err().0, Outcome::InvalidAnswer);
+        assert_eq!(
+            validate(&reply(Some("@@@"), None), ServiceKind::Summarization)
+                .unwrap_err()
+                .0,
+            Outcome::InvalidAnswer
+        );
+        assert_eq!(
+            validate(&reply(Some("ICA="), None), ServiceKind::Summarization)
+                .unwrap_err()
+                .0,
+            Outcome::InvalidAnswer
+        );
+        assert_eq!(
+            validate(&reply(Some("aGVsbG8="), None), ServiceKind::Tts)
+                .unwrap_err()
+                .0,
+            Outcome::InvalidAnswer
+        );
+        assert_eq!(
+            validate(&reply(None, None), ServiceKind::Tts)
+                .unwrap_err()
+                .0,
+            Outcome::InvalidAnswer
+        );
     }
 
     #[test]

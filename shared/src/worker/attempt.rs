@@ -51,7 +51,10 @@ pub(super) fn select<'a>(snapshot: &'a MinerSnapshot, policy: &AttemptPolicy) ->
 }
 
 /// Builds the shared request: all inputs are base64, as the subnet expects.
-pub(super) async fn build_request<B: BlobStore>(task: &Task, blobs: &B) -> Result<SynapseRequest, AttemptError> {
+pub(super) async fn build_request<B: BlobStore>(
+    task: &Task,
+    blobs: &B,
+) -> Result<SynapseRequest, AttemptError> {
     let engine = base64::engine::general_purpose::STANDARD;
     let input_data = match &task.input {
         TaskInput::Text { text } => Bytes::from(engine.encode(text)),
@@ -60,7 +63,11 @@ pub(super) async fn build_request<B: BlobStore>(task: &Task, blobs: &B) -> Resul
                 .get(blob_key)
                 .await
                 .map_err(AttemptError::Store)?
-                .ok_or_else(|| AttemptError::Store(StoreError::backend(anyhow::anyhow!("input audio {blob_key} is missing"))))?;
+                .ok_or_else(|| {
+                    AttemptError::Store(StoreError::backend(anyhow::anyhow!(
+                        "input audio {blob_key} is missing"
+                    )))
+                })?;
             Bytes::from(engine.encode(&audio))
         }
     };
@@ -87,7 +94,12 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         });
     }
     let request = build_request(task, blobs).await?;
-    let replies = join_all(miners.iter().map(|m| client.query(m, &request, policy.deadline))).await;
+    let replies = join_all(
+        miners
+            .iter()
+            .map(|m| client.query(m, &request, policy.deadline)),
+    )
+    .await;
 
     let mut candidates = Vec::with_capacity(miners.len());
     let mut valid: Vec<(usize, Answer)> = Vec::new();
@@ -96,7 +108,9 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         candidates.push(Candidate {
             uid: miner.uid,
             hotkey: miner.hotkey.clone(),
-            outcome: outcome.as_ref().map_or_else(|(o, _)| *o, |_| crate::domain::Outcome::Success),
+            outcome: outcome
+                .as_ref()
+                .map_or_else(|(o, _)| *o, |_| crate::domain::Outcome::Success),
             latency_ms: reply.latency.as_millis() as u64,
             accuracy: None,
             speed: None,
@@ -115,7 +129,10 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         });
     }
 
-    let comparables: Vec<_> = valid.iter().map(|(_, a)| a.comparable(task.language)).collect();
+    let comparables: Vec<_> = valid
+        .iter()
+        .map(|(_, a)| a.comparable(task.language))
+        .collect();
     let accuracies = consensus(&comparables);
     for ((i, _), accuracy) in valid.iter().zip(&accuracies) {
         let c = &mut candidates[*i];
@@ -147,14 +164,23 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         Answer::Audio { wav, .. } => {
             let key = format!("output/{}.wav", task.id);
             let size_bytes = wav.len() as u64;
-            blobs.put(&key, wav, "audio/wav").await.map_err(AttemptError::Store)?;
-            TaskOutput::Audio { blob_key: key, size_bytes }
+            blobs
+                .put(&key, wav, "audio/wav")
+                .await
+                .map_err(AttemptError::Store)?;
+            TaskOutput::Audio {
+                blob_key: key,
+                size_bytes,
+            }
         }
     };
     let winner = &candidates[best];
     let result = TaskResult {
         output,
-        model_used: replies[best].body.as_ref().and_then(|b| b.pipeline_model.clone()),
+        model_used: replies[best]
+            .body
+            .as_ref()
+            .and_then(|b| b.pipeline_model.clone()),
         processing_time: replies[best].latency.as_secs_f64(),
         accuracy_score: winner.accuracy.unwrap_or(0.0),
         speed_score: winner.speed.unwrap_or(0.0),

@@ -12,13 +12,15 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-pub use attempt::AttemptPolicy;
 use attempt::AttemptError;
+pub use attempt::AttemptPolicy;
 
 use crate::callback::CallbackSender;
 use crate::domain::{ClaimOutcome, Task, now_millis};
+use crate::ports::{
+    AttemptEnd, BlobStore, Delivery, MinerClient, MinerDirectory, StoreError, TaskWriter,
+};
 use crate::views::TaskView;
-use crate::ports::{AttemptEnd, BlobStore, Delivery, MinerClient, MinerDirectory, StoreError, TaskWriter};
 
 /// What to do with the message after handling it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,7 +78,9 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
             }
             ClaimOutcome::Leased(until) => {
                 info!("task is leased by another worker; delivery handed back");
-                return Ok(Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64)));
+                return Ok(Disposition::Retry(Duration::from_millis(
+                    (until - now).max(1_000) as u64,
+                )));
             }
         };
         let attempt = task.attempts;
@@ -85,24 +89,44 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
         let outcome = attempt::run(&task, snapshot, &self.client, &self.blobs, &self.policy).await;
         let (end, disposition) = match outcome {
             Ok((result, candidates)) => {
-                info!(miner_uid = result.miner_uid, combined = result.combined_score, "task completed");
-                (AttemptEnd::Completed { result, candidates }, Disposition::Done)
+                info!(
+                    miner_uid = result.miner_uid,
+                    combined = result.combined_score,
+                    "task completed"
+                );
+                (
+                    AttemptEnd::Completed { result, candidates },
+                    Disposition::Done,
+                )
             }
             Err(AttemptError::Store(e)) => return Err(e),
             Err(AttemptError::NoAnswer { reason, candidates }) if last => {
                 let reason = format!("failed after {attempt} attempts: {reason}");
                 warn!(reason = %reason, "task failed");
                 // Handing the message back lets the queue's redrive move it to the dead letters.
-                (AttemptEnd::Failed { reason, candidates }, Disposition::Retry(Duration::ZERO))
+                (
+                    AttemptEnd::Failed { reason, candidates },
+                    Disposition::Retry(Duration::ZERO),
+                )
             }
             Err(AttemptError::NoAnswer { reason, candidates }) => {
-                let reason = format!("attempt {attempt} of {} failed, retrying: {reason}", self.max_attempts);
+                let reason = format!(
+                    "attempt {attempt} of {} failed, retrying: {reason}",
+                    self.max_attempts
+                );
                 info!(reason = %reason, "attempt failed");
                 let backoff = Duration::from_millis(500 * u64::from(attempt));
-                (AttemptEnd::Retry { reason, candidates }, Disposition::Retry(backoff))
+                (
+                    AttemptEnd::Retry { reason, candidates },
+                    Disposition::Retry(backoff),
+                )
             }
         };
-        match self.tasks.end_attempt(task.id, attempt, end, now_millis()).await {
+        match self
+            .tasks
+            .end_attempt(task.id, attempt, end, now_millis())
+            .await
+        {
             Ok(stored) => {
                 if stored.status.is_terminal() {
                     self.notify(&stored).await;
@@ -118,7 +142,9 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
     }
 
     async fn notify(&self, task: &Task) {
-        let Some(url) = task.callback_url.as_deref() else { return };
+        let Some(url) = task.callback_url.as_deref() else {
+            return;
+        };
         let audio_url = match TaskView::audio_key(task) {
             Some(key) => self.blobs.public_url(task.id, key).await.ok(),
             None => None,
