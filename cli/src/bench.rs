@@ -1,8 +1,13 @@
 //! `taogate bench submit`: a bounded load test of the submission path.
 //!
-//! Opens `connections` keep-alive HTTP/1.1 connections and sends TTS submissions on each, one
-//! after another, for a fixed duration; then reports throughput and latency percentiles. It
-//! stops by itself and only talks to the address it is given (loopback by default).
+//! Opens `connections` keep-alive HTTP/1.1 connections and sends TTS submissions on each for a
+//! fixed duration; then reports throughput and latency percentiles. It stops by itself and only
+//! talks to the address it is given (loopback by default).
+//!
+//! Without a rate, each connection sends its next request as soon as the previous one is answered
+//! (closed loop: the maximum throughput). With `rate`, requests are scheduled at that total rate,
+//! spread evenly over the connections, and each latency is measured from the request's scheduled
+//! time, so a stalled server is charged for the requests it delayed (no coordinated omission).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -51,12 +56,14 @@ pub async fn submit(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
+    rate: Option<f64>,
 ) -> anyhow::Result<Report> {
     let body = Bytes::from_static(br#"{"text":"The quick brown fox jumps over the lazy dog.","source_language":"en","priority":"normal"}"#);
     let started = Instant::now();
     let deadline = started + duration;
     let mut tasks = Vec::with_capacity(connections);
-    for _ in 0..connections {
+    let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
+    for index in 0..connections {
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
@@ -66,12 +73,20 @@ pub async fn submit(
             tokio::spawn(conn);
             let mut latencies = Vec::with_capacity(4096);
             let mut errors = 0u64;
+            // Stagger the connections' schedules across one interval.
+            let mut next = interval.map(|i| started + i.mul_f64(index as f64 / connections as f64));
             while Instant::now() < deadline {
+                if let (Some(at), Some(step)) = (next.as_mut(), interval) {
+                    tokio::time::sleep_until((*at).into()).await;
+                    *at += step;
+                }
                 let request = Request::post("/api/v1/tts")
                     .header("host", addr.to_string())
                     .header("content-type", "application/json")
                     .body(Full::new(body.clone()))?;
-                let sent = Instant::now();
+                let sent = next
+                    .zip(interval)
+                    .map_or_else(Instant::now, |(at, step)| at - step);
                 let response = sender.send_request(request).await?;
                 let status = response.status();
                 response.into_body().collect().await?;

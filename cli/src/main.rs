@@ -59,6 +59,9 @@ enum BenchCommand {
         /// How long to send, in seconds.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Offered load in submissions per second (open loop); without it, as fast as possible.
+        #[arg(long)]
+        rate: Option<f64>,
         /// A running server to measure; by default an API-only server is started in a
         /// temporary directory for the run.
         #[arg(long)]
@@ -135,6 +138,7 @@ async fn main() -> anyhow::Result<()> {
                 BenchCommand::Submit {
                     connections,
                     seconds,
+                    rate,
                     target,
                 },
         } => {
@@ -164,10 +168,19 @@ async fn main() -> anyhow::Result<()> {
                     (running.addr, Some((running, dir)))
                 }
             };
-            eprintln!(
-                "sending TTS submissions to {addr} on {connections} connections for {seconds} s"
+            match rate {
+                Some(r) => eprintln!(
+                    "sending {r} TTS submissions/s to {addr} on {connections} connections for {seconds} s"
+                ),
+                None => eprintln!(
+                    "sending TTS submissions to {addr} on {connections} connections for {seconds} s, as fast as answered"
+                ),
+            }
+            anyhow::ensure!(
+                rate.is_none_or(|r| r > 0.0 && r <= 1_000_000.0),
+                "--rate takes 1 to 1,000,000"
             );
-            let report = taogate_cli::bench::submit(addr, connections, duration).await?;
+            let report = taogate_cli::bench::submit(addr, connections, duration, rate).await?;
             println!("{report}");
             if let Some((running, dir)) = local {
                 running.shutdown().await?;

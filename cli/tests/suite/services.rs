@@ -210,3 +210,58 @@ async fn a_callback_receives_the_terminal_state() {
     assert_eq!(got[0]["status"], "completed");
     assert!(got[0]["result"]["audio_url"].as_str().is_some());
 }
+
+#[tokio::test]
+async fn miners_can_come_from_a_static_file() {
+    use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Good, Behaviour::Good, Behaviour::Blacklisting],
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("miners.json");
+    let snapshot = subnet.snapshot();
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&json!({"netuid": 42, "miners": snapshot.miners})).unwrap(),
+    )
+    .unwrap();
+    let running =
+        super::support::in_process(&dir.path().join("data"), file.to_str().unwrap(), 1, &[]).await;
+    let api = Api::new(running.addr);
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(health["miners"]["netuid"], 42, "{health}");
+    assert_eq!(health["miners"]["serving_miners"], 3, "{health}");
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "from a file", "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    let blacklisted = task["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["uid"] == 2)
+        .unwrap();
+    assert_eq!(blacklisted["outcome"], "blacklisted");
+    assert!(
+        blacklisted["error"]
+            .as_str()
+            .unwrap()
+            .contains("validator permit"),
+        "{blacklisted}"
+    );
+    assert_eq!(subnet.served(0), 1);
+    running.shutdown().await.unwrap();
+}

@@ -88,7 +88,10 @@ impl ServeProcess {
                 process.addr = rest.split_whitespace().next().unwrap().parse().unwrap();
                 return process;
             }
-            assert!(started.elapsed() < Duration::from_secs(20), "taogate did not start:\n{text}");
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "taogate did not start:\n{text}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }

@@ -1,0 +1,28 @@
+# taogate's everyday commands. `make test` is what CI runs (.ci/run).
+
+CARGO ?= cargo
+
+.PHONY: serve test fmt lint unit bench clean
+
+## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
+serve:
+	$(CARGO) run --release -p taogate-cli -- serve
+
+## Every check and test.
+test: fmt lint unit
+
+fmt:
+	$(CARGO) fmt --all --check
+
+lint:
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit:
+	$(CARGO) test --workspace --locked
+
+## Submit throughput and latency of the local server (release build, bounded: 10 s).
+bench:
+	$(CARGO) run --release -p taogate-cli -- bench submit --connections 64 --seconds 10
+
+clean:
+	$(CARGO) clean
