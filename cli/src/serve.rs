@@ -9,13 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use taogate_shared::api::{self, StatusState, SubmitSettings, SubmitState};
-use taogate_shared::bittensor::{AxonClient, AxonClientConfig, Hotkey, StaticDirectory};
-use taogate_shared::callback::CallbackSender;
+use taogate_shared::bittensor::{AxonClient, Hotkey, StaticDirectory};
 use taogate_shared::config::Settings;
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::runtime::run_pool;
-use taogate_shared::scoring::Weights;
-use taogate_shared::worker::{AttemptPolicy, Worker};
+use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
 use tracing::info;
@@ -114,36 +112,7 @@ pub fn build_worker(
     directory: StaticDirectory,
     hotkey: Arc<Hotkey>,
 ) -> anyhow::Result<Worker<Database, BlobDir, StaticDirectory, AxonClient>> {
-    let client = AxonClient::new(
-        hotkey.clone(),
-        AxonClientConfig {
-            synapse_name: settings.synapse_name.clone(),
-            dendrite_version: settings.dendrite_version,
-            dendrite_ip: "0.0.0.0".into(),
-            max_response_bytes: settings.max_response_bytes,
-        },
-    )?;
-    Ok(Worker {
-        tasks: db,
-        blobs,
-        directory,
-        client,
-        policy: AttemptPolicy {
-            miners_per_request: settings.max_miners_per_request,
-            deadline: settings.task_timeout,
-            weights: Weights {
-                accuracy: settings.accuracy_weight,
-                speed: settings.speed_weight,
-            },
-            own_hotkey: hotkey.ss58().to_owned(),
-        },
-        max_attempts: settings.max_attempts,
-        lease: settings.lease(),
-        callbacks: CallbackSender::new(
-            settings.callback_allowlist.clone(),
-            settings.callback_max_attempts,
-        ),
-    })
+    Worker::with_axon_client(settings, db, blobs, directory, hotkey)
 }
 
 /// Starts the server and the worker pool.

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod audio;
+pub mod aws;
 pub mod bittensor;
 pub mod callback;
 pub mod config;

@@ -17,3 +17,4 @@ mod tasks;
 pub use blobs::BlobDir;
 pub use db::{Database, QueuePolicy};
 pub use queue::Recovery;
+pub(crate) use tasks::apply_end;

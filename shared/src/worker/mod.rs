@@ -15,11 +15,16 @@ use tracing::{info, warn};
 use attempt::AttemptError;
 pub use attempt::AttemptPolicy;
 
+use std::sync::Arc;
+
+use crate::bittensor::{AxonClient, AxonClientConfig, Hotkey};
 use crate::callback::CallbackSender;
+use crate::config::Settings;
 use crate::domain::{ClaimOutcome, Task, now_millis};
 use crate::ports::{
     AttemptEnd, BlobStore, Delivery, MinerClient, MinerDirectory, StoreError, TaskWriter,
 };
+use crate::scoring::Weights;
 use crate::views::TaskView;
 
 /// What to do with the message after handling it.
@@ -49,6 +54,48 @@ pub struct Worker<T, B, D, C> {
     pub lease: Duration,
     /// Callback delivery.
     pub callbacks: CallbackSender,
+}
+
+impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, AxonClient> {
+    /// A worker that queries miners over the axon protocol, configured from `settings`.
+    pub fn with_axon_client(
+        settings: &Settings,
+        tasks: T,
+        blobs: B,
+        directory: D,
+        hotkey: Arc<Hotkey>,
+    ) -> anyhow::Result<Self> {
+        let client = AxonClient::new(
+            hotkey.clone(),
+            AxonClientConfig {
+                synapse_name: settings.synapse_name.clone(),
+                dendrite_version: settings.dendrite_version,
+                dendrite_ip: "0.0.0.0".into(),
+                max_response_bytes: settings.max_response_bytes,
+            },
+        )?;
+        Ok(Self {
+            tasks,
+            blobs,
+            directory,
+            client,
+            policy: AttemptPolicy {
+                miners_per_request: settings.max_miners_per_request,
+                deadline: settings.task_timeout,
+                weights: Weights {
+                    accuracy: settings.accuracy_weight,
+                    speed: settings.speed_weight,
+                },
+                own_hotkey: hotkey.ss58().to_owned(),
+            },
+            max_attempts: settings.max_attempts,
+            lease: settings.lease(),
+            callbacks: CallbackSender::new(
+                settings.callback_allowlist.clone(),
+                settings.callback_max_attempts,
+            ),
+        })
+    }
 }
 
 impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B, D, C> {

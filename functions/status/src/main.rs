@@ -1,0 +1,27 @@
+//! The status Lambda: task, list, health, validator-integration, OpenAPI and docs routes over
+//! DynamoDB, SQS (depths), S3 (presigned audio URLs, the miner snapshot).
+//! Wiring only; the routes live in `taogate_shared::api`.
+
+use taogate_shared::api::{self, StatusState};
+use taogate_shared::aws::{
+    self, AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues,
+};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    aws::init_tracing();
+    let resources = AwsResources::from_env()?;
+    let clients = AwsClients::load(&resources).await;
+    let blobs = S3Blobs::new(clients.s3, &resources);
+    let router = api::with_fallbacks(api::status_routes(
+        StatusState {
+            tasks: DynamoTasks::new(clients.dynamodb, &resources),
+            queue: SqsQueues::new(clients.sqs, &resources),
+            directory: S3Directory::new(blobs.clone(), &resources),
+            blobs,
+            gateway_hotkey: std::env::var("GATEWAY_HOTKEY").unwrap_or_default(),
+        },
+        false,
+    ));
+    lambda_http::run(router).await
+}

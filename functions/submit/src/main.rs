@@ -1,0 +1,24 @@
+//! The submit Lambda: the three submission routes over DynamoDB, SQS and S3.
+//! Wiring only; the routes live in `taogate_shared::api`.
+
+use taogate_shared::api::{self, SubmitSettings, SubmitState};
+use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
+use taogate_shared::config::Settings;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    aws::init_tracing();
+    let settings = Settings::from_env()?;
+    let resources = AwsResources::from_env()?;
+    let clients = AwsClients::load(&resources).await;
+    let router = api::with_fallbacks(api::submit_routes(SubmitState {
+        tasks: DynamoTasks::new(clients.dynamodb, &resources),
+        queue: SqsQueues::new(clients.sqs, &resources),
+        blobs: S3Blobs::new(clients.s3, &resources),
+        settings: SubmitSettings {
+            callback_allowlist: settings.callback_allowlist,
+            estimated_seconds: settings.task_timeout.as_secs().max(1),
+        },
+    }));
+    lambda_http::run(router).await
+}

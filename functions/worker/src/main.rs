@@ -1,0 +1,37 @@
+//! The worker Lambda, triggered by SQS: each batch goes to the shared worker, and records it
+//! hands back are reported as batch item failures.
+//! Wiring only; the behaviour lives in `taogate_shared::worker`.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_runtime::{LambdaEvent, service_fn};
+use taogate_shared::aws::{
+    self, AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues,
+};
+use taogate_shared::bittensor::Hotkey;
+use taogate_shared::config::Settings;
+use taogate_shared::worker::Worker;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    aws::init_tracing();
+    let settings = Settings::from_env()?;
+    let resources = AwsResources::from_env()?;
+    let clients = AwsClients::load(&resources).await;
+    let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri)?);
+    let blobs = S3Blobs::new(clients.s3, &resources);
+    let worker = Worker::with_axon_client(
+        &settings,
+        DynamoTasks::new(clients.dynamodb, &resources),
+        blobs.clone(),
+        S3Directory::new(blobs, &resources),
+        hotkey,
+    )?;
+    let queues = SqsQueues::new(clients.sqs, &resources);
+    let (worker, queues) = (&worker, &queues);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(aws::handle_sqs_batch(worker, queues, event.payload).await)
+    }))
+    .await
+}

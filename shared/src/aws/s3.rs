@@ -1,0 +1,126 @@
+//! S3: input audio, TTS output, and the miner snapshot. Clients get short-lived presigned URLs.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::presigning::PresigningConfig;
+use bytes::Bytes;
+
+use super::AwsResources;
+use crate::bittensor::MinerSnapshot;
+use crate::domain::TaskId;
+use crate::ports::{BlobStore, MinerDirectory, StoreError};
+
+/// Blobs in one private bucket.
+#[derive(Debug, Clone)]
+pub struct S3Blobs {
+    client: aws_sdk_s3::Client,
+    bucket: String,
+    presign_ttl: Duration,
+}
+
+impl S3Blobs {
+    /// The bucket named in `resources`.
+    pub fn new(client: aws_sdk_s3::Client, resources: &AwsResources) -> Self {
+        Self {
+            client,
+            bucket: resources.bucket.clone(),
+            presign_ttl: Duration::from_secs(resources.presign_ttl_s),
+        }
+    }
+}
+
+impl BlobStore for S3Blobs {
+    async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(bytes.into())
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
+        match self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => {
+                let data = out.body.collect().await.map_err(StoreError::backend)?;
+                Ok(Some(data.into_bytes()))
+            }
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
+            Err(e) => Err(StoreError::backend(e)),
+        }
+    }
+
+    async fn public_url(&self, _id: TaskId, key: &str) -> Result<String, StoreError> {
+        let config = PresigningConfig::expires_in(self.presign_ttl).map_err(StoreError::backend)?;
+        let request = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .presigned(config)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(request.uri().to_owned())
+    }
+}
+
+/// How long a container keeps a snapshot before reading it again.
+const SNAPSHOT_TTL: Duration = Duration::from_secs(60);
+
+/// A snapshot and when it was read.
+type CachedSnapshot = (Instant, Arc<MinerSnapshot>);
+
+/// The miner snapshot as an S3 object (written by the metagraph sync), cached per container.
+#[derive(Debug, Clone)]
+pub struct S3Directory {
+    blobs: S3Blobs,
+    key: String,
+    cache: Arc<Mutex<Option<CachedSnapshot>>>,
+}
+
+impl S3Directory {
+    /// Reads `resources.snapshot_key` from the bucket.
+    pub fn new(blobs: S3Blobs, resources: &AwsResources) -> Self {
+        Self {
+            blobs,
+            key: resources.snapshot_key.clone(),
+            cache: Arc::default(),
+        }
+    }
+}
+
+impl MinerDirectory for S3Directory {
+    async fn snapshot(&self) -> Result<Arc<MinerSnapshot>, StoreError> {
+        if let Ok(guard) = self.cache.lock()
+            && let Some((at, snap)) = guard.as_ref()
+            && at.elapsed() < SNAPSHOT_TTL
+        {
+            return Ok(snap.clone());
+        }
+        let bytes = self.blobs.get(&self.key).await?.ok_or_else(|| {
+            StoreError::backend(anyhow::anyhow!(
+                "no miner snapshot at s3://{}/{}",
+                self.blobs.bucket,
+                self.key
+            ))
+        })?;
+        let snapshot: Arc<MinerSnapshot> =
+            Arc::new(serde_json::from_slice(&bytes).map_err(StoreError::backend)?);
+        if let Ok(mut guard) = self.cache.lock() {
+            *guard = Some((Instant::now(), snapshot.clone()));
+        }
+        Ok(snapshot)
+    }
+}

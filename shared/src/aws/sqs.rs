@@ -1,0 +1,202 @@
+//! The priority queues on SQS: one queue per class (`urgent` shares `high`), each with a
+//! dead-letter queue whose redrive policy (`maxReceiveCount = MAX_ATTEMPTS`) is set by the
+//! template. Messages carry the task id and priority, never the payload.
+
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
+
+use super::AwsResources;
+use crate::domain::{Priority, TaskId};
+use crate::ports::{Delivery, QueueDepth, StoreError, TaskQueue};
+
+/// The message body.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct QueueMessage {
+    /// The task.
+    pub task_id: TaskId,
+    /// Its priority.
+    pub priority: Priority,
+}
+
+/// SQS queues, most urgent first.
+#[derive(Debug, Clone)]
+pub struct SqsQueues {
+    client: aws_sdk_sqs::Client,
+    queues: [String; 3],
+    dead: [Option<String>; 3],
+}
+
+fn index(priority: Priority) -> usize {
+    match priority {
+        Priority::Urgent | Priority::High => 0,
+        Priority::Normal => 1,
+        Priority::Low => 2,
+    }
+}
+
+const CLASSES: [Priority; 3] = [Priority::High, Priority::Normal, Priority::Low];
+
+impl SqsQueues {
+    /// The queues named in `resources`.
+    pub fn new(client: aws_sdk_sqs::Client, resources: &AwsResources) -> Self {
+        Self {
+            client,
+            queues: resources.queues.clone(),
+            dead: resources.dead_letter_queues.clone(),
+        }
+    }
+
+    /// The queue URLs, most urgent first.
+    pub fn urls(&self) -> &[String; 3] {
+        &self.queues
+    }
+
+    /// Parses a message body into a delivery (used by the worker Lambda for event records).
+    pub fn delivery(body: &str, receive_count: u32, receipt: String) -> Option<Delivery> {
+        let message: QueueMessage = serde_json::from_str(body).ok()?;
+        Some(Delivery {
+            task_id: message.task_id,
+            priority: message.priority,
+            receive_count,
+            receipt,
+        })
+    }
+
+    fn split(receipt: &str) -> Result<(usize, &str), StoreError> {
+        receipt
+            .split_once('|')
+            .and_then(|(i, h)| Some((i.parse::<usize>().ok().filter(|i| *i < 3)?, h)))
+            .ok_or_else(|| StoreError::backend(anyhow::anyhow!("malformed receipt")))
+    }
+
+    async fn depth(&self, url: &str) -> Result<(u64, u64), StoreError> {
+        let out = self
+            .client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        let get = |name: QueueAttributeName| {
+            out.attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            get(QueueAttributeName::ApproximateNumberOfMessages),
+            get(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
+    }
+}
+
+impl TaskQueue for SqsQueues {
+    async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&QueueMessage {
+            task_id: id,
+            priority,
+        })
+        .map_err(StoreError::backend)?;
+        self.client
+            .send_message()
+            .queue_url(&self.queues[index(priority)])
+            .message_body(body)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    /// Receives from the most urgent non-empty queue. Used by the local poller that stands in for
+    /// the event source mappings; in Lambda, SQS delivers the batches itself.
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
+        for (i, url) in self.queues.iter().enumerate() {
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(max.clamp(1, 10) as i32)
+                .visibility_timeout(visibility.as_secs().clamp(1, 43_200) as i32)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(StoreError::backend)?;
+            let mut deliveries = Vec::new();
+            for m in out.messages() {
+                let count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                let (Some(body), Some(handle)) = (m.body(), m.receipt_handle()) else {
+                    continue;
+                };
+                match Self::delivery(body, count, format!("{i}|{handle}")) {
+                    Some(d) => deliveries.push(d),
+                    None => {
+                        // Not ours: drop it rather than let it cycle into the dead letters.
+                        let _ = self
+                            .client
+                            .delete_message()
+                            .queue_url(url)
+                            .receipt_handle(handle)
+                            .send()
+                            .await;
+                    }
+                }
+            }
+            if !deliveries.is_empty() {
+                return Ok(deliveries);
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        let (i, handle) = Self::split(receipt)?;
+        self.client
+            .delete_message()
+            .queue_url(&self.queues[i])
+            .receipt_handle(handle)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn release(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
+        let (i, handle) = Self::split(receipt)?;
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.queues[i])
+            .receipt_handle(handle)
+            .visibility_timeout(delay.as_secs().min(43_200) as i32)
+            .send()
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(())
+    }
+
+    async fn depths(&self) -> Result<Vec<(Priority, QueueDepth)>, StoreError> {
+        let mut out = Vec::with_capacity(3);
+        for (i, priority) in CLASSES.into_iter().enumerate() {
+            let (visible, in_flight) = self.depth(&self.queues[i]).await?;
+            let dead = match &self.dead[i] {
+                Some(url) => self.depth(url).await?.0,
+                None => 0,
+            };
+            out.push((
+                priority,
+                QueueDepth {
+                    visible,
+                    in_flight,
+                    dead,
+                },
+            ));
+        }
+        Ok(out)
+    }
+}
