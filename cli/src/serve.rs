@@ -118,7 +118,7 @@ pub fn build_worker(
 /// Starts the server and the worker pool.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let settings = options.settings;
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri)?);
+    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey())?);
     let db = Database::open(
         &options.data_dir,
         QueuePolicy {

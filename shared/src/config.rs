@@ -41,8 +41,9 @@ pub struct Settings {
     pub wallet_name: String,
     /// `BT_WALLET_HOTKEY`: hotkey file name.
     pub wallet_hotkey: String,
-    /// `BT_HOTKEY_URI`: the hotkey as a secret URI, mnemonic or seed (`//Alice` locally).
-    pub hotkey_uri: Secret,
+    /// `BT_HOTKEY_URI`: the hotkey as a secret URI, mnemonic or seed. Unset, the local runtime
+    /// uses the dev key `//Alice`; the Lambdas refuse to start without a real key.
+    pub hotkey_uri: Option<Secret>,
     /// `MAX_CONCURRENT_TASKS`: tasks one process works on at once.
     pub max_concurrent_tasks: usize,
     /// `TASK_TIMEOUT`: the deadline of one attempt, miner queries included.
@@ -89,7 +90,7 @@ impl Settings {
             network: r.string("BT_NETWORK", "finney"),
             wallet_name: r.string("BT_WALLET_NAME", "default"),
             wallet_hotkey: r.string("BT_WALLET_HOTKEY", "default"),
-            hotkey_uri: Secret::new(r.string("BT_HOTKEY_URI", "//Alice")),
+            hotkey_uri: r.raw("BT_HOTKEY_URI").map(Secret::new),
             max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
             task_timeout: Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0)),
             max_miners_per_request: r.parse("MAX_MINERS_PER_REQUEST", 5usize),
@@ -159,6 +160,11 @@ impl Settings {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
         }
         p
+    }
+
+    /// The hotkey for local use: the configured one, or the dev key `//Alice`.
+    pub fn local_hotkey(&self) -> Secret {
+        self.hotkey_uri.clone().unwrap_or_else(|| Secret::new("//Alice"))
     }
 
     /// How long a worker holds a task: the attempt's deadline plus room to store the result.

@@ -132,7 +132,7 @@ async fn worker_setup(
     .await
     .unwrap();
     let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri).unwrap());
+    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey()).unwrap());
     let worker = taogate_cli::serve::build_worker(
         &settings,
         db.clone(),

@@ -9,7 +9,6 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use taogate_shared::aws::{
     self, AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues,
 };
-use taogate_shared::bittensor::Hotkey;
 use taogate_shared::config::Settings;
 use taogate_shared::worker::Worker;
 
@@ -19,7 +18,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(&resources).await;
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.hotkey_uri)?);
+    let hotkey = Arc::new(clients.hotkey(&settings).await?);
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_axon_client(
         &settings,

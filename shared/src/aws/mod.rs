@@ -15,7 +15,8 @@ pub use lambda::{handle_sqs_batch, init_tracing};
 pub use s3::{S3Blobs, S3Directory};
 pub use sqs::SqsQueues;
 
-use crate::config::ConfigError;
+use crate::bittensor::Hotkey;
+use crate::config::{ConfigError, Secret, Settings};
 
 /// Where the AWS resources are, read from the environment the template sets.
 #[derive(Debug, Clone)]
@@ -106,6 +107,8 @@ pub struct AwsClients {
     pub sqs: aws_sdk_sqs::Client,
     /// S3.
     pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
 }
 
 impl AwsClients {
@@ -120,7 +123,33 @@ impl AwsClients {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
             sqs: aws_sdk_sqs::Client::new(&config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::new(&config),
         }
+    }
+
+    /// The worker's hotkey: from the Secrets Manager secret `BT_HOTKEY_SECRET_ARN` when set
+    /// (production), else from `BT_HOTKEY_URI`. Never the dev default: a Lambda without a key
+    /// refuses to start. Errors never contain the secret.
+    pub async fn hotkey(&self, settings: &Settings) -> anyhow::Result<Hotkey> {
+        let secret = match std::env::var("BT_HOTKEY_SECRET_ARN").ok().filter(|a| !a.is_empty()) {
+            Some(arn) => {
+                let out = self
+                    .secrets
+                    .get_secret_value()
+                    .secret_id(&arn)
+                    .send()
+                    .await
+                    .map_err(|e| anyhow::anyhow!("cannot read the hotkey secret {arn}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+                let raw = out
+                    .secret_string()
+                    .ok_or_else(|| anyhow::anyhow!("the hotkey secret {arn} holds no string"))?;
+                Secret::new(raw.trim())
+            }
+            None => settings.hotkey_uri.clone().ok_or_else(|| {
+                anyhow::anyhow!("no hotkey: set BT_HOTKEY_SECRET_ARN (or BT_HOTKEY_URI outside production)")
+            })?,
+        };
+        Ok(Hotkey::from_secret(&secret)?)
     }
 }
 
