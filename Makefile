@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint unit bench clean
+.PHONY: serve test fmt lint template unit bench local-aws clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
 	$(CARGO) run --release -p taogate-cli -- serve
 
-## Every check and test.
-test: fmt lint unit
+## Every check and test. Starts local AWS (LocalStack + moto) if it is not running.
+test: fmt lint template unit
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -17,8 +17,15 @@ fmt:
 lint:
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
-unit:
-	$(CARGO) test --workspace --locked
+## Local AWS emulators for the AWS adapter tests (idempotent).
+local-aws:
+	localstack/local-aws.sh start > /dev/null
+
+template: local-aws
+	localstack/.state/venv-moto/bin/cfn-lint template.yaml
+
+unit: local-aws
+	eval "$$(localstack/local-aws.sh env)" && $(CARGO) test --workspace --locked
 
 ## Submit throughput and latency of the local server (release build, bounded: 10 s).
 bench:

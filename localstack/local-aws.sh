@@ -61,7 +61,7 @@ start() {
       cd "$state/run" || exit 1
       GATEWAY_LISTEN="127.0.0.1:$ls_port" SERVICES=s3,sqs DNS_ADDRESS=0 SQS_ENDPOINT_STRATEGY=path \
         LOCALSTACK_HOST="127.0.0.1:$ls_port" LOCALSTACK_VOLUME_DIR="$state/volume" \
-        DISABLE_EVENTS=1 \
+        DISABLE_EVENTS=1 S3_SKIP_SIGNATURE_VALIDATION=0 \
         nohup "$state/venv-localstack/bin/python" -m localstack.runtime.main \
         < /dev/null > "$state/localstack.log" 2>&1 &
       echo $! > "$state/localstack.pid"

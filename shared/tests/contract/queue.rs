@@ -1,0 +1,72 @@
+//! The queue contract: priority, visibility timeout, receive counts, acknowledgement, dead
+//! letters.
+
+use std::time::Duration;
+
+use taogate_shared::domain::{Priority, TaskId};
+use taogate_shared::ports::TaskQueue;
+
+use crate::aws_fixture::{Backend, MAX_RECEIVES};
+
+async fn receive_one<Q: TaskQueue>(q: &Q, visibility: Duration) -> Option<taogate_shared::ports::Delivery> {
+    // Emulated SQS may need a moment before a just-changed message shows; poll briefly.
+    for _ in 0..20 {
+        if let Some(d) = q.receive(1, visibility).await.unwrap().into_iter().next() {
+            return Some(d);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
+}
+
+async fn priorities_and_visibility<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
+    let q = b.queue;
+    let (low, high) = (TaskId::new(), TaskId::new());
+    q.send(low, Priority::Low).await.unwrap();
+    q.send(high, Priority::High).await.unwrap();
+
+    let first = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((first.task_id, first.priority, first.receive_count), (high, Priority::High, 1));
+    let second = receive_one(&q, Duration::from_secs(2)).await.unwrap();
+    assert_eq!(second.task_id, low, "high work is taken first");
+    assert!(q.receive(10, Duration::from_secs(2)).await.unwrap().is_empty(), "received messages are invisible");
+
+    // The low message comes back after its visibility timeout, with a higher receive count.
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let again = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((again.task_id, again.receive_count), (low, 2));
+
+    q.ack(&first.receipt).await.unwrap();
+    q.ack(&again.receipt).await.unwrap();
+    assert!(q.receive(10, Duration::from_secs(1)).await.unwrap().is_empty(), "acknowledged messages are gone");
+    let depths = q.depths().await.unwrap();
+    assert!(depths.iter().all(|(_, d)| d.visible == 0 && d.in_flight == 0), "{depths:?}");
+}
+
+async fn dead_letters<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
+    let q = b.queue;
+    let id = TaskId::new();
+    q.send(id, Priority::Normal).await.unwrap();
+    for attempt in 1..=MAX_RECEIVES {
+        let d = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+        assert_eq!((d.task_id, d.receive_count), (id, attempt));
+        q.release(&d.receipt, Duration::ZERO).await.unwrap();
+    }
+    // One receive past maxReceiveCount moves the message to the dead letters instead.
+    for _ in 0..5 {
+        assert!(q.receive(10, Duration::from_secs(30)).await.unwrap().is_empty());
+    }
+    let mut dead = 0;
+    for _ in 0..30 {
+        let depths = q.depths().await.unwrap();
+        dead = depths.iter().find(|(p, _)| *p == Priority::Normal).unwrap().1.dead;
+        if dead == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(dead, 1, "the message is in the normal class's dead letters");
+}
+
+crate::both_backends!(priorities_and_visibility);
+crate::both_backends!(dead_letters);
