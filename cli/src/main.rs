@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use taogate_cli::serve::{MinerSource, ServeOptions};
+use taogate_cli::serve::{Backend, MinerSource, ServeOptions};
 use taogate_shared::config::Settings;
 
 #[derive(Parser)]
@@ -29,7 +29,11 @@ enum Command {
         /// Listen address.
         #[arg(long, env = "TAOGATE_BIND", default_value = "127.0.0.1:8000")]
         bind: SocketAddr,
-        /// Where tasks, the queue and blobs are kept.
+        /// Adapters: `embedded` (SQLite + files) or `aws` (DynamoDB, SQS, S3 at the standard
+        /// AWS endpoint variables, e.g. LocalStack).
+        #[arg(long, env = "TAOGATE_BACKEND", value_enum, default_value = "embedded")]
+        backend: Backend,
+        /// Where tasks, the queue and blobs are kept (embedded backend).
         #[arg(long, env = "TAOGATE_DATA_DIR", default_value = ".taogate")]
         data_dir: PathBuf,
         /// `sim:N` for a simulated local subnet of N miners, or a JSON file of miners.
@@ -110,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve {
             bind,
+            backend,
             data_dir,
             miners,
             public_url,
@@ -118,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = Settings::from_env()?;
             let running = taogate_cli::serve::start(ServeOptions {
                 bind,
+                backend,
                 data_dir,
                 miners: MinerSource::parse(&miners)?,
                 public_url,
@@ -157,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
                     let dir = tempfile_dir()?;
                     let running = taogate_cli::serve::start(ServeOptions {
                         bind: "127.0.0.1:0".parse()?,
+                        backend: Backend::Embedded,
                         data_dir: dir.clone(),
                         miners: MinerSource::parse("sim:1")?,
                         public_url: None,

@@ -9,9 +9,13 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use taogate_shared::api::{self, StatusState, SubmitSettings, SubmitState};
-use taogate_shared::bittensor::{AxonClient, Hotkey, StaticDirectory};
+use taogate_shared::aws::{
+    AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues, run_poller,
+};
+use taogate_shared::bittensor::{AxonClient, Hotkey, MinerSnapshot, StaticDirectory};
 use taogate_shared::config::Settings;
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
+use taogate_shared::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
 use taogate_shared::runtime::run_pool;
 use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
@@ -57,18 +61,30 @@ impl MinerSource {
     }
 }
 
+/// Which adapters the runtime uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    /// SQLite and a directory under `--data-dir`: no servers.
+    Embedded,
+    /// DynamoDB, SQS and S3 at the endpoints of the standard AWS variables (LocalStack locally);
+    /// a poller stands in for the SQS event source mappings.
+    Aws,
+}
+
 /// What `serve` needs.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Listen address.
     pub bind: SocketAddr,
-    /// The data directory (SQLite file and blobs).
+    /// Adapters.
+    pub backend: Backend,
+    /// The data directory (SQLite file and blobs) of the embedded backend.
     pub data_dir: PathBuf,
     /// Miners.
     pub miners: MinerSource,
     /// Base of URLs handed to clients; defaults to `http://{bind}`.
     pub public_url: Option<String>,
-    /// Worker slots; 0 runs the API alone (used by the submit benchmark).
+    /// Worker slots (queue pollers on AWS); 0 runs the API alone (used by the submit benchmark).
     pub workers: usize,
     /// How long simulated `slow` miners take.
     pub sim_slow: std::time::Duration,
@@ -80,13 +96,13 @@ pub struct ServeOptions {
 pub struct Running {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The database, for tests and operators.
-    pub db: Database,
+    /// The embedded database, for tests and operators (embedded backend only).
+    pub db: Option<Database>,
     /// The simulated subnet, if one was started.
     pub subnet: Option<SimulatedSubnet>,
     stop: watch::Sender<bool>,
     server: tokio::task::JoinHandle<std::io::Result<()>>,
-    pool: tokio::task::JoinHandle<()>,
+    workers: tokio::task::JoinHandle<()>,
 }
 
 impl Running {
@@ -94,13 +110,8 @@ impl Running {
     pub async fn shutdown(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.server.await??;
-        self.pool.await?;
+        self.workers.await?;
         Ok(())
-    }
-
-    /// Waits until the server ends (after [`Running::stop_handle`] fires).
-    pub fn stop_handle(&self) -> watch::Sender<bool> {
-        self.stop.clone()
     }
 }
 
@@ -115,77 +126,167 @@ pub fn build_worker(
     Worker::with_axon_client(settings, db, blobs, directory, hotkey)
 }
 
-/// Starts the server and the worker pool.
-pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
-    let settings = options.settings;
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey())?);
-    let db = Database::open(
-        &options.data_dir,
-        QueuePolicy {
-            max_receives: settings.max_attempts,
-            starvation_age_ms: 60_000,
-        },
-    )?;
-    let recovery = db.recover().await.map_err(|e| anyhow::anyhow!(e))?;
-    if recovery != Default::default() {
-        info!(?recovery, "recovered work left by a previous run");
-    }
-
-    let listener = tokio::net::TcpListener::bind(options.bind)
-        .await
-        .with_context(|| format!("cannot listen on {}", options.bind))?;
-    let addr = listener.local_addr()?;
-    let public_url = options
-        .public_url
-        .unwrap_or_else(|| format!("http://{addr}"));
-    let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url)?;
-
-    let (subnet, directory) = match options.miners {
+/// Starts the miners (if simulated) and returns the snapshot describing them.
+async fn miners(
+    source: MinerSource,
+    settings: &Settings,
+    slow: std::time::Duration,
+) -> anyhow::Result<(Option<SimulatedSubnet>, MinerSnapshot)> {
+    Ok(match source {
         MinerSource::Simulated(mut sim) => {
             sim.synapse_name = settings.synapse_name.clone();
-            sim.slow_delay = options.sim_slow;
             sim.netuid = settings.netuid;
+            sim.slow_delay = slow;
             let subnet = SimulatedSubnet::start(sim).await?;
-            let directory = StaticDirectory::new(subnet.snapshot());
-            (Some(subnet), directory)
+            let snapshot = subnet.snapshot();
+            (Some(subnet), snapshot)
         }
-        MinerSource::File(path) => (
-            None,
-            StaticDirectory::from_file(&path, settings.netuid, &settings.network)?,
-        ),
-    };
+        MinerSource::File(path) => {
+            let directory = StaticDirectory::from_file(&path, settings.netuid, &settings.network)?;
+            (
+                None,
+                (*directory.snapshot().await.map_err(|e| anyhow::anyhow!(e))?).clone(),
+            )
+        }
+    })
+}
 
-    let worker = Arc::new(build_worker(
-        &settings,
-        db.clone(),
-        blobs.clone(),
-        directory.clone(),
-        hotkey.clone(),
-    )?);
-
-    let router = api::submit_routes(SubmitState {
-        tasks: db.clone(),
-        queue: db.clone(),
+/// The full router over one set of adapters.
+#[allow(clippy::too_many_arguments)]
+fn router<T, Q, B, D>(
+    tasks: T,
+    queue: Q,
+    blobs: B,
+    directory: D,
+    settings: &Settings,
+    hotkey: &Hotkey,
+    serve_audio: bool,
+) -> axum::Router
+where
+    T: TaskReader + TaskWriter + Clone,
+    Q: TaskQueue + Clone,
+    B: BlobStore + Clone,
+    D: MinerDirectory,
+{
+    let submit = api::submit_routes(SubmitState {
+        tasks: tasks.clone(),
+        queue: queue.clone(),
         blobs: blobs.clone(),
         settings: SubmitSettings {
             callback_allowlist: settings.callback_allowlist.clone(),
             estimated_seconds: settings.task_timeout.as_secs().max(1),
         },
-    })
-    .merge(api::status_routes(
+    });
+    let status = api::status_routes(
         StatusState {
-            tasks: db.clone(),
-            queue: db.clone(),
+            tasks,
+            queue,
             blobs,
             directory,
             gateway_hotkey: hotkey.ss58().to_owned(),
         },
-        true,
-    ));
-    let router = api::with_fallbacks(router);
+        serve_audio,
+    );
+    api::with_fallbacks(submit.merge(status))
+}
 
+/// Starts the server and the workers.
+pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
+    let settings = options.settings;
+    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey())?);
+    let listener = tokio::net::TcpListener::bind(options.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", options.bind))?;
+    let addr = listener.local_addr()?;
+    let (subnet, snapshot) = miners(options.miners, &settings, options.sim_slow).await?;
     let (stop, stopped) = watch::channel(false);
-    let mut server_stop = stopped.clone();
+
+    let (router, db, workers) = match options.backend {
+        Backend::Embedded => {
+            let db = Database::open(
+                &options.data_dir,
+                QueuePolicy {
+                    max_receives: settings.max_attempts,
+                    starvation_age_ms: 60_000,
+                },
+            )?;
+            let recovery = db.recover().await.map_err(|e| anyhow::anyhow!(e))?;
+            if recovery != Default::default() {
+                info!(?recovery, "recovered work left by a previous run");
+            }
+            let public_url = options
+                .public_url
+                .unwrap_or_else(|| format!("http://{addr}"));
+            let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url)?;
+            let directory = StaticDirectory::new(snapshot);
+            let worker = Arc::new(build_worker(
+                &settings,
+                db.clone(),
+                blobs.clone(),
+                directory.clone(),
+                hotkey.clone(),
+            )?);
+            let router = router(
+                db.clone(),
+                db.clone(),
+                blobs,
+                directory,
+                &settings,
+                &hotkey,
+                true,
+            );
+            let pool = tokio::spawn(run_pool(
+                db.clone(),
+                worker,
+                options.workers,
+                settings.lease(),
+                stopped.clone(),
+            ));
+            (router, Some(db), pool)
+        }
+        Backend::Aws => {
+            let resources = AwsResources::from_env()?;
+            let clients = AwsClients::load(resources.s3_path_style).await;
+            let tasks = DynamoTasks::new(clients.dynamodb.clone(), &resources);
+            let queues = SqsQueues::new(clients.sqs.clone(), &resources);
+            let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+            // Publish the directory where the worker reads it, as the metagraph sync does.
+            let body = serde_json::to_vec(&snapshot)?;
+            blobs
+                .put(&resources.snapshot_key, body.into(), "application/json")
+                .await
+                .map_err(|e| anyhow::anyhow!(e))
+                .context("cannot publish the miner snapshot to S3")?;
+            let directory = S3Directory::new(blobs.clone(), &resources);
+            let worker = Arc::new(Worker::with_axon_client(
+                &settings,
+                tasks.clone(),
+                blobs.clone(),
+                directory.clone(),
+                hotkey.clone(),
+            )?);
+            let router = router(
+                tasks,
+                queues.clone(),
+                blobs,
+                directory,
+                &settings,
+                &hotkey,
+                false,
+            );
+            let poller = tokio::spawn(run_poller(
+                worker,
+                queues,
+                clients.sqs,
+                options.workers,
+                settings.lease(),
+                stopped.clone(),
+            ));
+            (router, None, poller)
+        }
+    };
+
+    let mut server_stop = stopped;
     let server = tokio::spawn(async move {
         axum::serve(listener, router)
             .with_graceful_shutdown(async move {
@@ -193,20 +294,13 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             })
             .await
     });
-    let pool = tokio::spawn(run_pool(
-        db.clone(),
-        worker,
-        options.workers,
-        settings.lease(),
-        stopped,
-    ));
-    info!(%addr, workers = options.workers, "taogate is serving");
+    info!(%addr, workers = options.workers, backend = ?options.backend, "taogate is serving");
     Ok(Running {
         addr,
         db,
         subnet,
         stop,
         server,
-        pool,
+        workers,
     })
 }

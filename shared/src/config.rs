@@ -164,12 +164,15 @@ impl Settings {
 
     /// The hotkey for local use: the configured one, or the dev key `//Alice`.
     pub fn local_hotkey(&self) -> Secret {
-        self.hotkey_uri.clone().unwrap_or_else(|| Secret::new("//Alice"))
+        self.hotkey_uri
+            .clone()
+            .unwrap_or_else(|| Secret::new("//Alice"))
     }
 
-    /// How long a worker holds a task: the attempt's deadline plus room to store the result.
+    /// How long a worker holds a task: the attempt's deadline plus room to store the result
+    /// (half the deadline, at least 5 s).
     pub fn lease(&self) -> Duration {
-        self.task_timeout + Duration::from_secs(30)
+        self.task_timeout + (self.task_timeout / 2).max(Duration::from_secs(5))
     }
 }
 

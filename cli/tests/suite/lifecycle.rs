@@ -215,7 +215,7 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_a_dead_letter() {
 
     let started = std::time::Instant::now();
     loop {
-        let dead = running.db.dead_letters().await.unwrap();
+        let dead = running.db.as_ref().unwrap().dead_letters().await.unwrap();
         if dead.iter().any(|d| d.to_string() == id) {
             break;
         }

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
 
+mod aws;
 mod bad_input;
 mod docs;
 mod lifecycle;

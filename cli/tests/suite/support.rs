@@ -42,6 +42,7 @@ pub async fn in_process(
 ) -> Running {
     taogate_cli::serve::start(ServeOptions {
         bind: "127.0.0.1:0".parse().unwrap(),
+        backend: taogate_cli::serve::Backend::Embedded,
         data_dir: dir.to_owned(),
         miners: MinerSource::parse(miners).unwrap(),
         public_url: None,

@@ -11,7 +11,7 @@ use taogate_shared::aws::{
 async fn main() -> Result<(), lambda_http::Error> {
     aws::init_tracing();
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(&resources).await;
+    let clients = AwsClients::load(resources.s3_path_style).await;
     let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::with_fallbacks(api::status_routes(
         StatusState {

@@ -10,7 +10,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     aws::init_tracing();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(&resources).await;
+    let clients = AwsClients::load(resources.s3_path_style).await;
     let router = api::with_fallbacks(api::submit_routes(SubmitState {
         tasks: DynamoTasks::new(clients.dynamodb, &resources),
         queue: SqsQueues::new(clients.sqs, &resources),

@@ -17,7 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     aws::init_tracing();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(&resources).await;
+    let clients = AwsClients::load(resources.s3_path_style).await;
     let hotkey = Arc::new(clients.hotkey(&settings).await?);
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_axon_client(

@@ -4,23 +4,29 @@
 //! JSON in `body`, and `expires_at` (TTL) once finished. Global secondary indexes serve the list
 //! newest first without scanning: `by_created` (`all`, `id`), `by_status` (`status`, `id`),
 //! `by_kind` (`kind`, `id`) and `by_status_kind` (`status_kind`, `id`); ids are UUIDv7, so they
-//! sort by creation time. Health counts live in one counter item (`id = "#counts"`), changed in the
-//! same transaction as every transition, so they never need a scan.
+//! sort by creation time.
 //!
-//! Every transition is a `TransactWriteItems` whose put is conditioned on the status and attempt
-//! count read before it: a concurrent writer makes it fail as a conflict, never overwrite.
+//! Every transition is a put conditioned on the status and attempt count read before it: a
+//! concurrent writer makes it fail as a conflict, never overwrite.
+//!
+//! Health counts live in [`COUNTER_SHARDS`] counter items (`id = "#counts#N"`), bumped with an
+//! atomic `ADD` after each transition and summed on read, so they never need a scan. They are not
+//! in a transaction with the transition: concurrent transactions on one hot item cancel each other
+//! (`TransactionConflict`), and sharding spreads the write load. The price: a crash between a
+//! transition and its counter update leaves the counts off by one; the tasks themselves are exact.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::AwsResources;
 use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::embedded::apply_end;
 use crate::ports::{AttemptEnd, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter};
 
-const COUNTS_ID: &str = "#counts";
+/// Counter items the health counts are spread over.
+pub const COUNTER_SHARDS: usize = 8;
 
 /// DynamoDB task table.
 #[derive(Debug, Clone)]
@@ -103,47 +109,42 @@ impl DynamoTasks {
         out.item().map(Self::decode).transpose()
     }
 
-    /// The counter update of a move from `from` (None: a new task) to `to`.
-    fn count_move(
-        &self,
-        from: Option<TaskStatus>,
-        to: TaskStatus,
-    ) -> Result<Option<TransactWriteItem>, StoreError> {
+    /// Moves one count from `from` (None: a new task) to `to`, on a random shard.
+    async fn count_move(&self, from: Option<TaskStatus>, to: TaskStatus) -> Result<(), StoreError> {
         if from == Some(to) {
-            return Ok(None);
+            return Ok(());
         }
-        let mut names = HashMap::from([("#to".to_owned(), to.as_str().to_owned())]);
-        let mut values = HashMap::from([(":one".to_owned(), n(1))]);
-        let expression = match from {
-            Some(f) => {
-                names.insert("#from".into(), f.as_str().into());
-                values.insert(":minus".into(), n(-1));
-                "ADD #to :one, #from :minus"
-            }
-            None => {
-                names.insert("#total".into(), "total".into());
-                "ADD #to :one, #total :one"
-            }
-        };
-        let update = Update::builder()
+        let shard = rand_shard();
+        let mut request = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .key("id", s(COUNTS_ID))
-            .update_expression(expression)
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(backend)?;
-        Ok(Some(TransactWriteItem::builder().update(update).build()))
+            .key("id", s(format!("#counts#{shard}")))
+            .expression_attribute_names("#to", to.as_str())
+            .expression_attribute_values(":one", n(1));
+        request = match from {
+            Some(f) => request
+                .update_expression("ADD #to :one, #from :minus")
+                .expression_attribute_names("#from", f.as_str())
+                .expression_attribute_values(":minus", n(-1)),
+            None => request
+                .update_expression("ADD #to :one, #total :one")
+                .expression_attribute_names("#total", "total"),
+        };
+        request.send().await.map_err(backend)?;
+        Ok(())
     }
 
     /// Writes `task` if the stored one still has `expected` (status, attempts); `None` expects
-    /// no item at all.
+    /// no item at all. Then moves the counts.
     async fn write(
         &self,
         task: &Task,
         expected: Option<(TaskStatus, u32)>,
     ) -> Result<(), StoreError> {
-        let mut put = Put::builder()
+        let mut put = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(self.item(task)?));
         put = match expected {
@@ -154,28 +155,30 @@ impl DynamoTasks {
                 .expression_attribute_values(":status", s(status.as_str()))
                 .expression_attribute_values(":attempts", n(attempts)),
         };
-        let put = put.build().map_err(backend)?;
-        let mut request = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(put).build());
-        if let Some(count) = self.count_move(expected.map(|e| e.0), task.status)? {
-            request = request.transact_items(count);
-        }
-        match request.send().await {
-            Ok(_) => Ok(()),
+        match put.send().await {
+            Ok(_) => {}
             Err(e)
                 if e.as_service_error()
-                    .is_some_and(|s| s.is_transaction_canceled_exception()) =>
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
             {
-                Err(StoreError::Conflict(format!(
+                return Err(StoreError::Conflict(format!(
                     "task {} changed underneath",
                     task.id
-                )))
+                )));
             }
-            Err(e) => Err(backend(e)),
+            Err(e) => return Err(backend(e)),
         }
+        if let Err(e) = self.count_move(expected.map(|e| e.0), task.status).await {
+            // The transition stands; only the health counts are off.
+            tracing::warn!(error = ?anyhow::Error::from(e), "health counter update failed");
+        }
+        Ok(())
     }
+}
+
+fn rand_shard() -> usize {
+    // Spreading, not security: the low bits of a v4 uuid are random enough.
+    (uuid::Uuid::new_v4().as_u128() % COUNTER_SHARDS as u128) as usize
 }
 
 impl TaskReader for DynamoTasks {
@@ -236,27 +239,43 @@ impl TaskReader for DynamoTasks {
     }
 
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
+        let mut keys = KeysAndAttributes::builder();
+        for shard in 0..COUNTER_SHARDS {
+            keys = keys.keys(std::collections::HashMap::from([(
+                "id".to_owned(),
+                s(format!("#counts#{shard}")),
+            )]));
+        }
         let out = self
             .client
-            .get_item()
-            .table_name(&self.table)
-            .key("id", s(COUNTS_ID))
+            .batch_get_item()
+            .request_items(&self.table, keys.build().map_err(backend)?)
             .send()
             .await
             .map_err(backend)?;
-        let get = |name: &str| -> u64 {
-            out.item()
-                .and_then(|i| i.get(name))
-                .and_then(|v| v.as_n().ok())
-                .and_then(|v| v.parse::<i64>().ok())
-                .map_or(0, |v| v.max(0) as u64)
-        };
+        let mut totals = [0i64; 5];
+        let names = ["pending", "processing", "completed", "failed", "total"];
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
+            for (total, name) in totals.iter_mut().zip(names) {
+                *total += item
+                    .get(name)
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        let [pending, processing, completed, failed, total] = totals.map(|v| v.max(0) as u64);
         Ok(StatusCounts {
-            pending: get("pending"),
-            processing: get("processing"),
-            completed: get("completed"),
-            failed: get("failed"),
-            total: get("total"),
+            pending,
+            processing,
+            completed,
+            failed,
+            total,
         })
     }
 }

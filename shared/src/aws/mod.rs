@@ -7,11 +7,15 @@
 
 mod dynamo;
 mod lambda;
+mod poller;
+mod provision;
 mod s3;
 mod sqs;
 
 pub use dynamo::DynamoTasks;
 pub use lambda::{handle_sqs_batch, init_tracing};
+pub use poller::run_poller;
+pub use provision::{INDEXES, provision};
 pub use s3::{S3Blobs, S3Directory};
 pub use sqs::SqsQueues;
 
@@ -112,12 +116,12 @@ pub struct AwsClients {
 }
 
 impl AwsClients {
-    /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients.
-    /// Makes no network call.
-    pub async fn load(resources: &AwsResources) -> Self {
+    /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients;
+    /// `s3_path_style` is [`AwsResources::s3_path_style`]. Makes no network call.
+    pub async fn load(s3_path_style: bool) -> Self {
         let config = aws_config::load_from_env().await;
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
-            .force_path_style(resources.s3_path_style)
+            .force_path_style(s3_path_style)
             .build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(&config),
@@ -131,7 +135,10 @@ impl AwsClients {
     /// (production), else from `BT_HOTKEY_URI`. Never the dev default: a Lambda without a key
     /// refuses to start. Errors never contain the secret.
     pub async fn hotkey(&self, settings: &Settings) -> anyhow::Result<Hotkey> {
-        let secret = match std::env::var("BT_HOTKEY_SECRET_ARN").ok().filter(|a| !a.is_empty()) {
+        let secret = match std::env::var("BT_HOTKEY_SECRET_ARN")
+            .ok()
+            .filter(|a| !a.is_empty())
+        {
             Some(arn) => {
                 let out = self
                     .secrets
@@ -139,14 +146,21 @@ impl AwsClients {
                     .secret_id(&arn)
                     .send()
                     .await
-                    .map_err(|e| anyhow::anyhow!("cannot read the hotkey secret {arn}: {}", aws_sdk_secretsmanager::error::DisplayErrorContext(e)))?;
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot read the hotkey secret {arn}: {}",
+                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                        )
+                    })?;
                 let raw = out
                     .secret_string()
                     .ok_or_else(|| anyhow::anyhow!("the hotkey secret {arn} holds no string"))?;
                 Secret::new(raw.trim())
             }
             None => settings.hotkey_uri.clone().ok_or_else(|| {
-                anyhow::anyhow!("no hotkey: set BT_HOTKEY_SECRET_ARN (or BT_HOTKEY_URI outside production)")
+                anyhow::anyhow!(
+                    "no hotkey: set BT_HOTKEY_SECRET_ARN (or BT_HOTKEY_URI outside production)"
+                )
             })?,
         };
         Ok(Hotkey::from_secret(&secret)?)

@@ -9,7 +9,10 @@ use crate::aws_fixture::Backend;
 async fn round_trip<T, Q, B: BlobStore>(b: Backend<T, Q, B>) {
     let blobs = b.blobs;
     let data = Bytes::from((0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
-    blobs.put("output/x.wav", data.clone(), "audio/wav").await.unwrap();
+    blobs
+        .put("output/x.wav", data.clone(), "audio/wav")
+        .await
+        .unwrap();
     assert_eq!(blobs.get("output/x.wav").await.unwrap().unwrap(), data);
     assert!(blobs.get("output/missing.wav").await.unwrap().is_none());
     let id = TaskId::new();
@@ -25,12 +28,22 @@ crate::both_backends!(round_trip);
 async fn presigned_urls_serve_the_object() {
     let blobs = crate::aws_fixture::aws().await.blobs;
     let data = Bytes::from_static(b"RIFF....WAVE");
-    blobs.put("output/p.wav", data.clone(), "audio/wav").await.unwrap();
-    let url = blobs.public_url(TaskId::new(), "output/p.wav").await.unwrap();
+    blobs
+        .put("output/p.wav", data.clone(), "audio/wav")
+        .await
+        .unwrap();
+    let url = blobs
+        .public_url(TaskId::new(), "output/p.wav")
+        .await
+        .unwrap();
     assert!(url.contains("X-Amz-Signature="), "{url}");
     let fetched = reqwest::get(&url).await.unwrap();
     assert_eq!(fetched.status(), 200, "{url}");
     assert_eq!(fetched.bytes().await.unwrap(), data);
     let tampered = url.replace("output/p.wav", "output/q.wav");
-    assert_eq!(reqwest::get(&tampered).await.unwrap().status(), 403, "the signature covers the key");
+    assert_eq!(
+        reqwest::get(&tampered).await.unwrap().status(),
+        403,
+        "the signature covers the key"
+    );
 }

@@ -8,7 +8,10 @@ use taogate_shared::ports::TaskQueue;
 
 use crate::aws_fixture::{Backend, MAX_RECEIVES};
 
-async fn receive_one<Q: TaskQueue>(q: &Q, visibility: Duration) -> Option<taogate_shared::ports::Delivery> {
+async fn receive_one<Q: TaskQueue>(
+    q: &Q,
+    visibility: Duration,
+) -> Option<taogate_shared::ports::Delivery> {
     // Emulated SQS may need a moment before a just-changed message shows; poll briefly.
     for _ in 0..20 {
         if let Some(d) = q.receive(1, visibility).await.unwrap().into_iter().next() {
@@ -26,10 +29,19 @@ async fn priorities_and_visibility<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
     q.send(high, Priority::High).await.unwrap();
 
     let first = receive_one(&q, Duration::from_secs(30)).await.unwrap();
-    assert_eq!((first.task_id, first.priority, first.receive_count), (high, Priority::High, 1));
+    assert_eq!(
+        (first.task_id, first.priority, first.receive_count),
+        (high, Priority::High, 1)
+    );
     let second = receive_one(&q, Duration::from_secs(2)).await.unwrap();
     assert_eq!(second.task_id, low, "high work is taken first");
-    assert!(q.receive(10, Duration::from_secs(2)).await.unwrap().is_empty(), "received messages are invisible");
+    assert!(
+        q.receive(10, Duration::from_secs(2))
+            .await
+            .unwrap()
+            .is_empty(),
+        "received messages are invisible"
+    );
 
     // The low message comes back after its visibility timeout, with a higher receive count.
     tokio::time::sleep(Duration::from_millis(2_500)).await;
@@ -38,9 +50,20 @@ async fn priorities_and_visibility<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
 
     q.ack(&first.receipt).await.unwrap();
     q.ack(&again.receipt).await.unwrap();
-    assert!(q.receive(10, Duration::from_secs(1)).await.unwrap().is_empty(), "acknowledged messages are gone");
+    assert!(
+        q.receive(10, Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty(),
+        "acknowledged messages are gone"
+    );
     let depths = q.depths().await.unwrap();
-    assert!(depths.iter().all(|(_, d)| d.visible == 0 && d.in_flight == 0), "{depths:?}");
+    assert!(
+        depths
+            .iter()
+            .all(|(_, d)| d.visible == 0 && d.in_flight == 0),
+        "{depths:?}"
+    );
 }
 
 async fn dead_letters<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
@@ -54,12 +77,22 @@ async fn dead_letters<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
     }
     // One receive past maxReceiveCount moves the message to the dead letters instead.
     for _ in 0..5 {
-        assert!(q.receive(10, Duration::from_secs(30)).await.unwrap().is_empty());
+        assert!(
+            q.receive(10, Duration::from_secs(30))
+                .await
+                .unwrap()
+                .is_empty()
+        );
     }
     let mut dead = 0;
     for _ in 0..30 {
         let depths = q.depths().await.unwrap();
-        dead = depths.iter().find(|(p, _)| *p == Priority::Normal).unwrap().1.dead;
+        dead = depths
+            .iter()
+            .find(|(p, _)| *p == Priority::Normal)
+            .unwrap()
+            .1
+            .dead;
         if dead == 1 {
             break;
         }

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use taogate_shared::domain::{
-    ClaimOutcome, Language, Priority, ServiceKind, Task, TaskInput, TaskOutput, TaskResult, TaskStatus,
+    ClaimOutcome, Language, Priority, ServiceKind, Task, TaskInput, TaskOutput, TaskResult,
+    TaskStatus,
 };
 use taogate_shared::ports::{AttemptEnd, StoreError, TaskQuery, TaskReader, TaskWriter};
 
@@ -14,7 +15,9 @@ fn task(kind: ServiceKind, created_at: i64) -> Task {
         kind,
         Priority::Normal,
         Language::parse("en").unwrap(),
-        TaskInput::Text { text: "a text".into() },
+        TaskInput::Text {
+            text: "a text".into(),
+        },
         None,
         created_at,
     );
@@ -26,7 +29,9 @@ fn task(kind: ServiceKind, created_at: i64) -> Task {
 
 fn result() -> TaskResult {
     TaskResult {
-        output: TaskOutput::Text { text: "done".into() },
+        output: TaskOutput::Text {
+            text: "done".into(),
+        },
         model_used: Some("m".into()),
         processing_time: 0.5,
         accuracy_score: 0.9,
@@ -41,52 +46,141 @@ async fn lifecycle<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
     let store = b.tasks;
     let t = task(ServiceKind::Tts, 1_000);
     store.insert(&t).await.unwrap();
-    assert!(matches!(store.insert(&t).await, Err(StoreError::Conflict(_))), "a second insert conflicts");
+    assert!(
+        matches!(store.insert(&t).await, Err(StoreError::Conflict(_))),
+        "a second insert conflicts"
+    );
     assert_eq!(store.get(t.id).await.unwrap().unwrap(), t);
 
     let lease = Duration::from_secs(10);
-    let ClaimOutcome::Claimed(claimed) = store.claim(t.id, 2_000, lease).await.unwrap() else { panic!("claim") };
-    assert_eq!((claimed.status, claimed.attempts, claimed.started_at), (TaskStatus::Processing, 1, Some(2_000)));
-    assert_eq!(store.claim(t.id, 3_000, lease).await.unwrap(), ClaimOutcome::Leased(12_000));
+    let ClaimOutcome::Claimed(claimed) = store.claim(t.id, 2_000, lease).await.unwrap() else {
+        panic!("claim")
+    };
+    assert_eq!(
+        (claimed.status, claimed.attempts, claimed.started_at),
+        (TaskStatus::Processing, 1, Some(2_000))
+    );
+    assert_eq!(
+        store.claim(t.id, 3_000, lease).await.unwrap(),
+        ClaimOutcome::Leased(12_000)
+    );
 
-    let retry = AttemptEnd::Retry { reason: "try again".into(), candidates: vec![] };
+    let retry = AttemptEnd::Retry {
+        reason: "try again".into(),
+        candidates: vec![],
+    };
     let after_retry = store.end_attempt(t.id, 1, retry, 4_000).await.unwrap();
-    assert_eq!(after_retry.status, TaskStatus::Processing, "a retry never moves back to pending");
+    assert_eq!(
+        after_retry.status,
+        TaskStatus::Processing,
+        "a retry never moves back to pending"
+    );
     assert_eq!(after_retry.lease_until, None);
 
-    let ClaimOutcome::Claimed(second) = store.claim(t.id, 5_000, lease).await.unwrap() else { panic!("reclaim") };
+    let ClaimOutcome::Claimed(second) = store.claim(t.id, 5_000, lease).await.unwrap() else {
+        panic!("reclaim")
+    };
     assert_eq!(second.attempts, 2);
-    let stale = AttemptEnd::Completed { result: result(), candidates: vec![] };
-    assert!(matches!(store.end_attempt(t.id, 1, stale, 6_000).await, Err(StoreError::Conflict(_))), "a stale attempt cannot finish");
-    let done = store.end_attempt(t.id, 2, AttemptEnd::Completed { result: result(), candidates: vec![] }, 7_000).await.unwrap();
-    assert_eq!((done.status, done.completed_at), (TaskStatus::Completed, Some(7_000)));
-    assert_eq!(store.claim(t.id, 8_000, lease).await.unwrap(), ClaimOutcome::Finished);
-    let late = AttemptEnd::Failed { reason: "late".into(), candidates: vec![] };
-    assert!(matches!(store.end_attempt(t.id, 2, late, 9_000).await, Err(StoreError::Conflict(_))), "finished stays finished");
-    assert_eq!(store.claim(taogate_shared::domain::TaskId::new(), 0, lease).await.unwrap(), ClaimOutcome::Missing);
+    let stale = AttemptEnd::Completed {
+        result: result(),
+        candidates: vec![],
+    };
+    assert!(
+        matches!(
+            store.end_attempt(t.id, 1, stale, 6_000).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "a stale attempt cannot finish"
+    );
+    let done = store
+        .end_attempt(
+            t.id,
+            2,
+            AttemptEnd::Completed {
+                result: result(),
+                candidates: vec![],
+            },
+            7_000,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.completed_at),
+        (TaskStatus::Completed, Some(7_000))
+    );
+    assert_eq!(
+        store.claim(t.id, 8_000, lease).await.unwrap(),
+        ClaimOutcome::Finished
+    );
+    let late = AttemptEnd::Failed {
+        reason: "late".into(),
+        candidates: vec![],
+    };
+    assert!(
+        matches!(
+            store.end_attempt(t.id, 2, late, 9_000).await,
+            Err(StoreError::Conflict(_))
+        ),
+        "finished stays finished"
+    );
+    assert_eq!(
+        store
+            .claim(taogate_shared::domain::TaskId::new(), 0, lease)
+            .await
+            .unwrap(),
+        ClaimOutcome::Missing
+    );
 
     let counts = store.counts().await.unwrap();
-    assert_eq!((counts.completed, counts.pending, counts.processing, counts.total), (1, 0, 0, 1));
+    assert_eq!(
+        (
+            counts.completed,
+            counts.pending,
+            counts.processing,
+            counts.total
+        ),
+        (1, 0, 0, 1)
+    );
 }
 
 async fn listing<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
     let store = b.tasks;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let kind = if i % 2 == 0 { ServiceKind::Tts } else { ServiceKind::Summarization };
+        let kind = if i % 2 == 0 {
+            ServiceKind::Tts
+        } else {
+            ServiceKind::Summarization
+        };
         let t = task(kind, 1_000 + i);
         store.insert(&t).await.unwrap();
         ids.push(t.id);
     }
-    let ClaimOutcome::Claimed(_) = store.claim(ids[0], 5_000, Duration::from_secs(5)).await.unwrap() else { panic!() };
-    let failed = AttemptEnd::Failed { reason: "no".into(), candidates: vec![] };
+    let ClaimOutcome::Claimed(_) = store
+        .claim(ids[0], 5_000, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let failed = AttemptEnd::Failed {
+        reason: "no".into(),
+        candidates: vec![],
+    };
     store.end_attempt(ids[0], 1, failed, 6_000).await.unwrap();
 
     // Newest first, in pages of three.
     let mut seen = Vec::new();
     let mut after = None;
     loop {
-        let page = store.list(TaskQuery { limit: 3, after, ..TaskQuery::default() }).await.unwrap();
+        let page = store
+            .list(TaskQuery {
+                limit: 3,
+                after,
+                ..TaskQuery::default()
+            })
+            .await
+            .unwrap();
         assert!(page.tasks.len() <= 3);
         seen.extend(page.tasks.iter().map(|t| t.id));
         match page.next {
@@ -98,16 +192,38 @@ async fn listing<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
     expected.reverse();
     assert_eq!(seen, expected);
 
-    let tts = store.list(TaskQuery { kind: Some(ServiceKind::Tts), limit: 100, ..TaskQuery::default() }).await.unwrap();
+    let tts = store
+        .list(TaskQuery {
+            kind: Some(ServiceKind::Tts),
+            limit: 100,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
     assert_eq!(tts.tasks.len(), 4);
     assert!(tts.next.is_none());
     let pending_tts = store
-        .list(TaskQuery { kind: Some(ServiceKind::Tts), status: Some(TaskStatus::Pending), limit: 100, after: None })
+        .list(TaskQuery {
+            kind: Some(ServiceKind::Tts),
+            status: Some(TaskStatus::Pending),
+            limit: 100,
+            after: None,
+        })
         .await
         .unwrap();
     assert_eq!(pending_tts.tasks.len(), 3);
-    let failed = store.list(TaskQuery { status: Some(TaskStatus::Failed), limit: 10, ..TaskQuery::default() }).await.unwrap();
-    assert_eq!(failed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(), vec![ids[0]]);
+    let failed = store
+        .list(TaskQuery {
+            status: Some(TaskStatus::Failed),
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        failed.tasks.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
 
     let counts = store.counts().await.unwrap();
     assert_eq!((counts.pending, counts.failed, counts.total), (6, 1, 7));

@@ -1,0 +1,263 @@
+//! The serverless flow on LocalStack (SQS, S3) and moto (DynamoDB): `taogate serve --backend aws`
+//! runs the same routes and worker as the Lambdas, with a poller standing in for the event source
+//! mappings. Each test provisions its own table, queues and bucket.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::json;
+use taogate_shared::aws::{AwsClients, provision};
+
+use super::support::{Api, ServeProcess, multipart, wav_with_transcript};
+
+/// Fresh resources; returns the environment naming them.
+async fn resources(max_attempts: u32, visibility_s: u32) -> Vec<(String, String)> {
+    assert!(
+        std::env::var("AWS_ENDPOINT_URL").is_ok(),
+        "the LocalStack tests need the local emulators: run `make test`, or `eval \"$(localstack/local-aws.sh start)\"` first"
+    );
+    let prefix = format!("e2e-{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+    let clients = AwsClients::load(true).await;
+    let r = provision(&clients, &prefix, max_attempts, visibility_s)
+        .await
+        .unwrap();
+    let [high, normal, low] = r.queues.clone();
+    let [dh, dn, dl] = r.dead_letter_queues.clone().map(Option::unwrap_or_default);
+    [
+        ("TAOGATE_BACKEND", "aws".to_owned()),
+        ("TABLE_NAME", r.table),
+        ("BUCKET_NAME", r.bucket),
+        ("QUEUE_URL_HIGH", high),
+        ("QUEUE_URL_NORMAL", normal),
+        ("QUEUE_URL_LOW", low),
+        ("DLQ_URL_HIGH", dh),
+        ("DLQ_URL_NORMAL", dn),
+        ("DLQ_URL_LOW", dl),
+        ("AWS_S3_FORCE_PATH_STYLE", "true".to_owned()),
+        ("MAX_ATTEMPTS", max_attempts.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+fn with<'a>(base: &'a [(String, String)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    env.extend_from_slice(extra);
+    env
+}
+
+#[tokio::test]
+async fn every_service_completes_on_localstack() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:6",
+        &with(
+            &env,
+            &[("MAX_MINERS_PER_REQUEST", "6"), ("TASK_TIMEOUT", "5")],
+        ),
+    );
+    let api = Api::new(server.addr);
+
+    let transcript = "serverless transcription works";
+    let (status, a) = api
+        .post_multipart(
+            "/api/v1/transcription",
+            multipart(&[
+                (
+                    "audio_file",
+                    Some("a.wav"),
+                    &wav_with_transcript(transcript),
+                ),
+                ("source_language", None, b"en"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 202, "{a}");
+    let t = api
+        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(t["status"], "completed", "{t}\n{}", server.log());
+    assert_eq!(t["result"]["output_text"], transcript);
+    assert_eq!(t["candidates"].as_array().unwrap().len(), 6);
+
+    let article = "Queues decouple submission from work. Workers scale with the queue depth. \
+        Dead letters keep failed messages for inspection. Priorities get their own queues.";
+    let (status, a) = api
+        .post_json(
+            "/api/v1/summarization",
+            &json!({"text": article, "source_language": "en", "priority": "low"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{a}");
+    let t = api
+        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(t["status"], "completed", "{t}");
+    assert!(t["result"]["combined_score"].as_f64().unwrap() > 0.0);
+
+    let (status, a) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "spoken through S3", "source_language": "en", "priority": "urgent"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{a}");
+    let t = api
+        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
+        .await;
+    assert_eq!(t["status"], "completed", "{t}");
+    assert_eq!(t["result"]["miner_uid"], 0);
+    let url = t["result"]["audio_url"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Signature="),
+        "audio is a presigned S3 URL: {url}"
+    );
+    let wav = reqwest::get(url).await.unwrap().bytes().await.unwrap();
+    let probe = taogate_shared::audio::probe(Bytes::from(wav.to_vec()), None).unwrap();
+    assert_eq!(probe.info.format, "wav");
+
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(health["tasks"]["completed"], 3, "{health}");
+    let (_, list) = api.get("/api/v1/tasks?limit=2").await;
+    assert_eq!(list["count"], 2);
+    assert_eq!(list["tasks"][0]["task_type"], "tts", "newest first: {list}");
+    let cursor = list["next_cursor"].as_str().unwrap();
+    let (_, rest) = api
+        .get(&format!("/api/v1/tasks?limit=2&cursor={cursor}"))
+        .await;
+    assert_eq!(rest["count"], 1);
+    assert_eq!(rest["tasks"][0]["task_type"], "transcription");
+}
+
+#[tokio::test]
+async fn a_task_that_always_fails_ends_failed_with_its_message_in_the_dlq() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:erroring,garbage",
+        &with(&env, &[("TASK_TIMEOUT", "5")]),
+    );
+    let api = Api::new(server.addr);
+    let (status, a) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "never works", "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let t = api
+        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(90))
+        .await;
+    assert_eq!(t["status"], "failed", "{t}");
+    assert_eq!(t["attempts"], 3);
+    assert!(
+        t["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("failed after 3 attempts"),
+        "{t}"
+    );
+    let started = std::time::Instant::now();
+    loop {
+        let (_, health) = api.get("/api/v1/health").await;
+        if health["queues"]["normal"]["dead"] == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the message never reached the DLQ: {health}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_worker_killed_mid_task_leaves_it_to_finish_on_redelivery() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let slow = with(
+        &env,
+        &[("TASK_TIMEOUT", "3"), ("TAOGATE_SIM_SLOW_MS", "10000")],
+    );
+    let server = ServeProcess::spawn(&dir.path().join("a"), "sim:slow,slow", &slow);
+    let api = Api::new(server.addr);
+    let (status, a) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "outlive the worker", "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let id = a["task_id"].as_str().unwrap().to_owned();
+    api.wait_status(&id, "processing", Duration::from_secs(20))
+        .await;
+    server.kill();
+
+    // A new worker takes the message once its visibility (the lease) runs out.
+    let server = ServeProcess::spawn(
+        &dir.path().join("b"),
+        "sim:good,good",
+        &with(&env, &[("TASK_TIMEOUT", "3")]),
+    );
+    let api = Api::new(server.addr);
+    let t = api.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(t["status"], "completed", "{t}\n{}", server.log());
+    assert_eq!(t["attempts"], 2);
+}
+
+#[tokio::test]
+async fn five_hundred_concurrent_submissions_all_finish() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good",
+        &with(
+            &env,
+            &[
+                ("TASK_TIMEOUT", "10"),
+                ("MAX_CONCURRENT_TASKS", "16"),
+                ("RUST_LOG", "warn"),
+            ],
+        ),
+    );
+    let api = Api::new(server.addr);
+    let ids: Vec<String> = futures::stream::iter(0..500)
+        .map(|i| {
+            let api = &api;
+            async move {
+                let priority = ["low", "normal", "high", "urgent"][i % 4];
+                let (status, a) = api.post_json("/api/v1/tts", &json!({"text": format!("message {i}"), "source_language": "en", "priority": priority})).await;
+                assert_eq!(status, 202, "{a}");
+                a["task_id"].as_str().unwrap().to_owned()
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    assert_eq!(ids.len(), 500);
+    let started = std::time::Instant::now();
+    loop {
+        let (_, health) = api.get("/api/v1/health").await;
+        let done = health["tasks"]["completed"].as_u64().unwrap()
+            + health["tasks"]["failed"].as_u64().unwrap();
+        if done == 500 {
+            assert_eq!(health["tasks"]["total"], 500);
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "only {done} of 500 finished: {health}"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    for id in ids.iter().step_by(50) {
+        let (_, t) = api.get(&format!("/api/v1/tasks/{id}")).await;
+        assert_eq!(t["status"], "completed", "{t}");
+    }
+}
