@@ -30,6 +30,8 @@ venv() { # venv NAME REQUIREMENTS
 
 alive() { [[ -f "$state/$1.pid" ]] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
 
+healthy() { curl -fsS -o /dev/null "$1" 2>/dev/null; }
+
 wait_for() { # wait_for NAME URL
   for _ in $(seq 1 120); do
     if curl -fsS -o /dev/null "$2" 2>/dev/null; then return 0; fi
@@ -54,7 +56,7 @@ ENV
 start() {
   venv localstack "$here/requirements-localstack.txt"
   venv moto "$here/requirements-moto.txt"
-  if ! alive localstack; then
+  if ! alive localstack && ! healthy "http://127.0.0.1:$ls_port/_localstack/health"; then
     mkdir -p "$state/run" "$state/volume"
     # Run from a folder without a `localstack` directory, which would shadow the package.
     (
@@ -67,7 +69,7 @@ start() {
       echo $! > "$state/localstack.pid"
     )
   fi
-  if ! alive moto; then
+  if ! alive moto && ! healthy "http://127.0.0.1:$moto_port/moto-api/"; then
     (
       cd "$state" || exit 1
       nohup "$state/venv-moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" \

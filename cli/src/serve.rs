@@ -151,7 +151,8 @@ async fn miners(
     })
 }
 
-/// The full router over one set of adapters.
+/// The full router over one set of adapters; `local` adds the routes that serve blobs from the
+/// runtime itself (uploads and audio results), which S3 serves on AWS.
 #[allow(clippy::too_many_arguments)]
 fn router<T, Q, B, D>(
     tasks: T,
@@ -160,7 +161,7 @@ fn router<T, Q, B, D>(
     directory: D,
     settings: &Settings,
     hotkey: &Hotkey,
-    serve_audio: bool,
+    local: bool,
 ) -> axum::Router
 where
     T: TaskReader + TaskWriter + Clone,
@@ -168,15 +169,19 @@ where
     B: BlobStore + Clone,
     D: MinerDirectory,
 {
-    let submit = api::submit_routes(SubmitState {
-        tasks: tasks.clone(),
-        queue: queue.clone(),
-        blobs: blobs.clone(),
-        settings: SubmitSettings {
-            callback_allowlist: settings.callback_allowlist.clone(),
-            estimated_seconds: settings.task_timeout.as_secs().max(1),
+    let submit = api::submit_routes(
+        SubmitState {
+            tasks: tasks.clone(),
+            queue: queue.clone(),
+            blobs: blobs.clone(),
+            settings: SubmitSettings {
+                callback_allowlist: settings.callback_allowlist.clone(),
+                estimated_seconds: settings.task_timeout.as_secs().max(1),
+                max_direct_upload: None,
+            },
         },
-    });
+        local,
+    );
     let status = api::status_routes(
         StatusState {
             tasks,
@@ -185,7 +190,7 @@ where
             directory,
             gateway_hotkey: hotkey.ss58().to_owned(),
         },
-        serve_audio,
+        local,
     );
     api::with_fallbacks(submit.merge(status))
 }

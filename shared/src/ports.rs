@@ -119,6 +119,19 @@ pub trait TaskWriter: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 }
 
+/// Where and how a client uploads a file directly, bypassing the API's body limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadTarget {
+    /// The URL to send the file to.
+    pub url: String,
+    /// The HTTP method (`PUT`).
+    pub method: &'static str,
+    /// Headers the upload must carry (they are part of the signature on S3).
+    pub headers: Vec<(String, String)>,
+    /// Seconds the URL stays valid.
+    pub expires_in_s: u64,
+}
+
 /// Stores blobs: input audio, TTS output.
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `bytes` under `key`.
@@ -130,6 +143,13 @@ pub trait BlobStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Reads a blob.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+    /// A URL a client can upload the blob `key` to, valid for `expires`.
+    fn upload_target(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires: Duration,
+    ) -> impl Future<Output = Result<UploadTarget, StoreError>> + Send;
     /// A URL a client can fetch the blob of task `id` from.
     fn public_url(
         &self,

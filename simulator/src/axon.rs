@@ -20,6 +20,9 @@ use super::answers;
 /// `ALLOWED_DELTA`).
 const ALLOWED_DELTA_NS: u128 = 4_000_000_000;
 
+/// The largest request body a simulated miner reads.
+const MAX_BODY: usize = 128 * 1024 * 1024;
+
 /// One simulated miner's state.
 #[derive(Clone)]
 pub struct AxonState {
@@ -54,6 +57,8 @@ impl AxonState {
 pub(super) fn router(state: AxonState) -> Router {
     Router::new()
         .route("/{synapse}", post(handle))
+        // A Python axon (FastAPI) sets no body limit; 50 MB of audio is ~67 MB in base64.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY))
         .with_state(state)
 }
 

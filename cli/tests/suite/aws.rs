@@ -261,3 +261,54 @@ async fn five_hundred_concurrent_submissions_all_finish() {
         assert_eq!(t["status"], "completed", "{t}");
     }
 }
+
+#[tokio::test]
+async fn a_20_mb_recording_goes_through_a_presigned_upload() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good",
+        &with(&env, &[("TASK_TIMEOUT", "20")]),
+    );
+    let api = Api::new(server.addr);
+    // 20 MB of 16 kHz mono PCM (about 11 minutes) carrying its transcript.
+    let seconds = 20.0 * 1024.0 * 1024.0 / 32_000.0;
+    let samples = taogate_shared::audio::tone(seconds, 220.0, 16_000);
+    let wav = taogate_shared::audio::wav_pcm16(&samples, 16_000, Some("a long meeting recording"));
+    assert!(wav.len() >= 20 * 1024 * 1024);
+
+    let (status, upload) = api.post_json("/api/v1/uploads", &json!({})).await;
+    assert_eq!(status, 201, "{upload}");
+    let url = upload["url"].as_str().unwrap();
+    assert!(
+        url.contains("X-Amz-Signature="),
+        "a presigned S3 PUT: {url}"
+    );
+    let put = reqwest::Client::new()
+        .put(url)
+        .header(
+            "content-type",
+            upload["headers"]["content-type"].as_str().unwrap(),
+        )
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert!(put.status().is_success(), "{}", put.status());
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/transcription",
+            &json!({"upload_id": upload["upload_id"], "source_language": "en", "priority": "high"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}\n{}", server.log());
+    assert_eq!(task["result"]["output_text"], "a long meeting recording");
+}

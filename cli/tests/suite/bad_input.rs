@@ -135,11 +135,18 @@ fn cases() -> Vec<Case> {
             b"--x--",
             415,
         ),
-        raw_case(
-            "transcription as JSON",
+        json_case(
+            "transcription as JSON without an upload",
             "/api/v1/transcription",
-            Some("application/json"),
-            br#"{"source_language":"en"}"#,
+            json!({"source_language": "en"}),
+            422,
+            Some("upload_id"),
+        ),
+        raw_case(
+            "transcription as XML",
+            "/api/v1/transcription",
+            Some("application/xml"),
+            b"<audio/>",
             415,
         ),
         raw_case(

@@ -16,6 +16,8 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     );
     let routes = [
         ("/api/v1/transcription", "post"),
+        ("/api/v1/uploads", "post"),
+        ("/api/v1/uploads/{id}", "put"),
         ("/api/v1/tts", "post"),
         ("/api/v1/summarization", "post"),
         ("/api/v1/tasks", "get"),

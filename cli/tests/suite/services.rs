@@ -265,3 +265,132 @@ async fn miners_can_come_from_a_static_file() {
     assert_eq!(subnet.served(0), 1);
     running.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn large_audio_goes_through_an_upload_and_is_probed_before_queueing() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = super::support::in_process(dir.path(), "sim:good,good", 1, &[]).await;
+    let api = Api::new(running.addr);
+
+    let (status, upload) = api.post_json("/api/v1/uploads", &json!({})).await;
+    assert_eq!(status, 201, "{upload}");
+    assert_eq!(upload["method"], "PUT");
+    let put = api
+        .http
+        .put(upload["url"].as_str().unwrap())
+        .header(
+            "content-type",
+            upload["headers"]["content-type"].as_str().unwrap(),
+        )
+        .body(fixture("speech.ogg"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/transcription",
+            &json!({"upload_id": upload["upload_id"], "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(
+        task["result"]["output_text"], "the quick brown fox jumps over the lazy dog",
+        "{task}"
+    );
+
+    // A non-audio upload is refused before anything is queued; so are unknown and forged ids.
+    let (_, other) = api.post_json("/api/v1/uploads", &json!({})).await;
+    api.http
+        .put(other["url"].as_str().unwrap())
+        .body("plain text")
+        .send()
+        .await
+        .unwrap();
+    for (body, field) in [
+        (
+            json!({"upload_id": other["upload_id"], "source_language": "en"}),
+            "upload_id",
+        ),
+        (
+            json!({"upload_id": "0b7f6a3c9d2e4f1a8b5c6d7e8f9a0b1c", "source_language": "en"}),
+            "upload_id",
+        ),
+        (
+            json!({"upload_id": "../../etc/passwd", "source_language": "en"}),
+            "upload_id",
+        ),
+        (json!({"source_language": "en"}), "upload_id"),
+        (
+            json!({"upload_id": upload["upload_id"], "source_language": "xx"}),
+            "source_language",
+        ),
+    ] {
+        let (status, problem) = api.post_json("/api/v1/transcription", &body).await;
+        assert_eq!(status, 422, "{body}: {problem}");
+        assert_eq!(problem["errors"][0]["field"], field, "{problem}");
+    }
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(
+        health["tasks"]["total"], 1,
+        "refused uploads queue nothing: {health}"
+    );
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_upload_route() {
+    use taogate_shared::api::{self, LAMBDA_DIRECT_UPLOAD_BYTES, SubmitSettings, SubmitState};
+    use tower::ServiceExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = taogate_shared::embedded::Database::open(
+        dir.path(),
+        taogate_shared::embedded::QueuePolicy {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        },
+    )
+    .unwrap();
+    let blobs =
+        taogate_shared::embedded::BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+    let router = api::with_fallbacks(api::submit_routes(
+        SubmitState {
+            tasks: db.clone(),
+            queue: db,
+            blobs,
+            settings: SubmitSettings {
+                max_direct_upload: Some(LAMBDA_DIRECT_UPLOAD_BYTES),
+                ..SubmitSettings::default()
+            },
+        },
+        false,
+    ));
+    let audio = vec![0u8; LAMBDA_DIRECT_UPLOAD_BYTES + 1];
+    let (content_type, body) = multipart(&[
+        ("audio_file", Some("big.wav"), &audio),
+        ("source_language", None, b"en"),
+    ]);
+    let request = http::Request::post("/api/v1/transcription")
+        .header("content-type", content_type)
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = router.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let problem: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("POST /api/v1/uploads"),
+        "{problem}"
+    );
+}

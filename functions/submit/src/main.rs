@@ -1,4 +1,4 @@
-//! The submit Lambda: the three submission routes over DynamoDB, SQS and S3.
+//! The submit Lambda: the submission and upload routes over DynamoDB, SQS and S3.
 //! Wiring only; the routes live in `taogate_shared::api`.
 
 use taogate_shared::api::{self, SubmitSettings, SubmitState};
@@ -11,14 +11,18 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
-    let router = api::with_fallbacks(api::submit_routes(SubmitState {
-        tasks: DynamoTasks::new(clients.dynamodb, &resources),
-        queue: SqsQueues::new(clients.sqs, &resources),
-        blobs: S3Blobs::new(clients.s3, &resources),
-        settings: SubmitSettings {
-            callback_allowlist: settings.callback_allowlist,
-            estimated_seconds: settings.task_timeout.as_secs().max(1),
+    let router = api::with_fallbacks(api::submit_routes(
+        SubmitState {
+            tasks: DynamoTasks::new(clients.dynamodb, &resources),
+            queue: SqsQueues::new(clients.sqs, &resources),
+            blobs: S3Blobs::new(clients.s3, &resources),
+            settings: SubmitSettings {
+                callback_allowlist: settings.callback_allowlist,
+                estimated_seconds: settings.task_timeout.as_secs().max(1),
+                max_direct_upload: Some(api::LAMBDA_DIRECT_UPLOAD_BYTES),
+            },
         },
-    }));
+        false,
+    ));
     lambda_http::run(router).await
 }

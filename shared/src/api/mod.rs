@@ -5,6 +5,7 @@ mod openapi;
 mod problem;
 mod status;
 mod submit;
+mod uploads;
 
 use std::sync::Arc;
 
@@ -16,8 +17,13 @@ use axum::routing::{get, post};
 pub use openapi::{ApiDoc, docs_page, document};
 pub use problem::{FieldError, Problem};
 pub use submit::{MAX_AUDIO_BYTES, MAX_JSON_BYTES};
+pub use uploads::UploadView;
 
 use crate::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
+
+/// The direct-upload limit behind a Lambda: its event carries at most 6 MB, and binary bodies
+/// arrive base64-encoded (4/3 larger), so about 4 MiB of audio fits with room for the form.
+pub const LAMBDA_DIRECT_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 
 /// Settings the submit routes use.
 #[derive(Debug, Clone, Default)]
@@ -26,6 +32,19 @@ pub struct SubmitSettings {
     pub callback_allowlist: Vec<ipnet::IpNet>,
     /// The estimate returned to clients, in seconds.
     pub estimated_seconds: u64,
+    /// Largest audio accepted in a direct multipart upload; larger files go through
+    /// `POST /api/v1/uploads`. `None` is the full 50 MiB (the local runtime); a Lambda, whose
+    /// event may carry at most 6 MB (base64 included), sets about 4 MB.
+    pub max_direct_upload: Option<usize>,
+}
+
+impl SubmitSettings {
+    /// The direct upload limit in force.
+    pub fn direct_upload_limit(&self) -> usize {
+        self.max_direct_upload
+            .unwrap_or(MAX_AUDIO_BYTES)
+            .min(MAX_AUDIO_BYTES)
+    }
 }
 
 /// What the submit routes need: the submit Lambda's policy (put item, send message, put object).
@@ -55,11 +74,20 @@ pub struct StatusState<R, Q, B, D> {
     pub gateway_hotkey: String,
 }
 
-/// The three submission routes.
+/// The submission routes and the upload route. With `local_uploads`, the runtime also accepts
+/// the uploaded files itself (on AWS they go to S3 by presigned URL).
 pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     state: SubmitState<W, Q, B>,
+    local_uploads: bool,
 ) -> Router {
-    Router::new()
+    let mut router = Router::new().route("/api/v1/uploads", post(uploads::create::<W, Q, B>));
+    if local_uploads {
+        router = router.route(
+            "/api/v1/uploads/{id}",
+            axum::routing::put(uploads::put::<W, Q, B>),
+        );
+    }
+    router
         .route(
             "/api/v1/transcription",
             post(submit::transcription::<W, Q, B>),

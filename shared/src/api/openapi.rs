@@ -9,6 +9,7 @@
 use utoipa::OpenApi;
 
 use super::problem::{FieldError, Problem};
+use super::uploads::UploadView;
 use crate::ports::QueueDepth;
 use crate::views::{
     CandidateView, HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ResultView,
@@ -42,15 +43,44 @@ pub struct AudioSubmission {
     pub callback_url: Option<String>,
 }
 
-/// Submit audio for transcription.
+/// Submit audio for transcription: multipart with the file (up to 50 MiB locally, about 4 MiB
+/// behind a Lambda), or JSON naming an upload.
 #[utoipa::path(post, path = "/api/v1/transcription", tag = "submit",
-    request_body(content = AudioSubmission, content_type = "multipart/form-data"),
+    request_body(content(
+        (AudioSubmission = "multipart/form-data"),
+        (UploadedAudioSubmission = "application/json"),
+    )),
     responses((status = 202, body = SubmitView, description = "Queued; `Location` names the task"),
               (status = 400, body = Problem, content_type = "application/problem+json", description = "Malformed multipart"),
               (status = 413, body = Problem, content_type = "application/problem+json", description = "Audio over 50 MiB"),
               (status = 415, body = Problem, content_type = "application/problem+json", description = "Not multipart/form-data"),
               (status = 422, body = Problem, content_type = "application/problem+json", description = "Invalid fields, or not audio")))]
 fn transcription() {}
+
+/// JSON body of the transcription route for audio uploaded through `POST /api/v1/uploads`.
+#[derive(utoipa::ToSchema)]
+pub struct UploadedAudioSubmission {
+    /// The `upload_id` of a completed upload.
+    pub upload_id: String,
+    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    pub source_language: String,
+    /// low | normal | high | urgent (default normal).
+    pub priority: Option<String>,
+    /// http(s) URL that receives the terminal task state as JSON.
+    pub callback_url: Option<String>,
+}
+
+/// Get a URL to upload large audio to (up to 50 MiB), then submit its `upload_id`.
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "submit",
+    responses((status = 201, body = UploadView, description = "PUT the file to `url` with `headers` before `expires_in` seconds pass")))]
+fn create_upload() {}
+
+/// The local runtime's upload target (on AWS, `url` is a presigned S3 PUT instead).
+#[utoipa::path(put, path = "/api/v1/uploads/{id}", tag = "submit",
+    params(("id" = String, Path, description = "upload_id")),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream"),
+    responses((status = 200, description = "Stored"), (status = 404, body = Problem), (status = 413, body = Problem)))]
+fn put_upload() {}
 
 /// Submit text for speech synthesis.
 #[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TextSubmission,
@@ -98,8 +128,8 @@ fn integration() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
-    paths(transcription, tts, summarization, get_task, get_audio, list_tasks, health, integration),
-    components(schemas(TextSubmission, AudioSubmission, SubmitView, TaskView, ResultView, CandidateView,
+    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, list_tasks, health, integration),
+    components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView,
         TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, QueueDepth, Problem, FieldError)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))

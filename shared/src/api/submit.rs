@@ -99,7 +99,11 @@ fn content_type(headers: &HeaderMap) -> Option<mime::Mime> {
         .and_then(|v| v.parse().ok())
 }
 
-async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, Problem> {
+pub(super) async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, Problem> {
     let too_large = || Problem::too_large(format!("the request body exceeds {limit} bytes"));
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -282,39 +286,74 @@ fn multipart_problem(e: multer::Error) -> Problem {
 }
 
 /// `POST /api/v1/transcription`: multipart with `audio_file`, `source_language`, `priority`,
-/// `callback_url`.
+/// `callback_url`; or JSON naming an `upload_id` from `POST /api/v1/uploads`.
 pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    let boundary = match content_type(&headers) {
-        Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => m
-            .get_param(mime::BOUNDARY)
-            .map(|b| b.as_str().to_owned())
-            .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?,
-        _ => {
-            return Err(Problem::unsupported_media_type(
-                "this route takes multipart/form-data",
-            ));
+    match content_type(&headers) {
+        Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => {
+            let boundary = m
+                .get_param(mime::BOUNDARY)
+                .map(|b| b.as_str().to_owned())
+                .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?;
+            multipart_transcription(&state, &headers, boundary, body).await
         }
-    };
-    let bytes = read_body(&headers, body, MAX_AUDIO_BYTES + MULTIPART_OVERHEAD).await?;
+        Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {
+            uploaded_transcription(&state, &headers, body).await
+        }
+        _ => Err(Problem::unsupported_media_type(
+            "this route takes multipart/form-data, or application/json with an upload_id",
+        )),
+    }
+}
+
+fn direct_too_large(limit: usize) -> Problem {
+    Problem::too_large(format!(
+        "audio sent directly may be at most {limit} bytes; upload larger files (up to {MAX_AUDIO_BYTES} bytes) through POST /api/v1/uploads and submit the upload_id"
+    ))
+}
+
+async fn multipart_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    state: &SubmitState<W, Q, B>,
+    headers: &HeaderMap,
+    boundary: String,
+    body: Body,
+) -> Result<Response, Problem> {
+    let limit = state.settings.direct_upload_limit();
+    let bytes = read_body(headers, body, limit + MULTIPART_OVERHEAD)
+        .await
+        .map_err(|p| {
+            if p.status == 413 {
+                direct_too_large(limit)
+            } else {
+                p
+            }
+        })?;
     let constraints = multer::Constraints::new().size_limit(
         multer::SizeLimit::new()
             .per_field(MAX_FORM_FIELD)
-            .for_field("audio_file", MAX_AUDIO_BYTES as u64),
+            .for_field("audio_file", limit as u64),
     );
     let stream = futures::stream::once(async move { Ok::<_, std::io::Error>(bytes) });
     let mut form = multer::Multipart::with_constraints(stream, boundary, constraints);
+    let too_large = |e: multer::Error| match e {
+        multer::Error::FieldSizeExceeded { ref field_name, .. }
+            if field_name.as_deref() == Some("audio_file") =>
+        {
+            direct_too_large(limit)
+        }
+        other => multipart_problem(other),
+    };
 
     let mut audio: Option<(Option<String>, Bytes)> = None;
     let mut fields: Vec<(String, Result<String, ()>)> = Vec::new();
     let mut errors = Errors::default();
-    while let Some(field) = form.next_field().await.map_err(multipart_problem)? {
+    while let Some(field) = form.next_field().await.map_err(too_large)? {
         let name = field.name().unwrap_or_default().to_owned();
         let filename = field.file_name().map(str::to_owned);
-        let data = field.bytes().await.map_err(multipart_problem)?;
+        let data = field.bytes().await.map_err(too_large)?;
         match name.as_str() {
             "audio_file" if audio.is_some() => errors.add("audio_file", "must be sent once"),
             "audio_file" => audio = Some((filename, data)),
@@ -388,5 +427,72 @@ pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
         size_bytes,
         info: probe.info,
     };
-    accept(&state, task).await
+    accept(state, task).await
+}
+
+async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+    state: &SubmitState<W, Q, B>,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, Problem> {
+    let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
+    let map = json_object(headers, &bytes)?;
+    let mut errors = Errors::default();
+    let upload_id = string_field(&map, "upload_id", &mut errors);
+    let key = match upload_id {
+        None if map.contains_key("upload_id") => None,
+        None => {
+            errors.add(
+                "upload_id",
+                "is required (or send the audio as multipart/form-data)",
+            );
+            None
+        }
+        Some(id) => super::uploads::upload_key(id).or_else(|| {
+            errors.add("upload_id", "is not an upload id from POST /api/v1/uploads");
+            None
+        }),
+    };
+    let language = string_field(&map, "source_language", &mut errors);
+    let priority = string_field(&map, "priority", &mut errors);
+    let callback = string_field(&map, "callback_url", &mut errors);
+    let common = errors.common(
+        language,
+        priority,
+        callback,
+        &state.settings.callback_allowlist,
+    );
+    errors.finish()?;
+    let (Some(key), Some(c)) = (key, common) else {
+        return Err(Problem::invalid_field("body", "is invalid"));
+    };
+    let data = state.blobs.get(&key).await?.ok_or_else(|| {
+        Problem::invalid_field(
+            "upload_id",
+            "nothing was uploaded under this id (or the upload expired)",
+        )
+    })?;
+    if data.len() > MAX_AUDIO_BYTES {
+        return Err(Problem::too_large(format!(
+            "the upload exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"
+        )));
+    }
+    let probe =
+        audio::probe(data.clone(), None).map_err(|e| Problem::invalid_field("upload_id", e.0))?;
+    let size_bytes = data.len() as u64;
+    let input = TaskInput::Audio {
+        blob_key: key,
+        filename: None,
+        size_bytes,
+        info: probe.info,
+    };
+    let task = Task::new(
+        ServiceKind::Transcription,
+        c.priority,
+        c.language,
+        input,
+        c.callback_url,
+        now_millis(),
+    );
+    accept(state, task).await
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use super::AwsResources;
 use crate::bittensor::MinerSnapshot;
 use crate::domain::TaskId;
-use crate::ports::{BlobStore, MinerDirectory, StoreError};
+use crate::ports::{BlobStore, MinerDirectory, StoreError, UploadTarget};
 
 /// Blobs in one private bucket.
 #[derive(Debug, Clone)]
@@ -60,6 +60,30 @@ impl BlobStore for S3Blobs {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => Ok(None),
             Err(e) => Err(StoreError::backend(e)),
         }
+    }
+
+    async fn upload_target(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires: Duration,
+    ) -> Result<UploadTarget, StoreError> {
+        let config = PresigningConfig::expires_in(expires).map_err(StoreError::backend)?;
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .presigned(config)
+            .await
+            .map_err(StoreError::backend)?;
+        Ok(UploadTarget {
+            url: request.uri().to_owned(),
+            method: "PUT",
+            headers: vec![("content-type".into(), content_type.into())],
+            expires_in_s: expires.as_secs(),
+        })
     }
 
     async fn public_url(&self, _id: TaskId, key: &str) -> Result<String, StoreError> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 
 use crate::domain::TaskId;
-use crate::ports::{BlobStore, StoreError};
+use crate::ports::{BlobStore, StoreError, UploadTarget};
 
 /// A blob directory. Keys are relative paths made by taogate itself (`input/{id}`,
 /// `output/{id}.wav`), checked so that no key escapes the directory.
@@ -68,6 +68,23 @@ impl BlobStore for BlobDir {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(StoreError::backend(e)),
         }
+    }
+
+    async fn upload_target(
+        &self,
+        key: &str,
+        content_type: &str,
+        expires: std::time::Duration,
+    ) -> Result<UploadTarget, StoreError> {
+        let id = key
+            .strip_prefix("uploads/")
+            .ok_or_else(|| StoreError::backend(anyhow::anyhow!("uploads live under uploads/")))?;
+        Ok(UploadTarget {
+            url: format!("{}/api/v1/uploads/{id}", self.public_base),
+            method: "PUT",
+            headers: vec![("content-type".into(), content_type.into())],
+            expires_in_s: expires.as_secs(),
+        })
     }
 
     async fn public_url(&self, id: TaskId, _key: &str) -> Result<String, StoreError> {
