@@ -1,0 +1,72 @@
+//! The real `submit` bootstrap binary, driven through a Lambda Runtime API emulator with API
+//! Gateway v2 events, against LocalStack and moto.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
+
+use std::time::Duration;
+
+use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
+
+#[tokio::test]
+async fn the_binary_accepts_a_submission_and_refuses_bad_input() {
+    let (clients, resources, env) = fresh_resources(3).await.unwrap();
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_submit"),
+            &env,
+            &dir.path().join("submit.log"),
+        )
+        .unwrap();
+
+    let body = r#"{"text":"hello from a lambda","source_language":"EN","priority":"high"}"#;
+    let Answer::Response(r) = api
+        .invoke(
+            http_event("POST", "/api/v1/tts", "", Some(body)),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the handler failed: {:?}", api.init_error());
+    };
+    assert_eq!(r["statusCode"], 202, "{r}");
+    let view: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(view["status"], "pending");
+    assert_eq!(view["source_language"], "en");
+    let id = view["task_id"].as_str().unwrap();
+    assert_eq!(r["headers"]["location"], format!("/api/v1/tasks/{id}"));
+
+    // The message is on the high queue, carrying only ids.
+    let received = clients
+        .sqs
+        .receive_message()
+        .queue_url(&resources.queues[0])
+        .send()
+        .await
+        .unwrap();
+    let message = received
+        .messages()
+        .first()
+        .expect("a message on the high queue");
+    assert!(message.body().unwrap().contains(id));
+
+    let Answer::Response(r) = api
+        .invoke(
+            http_event(
+                "POST",
+                "/api/v1/tts",
+                "",
+                Some(r#"{"text":"","source_language":"xx"}"#),
+            ),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the handler failed");
+    };
+    assert_eq!(r["statusCode"], 422, "{r}");
+    assert_eq!(r["headers"]["content-type"], "application/problem+json");
+}

@@ -1,0 +1,142 @@
+//! The real `worker` bootstrap binary, driven through a Lambda Runtime API emulator with SQS
+//! batches, against LocalStack and moto and a simulated subnet.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
+
+use std::time::Duration;
+
+use taogate_shared::aws::{DynamoTasks, S3Blobs};
+use taogate_shared::domain::{
+    Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
+};
+use taogate_shared::ports::{BlobStore, TaskReader, TaskWriter};
+use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
+use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+
+fn record(id: &str, task: &Task, queue_name: &str, receive_count: u32) -> serde_json::Value {
+    serde_json::json!({
+        "messageId": id,
+        "receiptHandle": format!("handle-{id}"),
+        "body": serde_json::json!({"task_id": task.id, "priority": task.priority}).to_string(),
+        "attributes": {"ApproximateReceiveCount": receive_count.to_string(), "SentTimestamp": "1795000000000"},
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue_name}"),
+        "awsRegion": "us-east-1"
+    })
+}
+
+#[tokio::test]
+async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Good, Behaviour::Good],
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
+    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
+    blobs
+        .put(&resources.snapshot_key, snapshot.into(), "application/json")
+        .await
+        .unwrap();
+    let tasks = DynamoTasks::new(clients.dynamodb.clone(), &resources);
+    let good = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "speak".into(),
+        },
+        None,
+        now_millis(),
+    );
+    tasks.insert(&good).await.unwrap();
+    // A transcription whose audio was never stored: its attempt cannot run and is handed back.
+    let broken = Task::new(
+        ServiceKind::Transcription,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Audio {
+            blob_key: "input/missing".into(),
+            filename: None,
+            size_bytes: 1,
+            info: taogate_shared::domain::AudioInfo {
+                format: "wav".into(),
+                duration_s: 1.0,
+                sample_rate: 8000,
+                channels: 1,
+            },
+        },
+        None,
+        now_millis(),
+    );
+    tasks.insert(&broken).await.unwrap();
+
+    env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
+    env.push(("TASK_TIMEOUT".into(), "5".into()));
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            &env,
+            &dir.path().join("worker.log"),
+        )
+        .unwrap();
+
+    let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
+    let event = serde_json::json!({"Records": [record("m-good", &good, &queue_name, 1), record("m-broken", &broken, &queue_name, 1)]});
+    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+        panic!("the handler failed");
+    };
+    assert_eq!(
+        r["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "m-broken"}]),
+        "{r}"
+    );
+    let done = tasks.get(good.id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+    assert_eq!(subnet.served(0), 1);
+
+    // The same message again (a duplicate delivery) is acknowledged without querying miners.
+    let event = serde_json::json!({"Records": [record("m-dup", &good, &queue_name, 2)]});
+    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+        panic!()
+    };
+    assert_eq!(r["batchItemFailures"], serde_json::json!([]));
+    assert_eq!(subnet.served(0), 1);
+}
+
+#[tokio::test]
+async fn without_a_hotkey_the_binary_refuses_to_start() {
+    let (_, _, mut env) = fresh_resources(3).await.unwrap();
+    // A mnemonic-looking secret that does not parse: the error must not echo it.
+    env.push((
+        "BT_HOTKEY_URI".into(),
+        "correct horse battery staple not a phrase".into(),
+    ));
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("worker.log");
+    let mut function = api.spawn(env!("CARGO_BIN_EXE_worker"), &env, &log).unwrap();
+    let status = function
+        .wait_exit(Duration::from_secs(20))
+        .expect("the function exits during init");
+    assert!(!status.success());
+    let stderr = std::fs::read_to_string(log.with_extension("err")).unwrap();
+    assert!(stderr.contains("not a valid secret URI"), "{stderr}");
+    assert!(!stderr.contains("battery"), "the secret leaked: {stderr}");
+
+    env.retain(|(k, _)| k != "BT_HOTKEY_URI");
+    let mut function = api.spawn(env!("CARGO_BIN_EXE_worker"), &env, &log).unwrap();
+    let status = function
+        .wait_exit(Duration::from_secs(20))
+        .expect("the function exits during init");
+    assert!(!status.success());
+    let stderr = std::fs::read_to_string(log.with_extension("err")).unwrap();
+    assert!(stderr.contains("no hotkey"), "{stderr}");
+    assert!(api.first_poll().is_none(), "it never asked for work");
+}
