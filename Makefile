@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint template unit bench local-aws clean
+.PHONY: serve test fmt lint template unit bench bench-lambda local-aws clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
@@ -30,6 +30,13 @@ unit: local-aws
 ## Submit throughput and latency of the local server (release build, bounded: 10 s).
 bench:
 	$(CARGO) run --release -p taogate-cli -- bench submit --connections 64 --seconds 10
+
+## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners.
+bench-lambda: local-aws
+	$(CARGO) build --release -p taogate-submit -p taogate-status -p taogate-worker -p taogate-testkit
+	ls -l target/release/submit target/release/status target/release/worker
+	for f in submit status worker; do ./target/release/lambda-bench coldstart target/release/$$f 30; done
+	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-memory target/release/worker 50 5
 
 clean:
 	$(CARGO) clean

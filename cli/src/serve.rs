@@ -252,9 +252,9 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         Backend::Aws => {
             let resources = AwsResources::from_env()?;
             let clients = AwsClients::load(resources.s3_path_style).await;
-            let tasks = DynamoTasks::new(clients.dynamodb.clone(), &resources);
-            let queues = SqsQueues::new(clients.sqs.clone(), &resources);
             let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+            let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs.clone(), &resources);
+            let queues = SqsQueues::new(clients.sqs.clone(), &resources);
             // Publish the directory where the worker reads it, as the metagraph sync does.
             let body = serde_json::to_vec(&snapshot)?;
             blobs

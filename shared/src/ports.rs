@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::bittensor::{Miner, MinerReply, MinerSnapshot, SynapseRequest};
+pub use crate::domain::AttemptEnd;
 use crate::domain::{
-    Candidate, ClaimOutcome, Millis, Priority, ServiceKind, StatusCounts, Task, TaskId, TaskResult,
-    TaskStatus,
+    ClaimOutcome, Millis, Priority, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
 };
 
 /// An infrastructure failure, translated once by the adapter.
@@ -55,33 +55,6 @@ pub struct TaskPage {
     pub tasks: Vec<Task>,
     /// Where the next page starts, if there is one.
     pub next: Option<TaskId>,
-}
-
-/// How an attempt ended, as written back to the task.
-#[derive(Debug, Clone)]
-pub enum AttemptEnd {
-    /// A best answer was found: `processing → completed`.
-    Completed {
-        /// The best answer.
-        result: TaskResult,
-        /// Every queried miner.
-        candidates: Vec<Candidate>,
-    },
-    /// The attempt failed and another will follow; the task stays `processing` with its lease
-    /// released so the next delivery can claim it.
-    Retry {
-        /// Why, for the user.
-        reason: String,
-        /// Every queried miner.
-        candidates: Vec<Candidate>,
-    },
-    /// The last attempt failed: `→ failed`.
-    Failed {
-        /// Why, for the user.
-        reason: String,
-        /// Every queried miner.
-        candidates: Vec<Candidate>,
-    },
 }
 
 /// Reads tasks (the status Lambda's `dynamodb:GetItem` + `Query`).

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::with_fallbacks(api::status_routes(
         StatusState {
-            tasks: DynamoTasks::new(clients.dynamodb, &resources),
+            tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
             queue: SqsQueues::new(clients.sqs, &resources),
             directory: S3Directory::new(blobs.clone(), &resources),
             blobs,

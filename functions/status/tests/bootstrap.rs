@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use taogate_shared::aws::DynamoTasks;
+use taogate_shared::aws::{DynamoTasks, S3Blobs};
 use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, now_millis};
 use taogate_shared::ports::TaskWriter;
 use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
@@ -23,10 +23,14 @@ async fn the_binary_serves_tasks_lists_and_documents() {
         None,
         now_millis(),
     );
-    DynamoTasks::new(clients.dynamodb.clone(), &resources)
-        .insert(&task)
-        .await
-        .unwrap();
+    DynamoTasks::new(
+        clients.dynamodb.clone(),
+        S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    )
+    .insert(&task)
+    .await
+    .unwrap();
 
     let api = RuntimeApi::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

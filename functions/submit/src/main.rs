@@ -11,11 +11,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
+    let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::with_fallbacks(api::submit_routes(
         SubmitState {
-            tasks: DynamoTasks::new(clients.dynamodb, &resources),
+            tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
             queue: SqsQueues::new(clients.sqs, &resources),
-            blobs: S3Blobs::new(clients.s3, &resources),
+            blobs,
             settings: SubmitSettings {
                 callback_allowlist: settings.callback_allowlist,
                 estimated_seconds: settings.task_timeout.as_secs().max(1),

@@ -22,7 +22,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_axon_client(
         &settings,
-        DynamoTasks::new(clients.dynamodb, &resources),
+        DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
         blobs.clone(),
         S3Directory::new(blobs, &resources),
         hotkey,

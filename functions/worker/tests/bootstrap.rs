@@ -42,7 +42,11 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
         .put(&resources.snapshot_key, snapshot.into(), "application/json")
         .await
         .unwrap();
-    let tasks = DynamoTasks::new(clients.dynamodb.clone(), &resources);
+    let tasks = DynamoTasks::new(
+        clients.dynamodb.clone(),
+        S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    );
     let good = Task::new(
         ServiceKind::Tts,
         Priority::Normal,

@@ -83,6 +83,18 @@ impl Errors {
         })
     }
 
+    /// The common fields of a JSON body.
+    fn json_common(
+        &mut self,
+        map: &Map<String, Value>,
+        allowlist: &[ipnet::IpNet],
+    ) -> Option<Common> {
+        let language = string_field(map, "source_language", self);
+        let priority = string_field(map, "priority", self);
+        let callback = string_field(map, "callback_url", self);
+        self.common(language, priority, callback, allowlist)
+    }
+
     fn finish(self) -> Result<(), Problem> {
         if self.0.is_empty() {
             Ok(())
@@ -222,15 +234,7 @@ async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             .map_err(|e| errors.add("text", e.0))
             .ok(),
     };
-    let language = string_field(&map, "source_language", &mut errors);
-    let priority = string_field(&map, "priority", &mut errors);
-    let callback = string_field(&map, "callback_url", &mut errors);
-    let common = errors.common(
-        language,
-        priority,
-        callback,
-        &state.settings.callback_allowlist,
-    );
+    let common = errors.json_common(&map, &state.settings.callback_allowlist);
     errors.finish()?;
     let (Some(text), Some(c)) = (text, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
@@ -453,15 +457,7 @@ async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             None
         }),
     };
-    let language = string_field(&map, "source_language", &mut errors);
-    let priority = string_field(&map, "priority", &mut errors);
-    let callback = string_field(&map, "callback_url", &mut errors);
-    let common = errors.common(
-        language,
-        priority,
-        callback,
-        &state.settings.callback_allowlist,
-    );
+    let common = errors.json_common(&map, &state.settings.callback_allowlist);
     errors.finish()?;
     let (Some(key), Some(c)) = (key, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));

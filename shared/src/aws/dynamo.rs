@@ -1,7 +1,9 @@
 //! The task table on DynamoDB.
 //!
 //! Item: `id` (key), `status`, `kind`, `attempts`, `lease_until`, `created_at`, the whole task as
-//! JSON in `body`, and `expires_at` (TTL) once finished. Global secondary indexes serve the list
+//! JSON in `body`, and `expires_at` (TTL) once finished. A body too large for DynamoDB's 400 KB
+//! item limit (a 50,000-character text with its summary and candidates can be) is written to S3
+//! under `tasks/{id}/…` first, and the item holds its key in `body_key` instead. Global secondary indexes serve the list
 //! newest first without scanning: `by_created` (`all`, `id`), `by_status` (`status`, `id`),
 //! `by_kind` (`kind`, `id`) and `by_status_kind` (`status_kind`, `id`); ids are UUIDv7, so they
 //! sort by creation time.
@@ -20,13 +22,17 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
-use super::AwsResources;
+use super::{AwsResources, S3Blobs};
 use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
-use crate::embedded::apply_end;
-use crate::ports::{AttemptEnd, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter};
+use crate::ports::{
+    AttemptEnd, BlobStore, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter,
+};
 
 /// Counter items the health counts are spread over.
 pub const COUNTER_SHARDS: usize = 8;
+
+/// Bodies larger than this go to S3 (the item limit is 400 KB, attribute names included).
+const INLINE_BODY_BYTES: usize = 300 * 1024;
 
 /// DynamoDB task table.
 #[derive(Debug, Clone)]
@@ -34,6 +40,7 @@ pub struct DynamoTasks {
     client: aws_sdk_dynamodb::Client,
     table: String,
     ttl: Duration,
+    large_bodies: S3Blobs,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -49,16 +56,33 @@ fn backend(e: impl Into<anyhow::Error>) -> StoreError {
 }
 
 impl DynamoTasks {
-    /// The table named in `resources`.
-    pub fn new(client: aws_sdk_dynamodb::Client, resources: &AwsResources) -> Self {
+    /// The table named in `resources`; bodies too large for an item go to `large_bodies`.
+    pub fn new(
+        client: aws_sdk_dynamodb::Client,
+        large_bodies: S3Blobs,
+        resources: &AwsResources,
+    ) -> Self {
         Self {
             client,
             table: resources.table.clone(),
             ttl: Duration::from_secs(u64::from(resources.task_ttl_days) * 86_400),
+            large_bodies,
         }
     }
 
-    fn item(&self, task: &Task) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    async fn item(&self, task: &Task) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let body = serde_json::to_string(task).map_err(backend)?;
+        let body_attribute = if body.len() > INLINE_BODY_BYTES {
+            // A fresh key per write: a write that loses its condition leaves only an orphan
+            // object (expired by the bucket's lifecycle rule), never a changed body.
+            let key = format!("tasks/{}/{}.json", task.id, uuid::Uuid::new_v4().simple());
+            self.large_bodies
+                .put(&key, body.into(), "application/json")
+                .await?;
+            ("body_key", key)
+        } else {
+            ("body", body)
+        };
         let mut item = HashMap::from([
             ("id".to_owned(), s(task.id.to_string())),
             ("owner".to_owned(), s(task.owner.clone())),
@@ -71,10 +95,7 @@ impl DynamoTasks {
             ("all".to_owned(), s("task")),
             ("attempts".to_owned(), n(task.attempts)),
             ("created_at".to_owned(), n(task.created_at)),
-            (
-                "body".to_owned(),
-                s(serde_json::to_string(task).map_err(backend)?),
-            ),
+            (body_attribute.0.to_owned(), s(body_attribute.1)),
         ]);
         if let Some(lease) = task.lease_until {
             item.insert("lease_until".into(), n(lease));
@@ -88,12 +109,20 @@ impl DynamoTasks {
         Ok(item)
     }
 
-    fn decode(item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
-        let body = item
-            .get("body")
+    async fn decode(&self, item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
+        if let Some(body) = item.get("body").and_then(|b| b.as_s().ok()) {
+            return serde_json::from_str(body).map_err(backend);
+        }
+        let key = item
+            .get("body_key")
             .and_then(|b| b.as_s().ok())
             .ok_or_else(|| backend(anyhow::anyhow!("task item without body")))?;
-        serde_json::from_str(body).map_err(backend)
+        let body = self
+            .large_bodies
+            .get(key)
+            .await?
+            .ok_or_else(|| backend(anyhow::anyhow!("task body {key} is missing")))?;
+        serde_json::from_slice(&body).map_err(backend)
     }
 
     async fn load(&self, id: TaskId) -> Result<Option<Task>, StoreError> {
@@ -106,7 +135,10 @@ impl DynamoTasks {
             .send()
             .await
             .map_err(backend)?;
-        out.item().map(Self::decode).transpose()
+        match out.item() {
+            Some(item) => Ok(Some(self.decode(item).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Moves one count from `from` (None: a new task) to `to`, on a random shard.
@@ -146,7 +178,7 @@ impl DynamoTasks {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.item(task)?));
+            .set_item(Some(self.item(task).await?));
         put = match expected {
             None => put.condition_expression("attribute_not_exists(id)"),
             Some((status, attempts)) => put
@@ -222,7 +254,7 @@ impl TaskReader for DynamoTasks {
                 .await
                 .map_err(backend)?;
             for item in out.items() {
-                tasks.push(Self::decode(item)?);
+                tasks.push(self.decode(item).await?);
             }
             match out.last_evaluated_key() {
                 Some(key) if tasks.len() <= limit => start = Some(key.clone()),
@@ -294,17 +326,10 @@ impl TaskWriter for DynamoTasks {
         let Some(mut task) = self.load(id).await? else {
             return Ok(ClaimOutcome::Missing);
         };
-        if task.status.is_terminal() {
-            return Ok(ClaimOutcome::Finished);
-        }
-        if !task.claimable(now) {
-            return Ok(ClaimOutcome::Leased(task.lease_until.unwrap_or(now)));
-        }
-        let expected = (task.status, task.attempts);
-        task.status = TaskStatus::Processing;
-        task.attempts += 1;
-        task.started_at.get_or_insert(now);
-        task.lease_until = Some(now + lease.as_millis() as i64);
+        let expected = match task.begin_attempt(now, lease) {
+            Ok(expected) => expected,
+            Err(outcome) => return Ok(outcome),
+        };
         match self.write(&task, Some(expected)).await {
             Ok(()) => Ok(ClaimOutcome::Claimed(Box::new(task))),
             // Another worker claimed it between our read and write.
@@ -328,15 +353,9 @@ impl TaskWriter for DynamoTasks {
             .load(id)
             .await?
             .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
-        if task.status.is_terminal() || task.attempts != attempt {
-            return Err(StoreError::Conflict(format!(
-                "task {id} is {} on attempt {}, not on attempt {attempt}",
-                task.status.as_str(),
-                task.attempts
-            )));
-        }
-        let expected = (task.status, task.attempts);
-        apply_end(&mut task, end, now);
+        let expected = task
+            .finish_attempt(attempt, end, now)
+            .map_err(StoreError::Conflict)?;
         self.write(&task, Some(expected)).await?;
         Ok(task)
     }

@@ -36,8 +36,8 @@ pub use priority::Priority;
 pub use score::Score;
 pub use service::ServiceKind;
 pub use task::{
-    AudioInfo, Candidate, ClaimOutcome, Outcome, StatusCounts, Task, TaskInput, TaskOutput,
-    TaskResult, TaskStatus,
+    AttemptEnd, AudioInfo, Candidate, ClaimOutcome, Expected, Outcome, StatusCounts, Task,
+    TaskInput, TaskOutput, TaskResult, TaskStatus,
 };
 pub use text::{SubmittedText, TextLimits};
 

@@ -271,6 +271,105 @@ impl Task {
     }
 }
 
+/// How an attempt ended, as written back to the task.
+#[derive(Debug, Clone)]
+pub enum AttemptEnd {
+    /// A best answer was found: `processing → completed`.
+    Completed {
+        /// The best answer.
+        result: TaskResult,
+        /// Every queried miner.
+        candidates: Vec<Candidate>,
+    },
+    /// The attempt failed and another will follow; the task stays `processing` with its lease
+    /// released so the next delivery can claim it.
+    Retry {
+        /// Why, for the user.
+        reason: String,
+        /// Every queried miner.
+        candidates: Vec<Candidate>,
+    },
+    /// The last attempt failed: `→ failed`.
+    Failed {
+        /// Why, for the user.
+        reason: String,
+        /// Every queried miner.
+        candidates: Vec<Candidate>,
+    },
+}
+
+/// The `(status, attempts)` a conditional write must still find for a transition to apply.
+pub type Expected = (TaskStatus, u32);
+
+impl Task {
+    /// Starts an attempt in memory if the task is claimable: `processing`, one more attempt, a
+    /// lease until `now + lease`. Returns what the store must still find to write it, or the
+    /// claim's outcome when there is nothing to start.
+    pub fn begin_attempt(
+        &mut self,
+        now: Millis,
+        lease: std::time::Duration,
+    ) -> Result<Expected, ClaimOutcome> {
+        if self.status.is_terminal() {
+            return Err(ClaimOutcome::Finished);
+        }
+        if !self.claimable(now) {
+            return Err(ClaimOutcome::Leased(self.lease_until.unwrap_or(now)));
+        }
+        let expected = (self.status, self.attempts);
+        self.status = TaskStatus::Processing;
+        self.attempts += 1;
+        self.started_at.get_or_insert(now);
+        self.lease_until = Some(now + lease.as_millis() as i64);
+        Ok(expected)
+    }
+
+    /// Ends attempt number `attempt` in memory, if the task is still unfinished and on that
+    /// attempt. Returns what the store must still find to write it, or why it may not.
+    pub fn finish_attempt(
+        &mut self,
+        attempt: u32,
+        end: AttemptEnd,
+        now: Millis,
+    ) -> Result<Expected, String> {
+        if self.status.is_terminal() || self.attempts != attempt {
+            return Err(format!(
+                "task {} is {} on attempt {}, not on attempt {attempt}",
+                self.id,
+                self.status.as_str(),
+                self.attempts
+            ));
+        }
+        let expected = (self.status, self.attempts);
+        self.lease_until = None;
+        match end {
+            AttemptEnd::Completed { result, candidates } => {
+                self.status = TaskStatus::Completed;
+                self.completed_at = Some(now);
+                self.error_message = None;
+                self.result = Some(result);
+                self.candidates = candidates;
+            }
+            AttemptEnd::Retry { reason, candidates } => {
+                self.error_message = Some(reason);
+                self.candidates = candidates;
+                // Stays `processing` (never back to `pending`) with no lease: the next delivery
+                // claims it.
+                if self.status == TaskStatus::Pending {
+                    self.status = TaskStatus::Processing;
+                }
+            }
+            AttemptEnd::Failed { reason, candidates } => {
+                self.status = TaskStatus::Failed;
+                self.completed_at = Some(now);
+                self.error_message = Some(reason);
+                self.candidates = candidates;
+            }
+        }
+        Ok(expected)
+    }
+}
+
 /// What a claim attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {

@@ -17,4 +17,3 @@ mod tasks;
 pub use blobs::BlobDir;
 pub use db::{Database, QueuePolicy};
 pub use queue::Recovery;
-pub(crate) use tasks::apply_end;

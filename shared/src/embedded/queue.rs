@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::params;
 
 use super::Database;
-use super::tasks::{apply_end, load, replace};
+use super::tasks::{load, replace};
 use crate::domain::{Priority, TaskId, now_millis};
 use crate::ports::{AttemptEnd, Delivery, QueueDepth, StoreError, TaskQueue};
 
@@ -72,12 +72,15 @@ impl Database {
                     |r| r.get(0),
                 )?;
                 if dead {
-                    let expected = (task.status, task.attempts);
                     let reason = task.error_message.clone().unwrap_or_else(|| {
-                        "the task was delivered the maximum number of times without finishing".into()
+                        "the task was delivered the maximum number of times without finishing"
+                            .into()
                     });
                     let candidates = std::mem::take(&mut task.candidates);
-                    apply_end(&mut task, AttemptEnd::Failed { reason, candidates }, now);
+                    let attempt = task.attempts;
+                    let expected = task
+                        .finish_attempt(attempt, AttemptEnd::Failed { reason, candidates }, now)
+                        .map_err(StoreError::Conflict)?;
                     replace(&tx, &task, expected)?;
                     out.failed += 1;
                 } else {

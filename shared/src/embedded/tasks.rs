@@ -152,17 +152,10 @@ impl TaskWriter for Database {
             let Some(mut task) = load(&tx, &id.to_string())? else {
                 return Ok(ClaimOutcome::Missing);
             };
-            if task.status.is_terminal() {
-                return Ok(ClaimOutcome::Finished);
-            }
-            if !task.claimable(now) {
-                return Ok(ClaimOutcome::Leased(task.lease_until.unwrap_or(now)));
-            }
-            let expected = (task.status, task.attempts);
-            task.status = TaskStatus::Processing;
-            task.attempts += 1;
-            task.started_at.get_or_insert(now);
-            task.lease_until = Some(now + lease.as_millis() as i64);
+            let expected = match task.begin_attempt(now, lease) {
+                Ok(expected) => expected,
+                Err(outcome) => return Ok(outcome),
+            };
             replace(&tx, &task, expected)?;
             tx.commit()?;
             Ok(ClaimOutcome::Claimed(Box::new(task)))
@@ -182,48 +175,13 @@ impl TaskWriter for Database {
             let Some(mut task) = load(&tx, &id.to_string())? else {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
-            if task.status.is_terminal() || task.attempts != attempt {
-                return Err(StoreError::Conflict(format!(
-                    "task {id} is {} on attempt {}, not on attempt {attempt}",
-                    task.status.as_str(),
-                    task.attempts
-                )));
-            }
-            let expected = (task.status, task.attempts);
-            apply_end(&mut task, end, now);
+            let expected = task
+                .finish_attempt(attempt, end, now)
+                .map_err(StoreError::Conflict)?;
             replace(&tx, &task, expected)?;
             tx.commit()?;
             Ok(task)
         })
         .await
-    }
-}
-
-/// The state change of an attempt's end, shared by every store.
-pub(crate) fn apply_end(task: &mut Task, end: AttemptEnd, now: Millis) {
-    task.lease_until = None;
-    match end {
-        AttemptEnd::Completed { result, candidates } => {
-            task.status = TaskStatus::Completed;
-            task.completed_at = Some(now);
-            task.error_message = None;
-            task.result = Some(result);
-            task.candidates = candidates;
-        }
-        AttemptEnd::Retry { reason, candidates } => {
-            task.error_message = Some(reason);
-            task.candidates = candidates;
-            // Stays `processing` (never back to `pending`) with no lease: the next delivery
-            // claims it.
-            if task.status == TaskStatus::Pending {
-                task.status = TaskStatus::Processing;
-            }
-        }
-        AttemptEnd::Failed { reason, candidates } => {
-            task.status = TaskStatus::Failed;
-            task.completed_at = Some(now);
-            task.error_message = Some(reason);
-            task.candidates = candidates;
-        }
     }
 }

@@ -43,7 +43,11 @@ pub async fn aws() -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
         .await
         .unwrap();
     Backend {
-        tasks: DynamoTasks::new(clients.dynamodb, &resources),
+        tasks: DynamoTasks::new(
+            clients.dynamodb,
+            S3Blobs::new(clients.s3.clone(), &resources),
+            &resources,
+        ),
         queue: SqsQueues::new(clients.sqs, &resources),
         blobs: S3Blobs::new(clients.s3, &resources),
     }

@@ -231,3 +231,63 @@ async fn listing<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
 
 crate::both_backends!(lifecycle);
 crate::both_backends!(listing);
+
+/// On DynamoDB an item holds at most 400 KB: a larger task body goes to S3 and reads back whole.
+#[tokio::test]
+async fn a_task_larger_than_a_dynamodb_item_round_trips() {
+    let store = crate::aws_fixture::aws().await.tasks;
+    let mut t = task(ServiceKind::Summarization, 1_000);
+    t.input = TaskInput::Text {
+        text: "语".repeat(50_000),
+    }; // 150 KB of UTF-8, 50,000 characters
+    store.insert(&t).await.unwrap();
+    let ClaimOutcome::Claimed(_) = store
+        .claim(t.id, 2_000, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let mut big = result();
+    big.output = TaskOutput::Text {
+        text: "摘".repeat(40_000),
+    };
+    let candidates = (0..5)
+        .map(|uid| taogate_shared::domain::Candidate {
+            uid,
+            hotkey: "5X".into(),
+            outcome: taogate_shared::domain::Outcome::Success,
+            latency_ms: 10,
+            accuracy: Some(0.5),
+            speed: Some(0.5),
+            combined: Some(0.5),
+            error: Some("语".repeat(20_000)),
+        })
+        .collect();
+    let done = store
+        .end_attempt(
+            t.id,
+            1,
+            AttemptEnd::Completed {
+                result: big.clone(),
+                candidates,
+            },
+            3_000,
+        )
+        .await
+        .unwrap();
+    assert!(
+        serde_json::to_vec(&done).unwrap().len() > 400 * 1024,
+        "the body is past the item limit"
+    );
+    let read = store.get(t.id).await.unwrap().unwrap();
+    assert_eq!(read, done);
+    let page = store
+        .list(TaskQuery {
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.tasks, vec![done]);
+}

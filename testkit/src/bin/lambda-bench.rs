@@ -1,0 +1,199 @@
+//! Measurements of the Lambda binaries, run against the Runtime API emulator.
+//!
+//! - `lambda-bench coldstart BINARY [RUNS]`: time from process start to the first poll of the
+//!   Runtime API (what a cold start costs before the first event), median and p90 over RUNS.
+//! - `lambda-bench worker-memory WORKER_BINARY [MIB] [MINERS]`: the worker's peak resident memory
+//!   (VmHWM) while it processes one transcription of MIB MiB of audio against MINERS simulated
+//!   miners. Needs the local AWS emulators (`eval "$(localstack/local-aws.sh start)"`).
+
+use std::time::{Duration, Instant};
+
+use taogate_shared::aws::{DynamoTasks, S3Blobs};
+use taogate_shared::domain::{
+    AudioInfo, Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
+};
+use taogate_shared::ports::{BlobStore, TaskReader, TaskWriter};
+use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
+use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+
+fn dummy_env() -> Vec<(String, String)> {
+    [
+        ("TABLE_NAME", "bench"),
+        ("BUCKET_NAME", "bench"),
+        ("QUEUE_URL_HIGH", "http://127.0.0.1:9/q/high"),
+        ("QUEUE_URL_NORMAL", "http://127.0.0.1:9/q/normal"),
+        ("QUEUE_URL_LOW", "http://127.0.0.1:9/q/low"),
+        ("BT_HOTKEY_URI", "//Alice"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+async fn coldstart(binary: &str, runs: usize) -> anyhow::Result<()> {
+    let dir = std::env::temp_dir().join(format!("lambda-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let mut samples = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        let api = RuntimeApi::start().await?;
+        let function = api.spawn(binary, &dummy_env(), &dir.join("coldstart.log"))?;
+        let limit = Instant::now() + Duration::from_secs(10);
+        let first = loop {
+            if let Some(at) = api.first_poll() {
+                break at;
+            }
+            anyhow::ensure!(
+                Instant::now() < limit,
+                "{binary} never polled; see {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        samples.push(first.duration_since(function.started));
+    }
+    samples.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{binary}: start to first poll over {runs} runs: median {:.2} ms, p90 {:.2} ms, min {:.2} ms, max {:.2} ms",
+        ms(samples[runs / 2]),
+        ms(samples[(runs * 9 / 10).min(runs - 1)]),
+        ms(samples[0]),
+        ms(samples[runs - 1])
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no VmHWM for {pid}"))
+}
+
+async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Result<()> {
+    let (clients, resources, mut env) = fresh_resources(3).await?;
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Good; miners],
+        ..SimOptions::mixed(0)
+    })
+    .await?;
+    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+    blobs
+        .put(
+            &resources.snapshot_key,
+            serde_json::to_vec(&subnet.snapshot())?.into(),
+            "application/json",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let seconds = (mib * 1024 * 1024) as f64 / 32_000.0;
+    let wav = taogate_shared::audio::wav_pcm16(
+        &taogate_shared::audio::tone(seconds, 200.0, 16_000),
+        16_000,
+        Some("memory"),
+    );
+    let size = wav.len();
+    blobs
+        .put("input/bench", wav.into(), "audio/wav")
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let tasks = DynamoTasks::new(
+        clients.dynamodb.clone(),
+        S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    );
+    let info = AudioInfo {
+        format: "wav".into(),
+        duration_s: seconds,
+        sample_rate: 16_000,
+        channels: 1,
+    };
+    let input = TaskInput::Audio {
+        blob_key: "input/bench".into(),
+        filename: None,
+        size_bytes: size as u64,
+        info,
+    };
+    let task = Task::new(
+        ServiceKind::Transcription,
+        Priority::Normal,
+        Language::parse("en")?,
+        input,
+        None,
+        now_millis(),
+    );
+    tasks.insert(&task).await.map_err(|e| anyhow::anyhow!(e))?;
+
+    env.extend([
+        ("BT_HOTKEY_URI".to_owned(), "//Alice".to_owned()),
+        ("TASK_TIMEOUT".to_owned(), "120".to_owned()),
+        ("MAX_MINERS_PER_REQUEST".to_owned(), miners.to_string()),
+    ]);
+    let api = RuntimeApi::start().await?;
+    let dir = std::env::temp_dir().join(format!("lambda-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let function = api.spawn(binary, &env, &dir.join("worker.log"))?;
+    let idle = loop {
+        if api.first_poll().is_some() {
+            break peak_rss_kib(function.pid())?;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    let queue = resources.queues[1]
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let event = serde_json::json!({"Records": [{
+        "messageId": "m", "receiptHandle": "h", "md5OfBody": "", "eventSource": "aws:sqs",
+        "body": serde_json::json!({"task_id": task.id, "priority": "normal"}).to_string(),
+        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+        "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"), "awsRegion": "us-east-1"
+    }]});
+    let started = Instant::now();
+    let answer = api.invoke(event, Duration::from_secs(300)).await?;
+    let elapsed = started.elapsed();
+    let peak = peak_rss_kib(function.pid())?;
+    anyhow::ensure!(
+        matches!(answer, Answer::Response(_)),
+        "the worker failed: {answer:?}"
+    );
+    let stored = tasks.get(task.id).await.map_err(|e| anyhow::anyhow!(e))?;
+    anyhow::ensure!(
+        stored.as_ref().map(|t| t.status) == Some(TaskStatus::Completed),
+        "task not completed: {stored:?}"
+    );
+    let audio_mib = size as f64 / 1048576.0;
+    println!(
+        "worker: {audio_mib:.1} MiB audio to {miners} miners in {:.2} s; peak RSS {:.1} MiB (idle {:.1} MiB); target {:.1} MiB (3 x audio + 64 MiB)",
+        elapsed.as_secs_f64(),
+        peak as f64 / 1024.0,
+        idle as f64 / 1024.0,
+        3.0 * audio_mib + 64.0
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let number =
+        |i: usize, default: usize| args.get(i).and_then(|v| v.parse().ok()).unwrap_or(default);
+    match (args.get(1).map(String::as_str), args.get(2)) {
+        (Some("coldstart"), Some(binary)) => coldstart(binary, number(3, 20).max(1)).await,
+        (Some("worker-memory"), Some(binary)) => {
+            worker_memory(binary, number(3, 50), number(4, 5)).await
+        }
+        _ => anyhow::bail!(
+            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS]"
+        ),
+    }
+}
