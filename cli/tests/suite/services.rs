@@ -209,6 +209,24 @@ async fn a_callback_receives_the_terminal_state() {
     assert_eq!(got[0]["task_id"], id);
     assert_eq!(got[0]["status"], "completed");
     assert!(got[0]["result"]["audio_url"].as_str().is_some());
+
+    // A callback that cannot be delivered (nothing listens there) never fails its task.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (status, accepted) = api
+        .post_json("/api/v1/tts", &json!({"text": "nobody listens", "source_language": "en", "callback_url": format!("http://{closed}/hook")}))
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(received.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -393,4 +411,46 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
             .contains("POST /api/v1/uploads"),
         "{problem}"
     );
+}
+
+#[tokio::test]
+async fn a_50_mib_recording_completes_although_miners_echo_it_back() {
+    // An axon answers with the whole synapse, input included: 67 MB of base64 per miner here,
+    // more than MAX_RESPONSE_BYTES allows for what is kept. The echo is skipped, not stored.
+    let dir = tempfile::tempdir().unwrap();
+    let running =
+        super::support::in_process(dir.path(), "sim:good,good", 1, &[("TASK_TIMEOUT", "60")]).await;
+    let api = Api::new(running.addr);
+    let seconds = (taogate_shared::api::MAX_AUDIO_BYTES - 4096) as f64 / 32_000.0;
+    let wav = taogate_shared::audio::wav_pcm16(
+        &taogate_shared::audio::tone(seconds, 150.0, 16_000),
+        16_000,
+        Some("fifty megabytes"),
+    );
+    assert!(wav.len() > 50_000_000 && wav.len() <= taogate_shared::api::MAX_AUDIO_BYTES);
+    let (_, upload) = api.post_json("/api/v1/uploads", &json!({})).await;
+    let put = api
+        .http
+        .put(upload["url"].as_str().unwrap())
+        .body(wav)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 200);
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/transcription",
+            &json!({"upload_id": upload["upload_id"], "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["output_text"], "fifty megabytes");
+    running.shutdown().await.unwrap();
 }

@@ -21,7 +21,7 @@ use futures::StreamExt;
 
 use super::keys::Hotkey;
 use super::miners::Miner;
-use super::synapse::{MinerReply, SynapseBody, SynapseRequest};
+use super::synapse::{MinerReply, SynapseAnswer, SynapseRequest};
 use crate::domain::Outcome;
 use crate::ports::MinerClient;
 
@@ -145,7 +145,7 @@ impl AxonClient {
         miner: &Miner,
         request: &SynapseRequest,
         deadline: Duration,
-    ) -> Result<(reqwest::StatusCode, Bytes), MinerReplyError> {
+    ) -> Result<Answered, MinerReplyError> {
         let timeout_s = (deadline.as_secs_f64() * 1000.0).round() / 1000.0;
         let nonce = Self::nonce();
         let uuid = uuid::Uuid::new_v4().to_string();
@@ -195,22 +195,99 @@ impl AxonClient {
             .await
             .map_err(MinerReplyError::Transport)?;
         let status = response.status();
-        if let Some(len) = response.content_length()
-            && len as usize > self.config.max_response_bytes
+        if status != reqwest::StatusCode::OK {
+            // Refusals are small ({"message": …}); keep only the start.
+            let mut head = BytesMut::new();
+            let mut stream = response.bytes_stream();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(MinerReplyError::Transport)?;
+                head.extend_from_slice(
+                    &chunk[..chunk
+                        .len()
+                        .min(ERROR_BODY_BYTES - head.len().min(ERROR_BODY_BYTES))],
+                );
+                if head.len() >= ERROR_BODY_BYTES {
+                    break;
+                }
+            }
+            return Ok(Answered::Refused(status.as_u16(), head.freeze()));
+        }
+        // The answer echoes our input: allow for it on top of what we keep.
+        let allowed = total + self.config.max_response_bytes;
+        if response
+            .content_length()
+            .is_some_and(|len| len as usize > allowed)
         {
             return Err(MinerReplyError::TooLarge);
         }
-        let mut buf = BytesMut::new();
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+        let parser = tokio::task::spawn_blocking(move || {
+            let reader = std::io::BufReader::with_capacity(
+                64 * 1024,
+                ChunkReader {
+                    rx,
+                    current: Bytes::new(),
+                },
+            );
+            serde_json::from_reader::<_, SynapseAnswer>(reader)
+        });
+        let mut received = 0usize;
         let mut stream = response.bytes_stream();
+        let mut outcome = Ok(());
         while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(MinerReplyError::Transport)?;
-            if buf.len() + chunk.len() > self.config.max_response_bytes {
-                return Err(MinerReplyError::TooLarge);
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    outcome = Err(MinerReplyError::Transport(e));
+                    break;
+                }
+            };
+            received += chunk.len();
+            if received > allowed {
+                outcome = Err(MinerReplyError::TooLarge);
+                break;
             }
-            buf.extend_from_slice(&chunk);
+            // The parser stopped early (the body is not JSON): stop reading.
+            if tx.send(chunk).is_err() {
+                break;
+            }
         }
-        Ok((status, buf.freeze()))
+        drop(tx);
+        let parsed = parser.await.map_err(|_| MinerReplyError::TooLarge)?;
+        outcome?;
+        Ok(Answered::Parsed(parsed.map_err(|e| e.to_string())))
     }
+}
+
+/// The most of a refusal's body kept for its message.
+const ERROR_BODY_BYTES: usize = 16 * 1024;
+
+/// Feeds the chunks of a streamed body to a blocking reader.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.current = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// An answer as read off the wire.
+enum Answered {
+    /// HTTP 200, parsed (or why it did not parse).
+    Parsed(Result<SynapseAnswer, String>),
+    /// Another status, with the start of its body.
+    Refused(u16, Bytes),
 }
 
 enum MinerReplyError {
@@ -246,7 +323,18 @@ impl MinerClient for AxonClient {
                 latency,
                 format!("miner unreachable: {}", error_chain(&e)),
             ),
-            Ok(Ok((status, body))) => classify(status.as_u16(), &body, latency),
+            Ok(Ok(Answered::Parsed(Ok(answer)))) => MinerReply {
+                outcome: Outcome::Success,
+                latency,
+                body: Some(Arc::new(answer)),
+                error: None,
+            },
+            Ok(Ok(Answered::Parsed(Err(e)))) => MinerReply::failed(
+                Outcome::InvalidAnswer,
+                latency,
+                format!("answer is not a synapse body: {e}"),
+            ),
+            Ok(Ok(Answered::Refused(status, body))) => classify(status, &body, latency),
         }
     }
 }
@@ -260,7 +348,7 @@ fn classify(status: u16, body: &[u8], latency: Duration) -> MinerReply {
             .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
     };
     match status {
-        200 => match serde_json::from_slice::<SynapseBody>(body) {
+        200 => match serde_json::from_slice::<SynapseAnswer>(body) {
             Ok(parsed) => MinerReply {
                 outcome: Outcome::Success,
                 latency,
@@ -374,7 +462,7 @@ mod tests {
         };
         let parts = client.body_parts(&miner, &request, 12.0, 42, "u-1", "0xsig");
         let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
-        let body: SynapseBody = serde_json::from_slice(&joined).unwrap();
+        let body: crate::bittensor::SynapseBody = serde_json::from_slice(&joined).unwrap();
         assert_eq!(body.input_data.as_deref(), Some("aGVsbG8="));
         assert_eq!(body.name.as_deref(), Some("AudioTask"));
         assert_eq!(body.dendrite.unwrap().nonce, Some(42));

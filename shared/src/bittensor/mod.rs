@@ -12,4 +12,4 @@ mod synapse;
 pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, signing_message};
 pub use keys::{Hotkey, KeyError, verify_signature};
 pub use miners::{Miner, MinerSnapshot, StaticDirectory};
-pub use synapse::{MinerReply, SynapseBody, SynapseRequest, TerminalInfo};
+pub use synapse::{MinerReply, SynapseAnswer, SynapseBody, SynapseRequest, TerminalInfo};

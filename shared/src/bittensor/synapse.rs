@@ -93,6 +93,25 @@ pub struct SynapseBody {
     pub error_message: Option<String>,
 }
 
+/// The fields of a miner's answer the gateway keeps. An axon answers with the whole synapse,
+/// echoing `input_data` (up to 67 MB of base64 for a 50 MB upload); parsing into this type skips
+/// every other field without storing it.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct SynapseAnswer {
+    /// Base64 output.
+    #[serde(default)]
+    pub output_data: Option<String>,
+    /// The miner's own timing claim (not trusted).
+    #[serde(default)]
+    pub processing_time: Option<f64>,
+    /// The model the miner says it used.
+    #[serde(default)]
+    pub pipeline_model: Option<String>,
+    /// Set when the miner failed.
+    #[serde(default)]
+    pub error_message: Option<String>,
+}
+
 /// What came back from one miner, before its content is validated.
 #[derive(Debug, Clone)]
 pub struct MinerReply {
@@ -100,8 +119,8 @@ pub struct MinerReply {
     pub outcome: Outcome,
     /// Time from sending to the end of the answer, measured here.
     pub latency: Duration,
-    /// The parsed body, for HTTP 200.
-    pub body: Option<Arc<SynapseBody>>,
+    /// The parsed answer, for HTTP 200.
+    pub body: Option<Arc<SynapseAnswer>>,
     /// What went wrong otherwise, in words an operator understands.
     pub error: Option<String>,
 }

@@ -117,16 +117,16 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::bittensor::SynapseBody;
+    use crate::bittensor::SynapseAnswer;
 
     fn reply(output: Option<&str>, error: Option<&str>) -> MinerReply {
         MinerReply {
             outcome: Outcome::Success,
             latency: Duration::from_millis(3),
-            body: Some(Arc::new(SynapseBody {
+            body: Some(Arc::new(SynapseAnswer {
                 output_data: output.map(str::to_owned),
                 error_message: error.map(str::to_owned),
-                ..SynapseBody::default()
+                ..SynapseAnswer::default()
             })),
             error: None,
         }
