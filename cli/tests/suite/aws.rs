@@ -251,7 +251,7 @@ async fn five_hundred_concurrent_submissions_all_finish() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(240),
+            started.elapsed() < Duration::from_secs(600),
             "only {done} of 500 finished: {health}"
         );
         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -119,7 +119,14 @@ impl AwsClients {
     /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients;
     /// `s3_path_style` is [`AwsResources::s3_path_style`]. Makes no network call.
     pub async fn load(s3_path_style: bool) -> Self {
-        let config = aws_config::load_from_env().await;
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .load()
+            .await;
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(s3_path_style)
             .build();
