@@ -195,10 +195,38 @@ where
     api::with_fallbacks(submit.merge(status))
 }
 
+/// The signing key of the local runtime: `BT_HOTKEY_URI` if set, else the wallet's hotkey file
+/// if it exists, else the development key `//Alice` (with a warning: real miners will refuse it).
+pub fn resolve_hotkey(settings: &Settings) -> anyhow::Result<Hotkey> {
+    if let Some(secret) = &settings.hotkey_uri {
+        return Ok(Hotkey::from_secret(secret)?);
+    }
+    let path = taogate_shared::bittensor::hotkey_path(
+        settings.wallet_path.as_deref(),
+        &settings.wallet_name,
+        &settings.wallet_hotkey,
+    );
+    match taogate_shared::bittensor::load_hotkey(&path) {
+        Ok(hotkey) => {
+            info!(hotkey = hotkey.ss58(), wallet = %path.display(), "signing with the wallet's hotkey");
+            Ok(hotkey)
+        }
+        Err(taogate_shared::bittensor::WalletError::Missing(_)) => {
+            let hotkey = Hotkey::from_secret(&settings.local_hotkey())?;
+            tracing::warn!(
+                hotkey = hotkey.ss58(),
+                "no BT_HOTKEY_URI and no wallet hotkey: signing with the development key //Alice, which real miners refuse"
+            );
+            Ok(hotkey)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Starts the server and the workers.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let settings = options.settings;
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey())?);
+    let hotkey = Arc::new(resolve_hotkey(&settings)?);
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub wallet_name: String,
     /// `BT_WALLET_HOTKEY`: hotkey file name.
     pub wallet_hotkey: String,
+    /// `BT_WALLET_PATH`: where wallets live (default `~/.bittensor/wallets`).
+    pub wallet_path: Option<std::path::PathBuf>,
     /// `BT_HOTKEY_URI`: the hotkey as a secret URI, mnemonic or seed. Unset, the local runtime
     /// uses the dev key `//Alice`; the Lambdas refuse to start without a real key.
     pub hotkey_uri: Option<Secret>,
@@ -90,6 +92,7 @@ impl Settings {
             network: r.string("BT_NETWORK", "finney"),
             wallet_name: r.string("BT_WALLET_NAME", "default"),
             wallet_hotkey: r.string("BT_WALLET_HOTKEY", "default"),
+            wallet_path: r.raw("BT_WALLET_PATH").map(std::path::PathBuf::from),
             hotkey_uri: r.raw("BT_HOTKEY_URI").map(Secret::new),
             max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
             task_timeout: Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0)),

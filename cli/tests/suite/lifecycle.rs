@@ -283,6 +283,29 @@ async fn a_processing_task_is_retaken_after_its_lease_and_the_stale_worker_canno
 }
 
 #[test]
+fn an_encrypted_wallet_hotkey_stops_the_start_with_instructions() {
+    let dir = tempfile::tempdir().unwrap();
+    let hotkeys = dir.path().join("wallets/gw/hotkeys");
+    std::fs::create_dir_all(&hotkeys).unwrap();
+    std::fs::write(hotkeys.join("default"), b"$NACLciphertext-never-shown").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_taogate"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("BT_WALLET_PATH", dir.path().join("wallets"))
+        .env("BT_WALLET_NAME", "gw")
+        .env_remove("BT_HOTKEY_URI")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("encrypted") && stderr.contains("BT_HOTKEY_URI"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("never-shown"), "{stderr}");
+}
+
+#[test]
 fn invalid_configuration_is_refused_at_start_with_every_problem() {
     let dir = tempfile::tempdir().unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_taogate"))

@@ -9,9 +9,11 @@ mod keys;
 mod metagraph;
 mod miners;
 mod synapse;
+mod wallet;
 
 pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, signing_message};
 pub use keys::{Hotkey, KeyError, verify_signature};
 pub use metagraph::{DecodeError, Neuron, decode_neurons_lite, decode_neurons_lite_hex};
 pub use miners::{Miner, MinerSnapshot, StaticDirectory};
 pub use synapse::{MinerReply, SynapseAnswer, SynapseBody, SynapseRequest, TerminalInfo};
+pub use wallet::{WalletError, hotkey_path, load_hotkey};
