@@ -5,6 +5,7 @@
 //! our requests; the protocol notes in `axon.rs` say where each rule comes from.
 
 mod axon;
+pub mod btauth;
 mod keys;
 mod metagraph;
 mod miners;
