@@ -121,3 +121,43 @@ pub async fn submit(
         percentiles: [pick(0.5), pick(0.9), pick(0.99), pick(1.0)],
     })
 }
+
+/// Axon request signatures per second on one thread (one core): the signing message is built
+/// and signed with sr25519 as for every miner request.
+pub fn signatures(duration: Duration) -> anyhow::Result<f64> {
+    use taogate_shared::bittensor::{EMPTY_BODY_HASH, Hotkey, signing_message};
+    let key = Hotkey::from_secret(&taogate_shared::config::Secret::new("//Alice"))?;
+    let miner = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
+    let started = Instant::now();
+    let mut count = 0u64;
+    while started.elapsed() < duration {
+        for _ in 0..100 {
+            let message = signing_message(
+                1_795_543_477_865_966_794 + count,
+                key.ss58(),
+                miner,
+                "834635d0-e831-11f1-a5fe-02fc00000001",
+                EMPTY_BODY_HASH,
+            );
+            std::hint::black_box(key.sign_hex(message.as_bytes()));
+            count += 1;
+        }
+    }
+    Ok(count as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Decoding time of a recorded `get_neurons_lite` response: median over `runs`, and the neuron
+/// count.
+pub fn metagraph(hex_result: &str, runs: usize) -> anyhow::Result<(Duration, usize)> {
+    let bytes = hex::decode(hex_result.trim().trim_start_matches("0x"))?;
+    let mut samples = Vec::with_capacity(runs);
+    let mut neurons = 0;
+    for _ in 0..runs.max(1) {
+        let started = Instant::now();
+        let decoded = taogate_shared::bittensor::decode_neurons_lite(&bytes)?;
+        samples.push(started.elapsed());
+        neurons = decoded.len();
+    }
+    samples.sort_unstable();
+    Ok((samples[samples.len() / 2], neurons))
+}

@@ -55,6 +55,21 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Axon request signatures per second on one core.
+    Sign {
+        /// How long to sign, in seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
+    /// Decoding time of a recorded get_neurons_lite response (a `0x…` hex file).
+    Metagraph {
+        /// The recorded response.
+        #[arg(long, default_value = "testdata/metagraph/netuid1-plain-vec.hex")]
+        file: PathBuf,
+        /// Decodes to time.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+    },
     /// TTS submissions per second and latency percentiles.
     Submit {
         /// Concurrent keep-alive connections.
@@ -138,6 +153,26 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             running.shutdown().await
+        }
+        Command::Bench {
+            what: BenchCommand::Sign { seconds },
+        } => {
+            anyhow::ensure!(seconds > 0.0 && seconds <= 60.0, "--seconds takes up to 60");
+            let rate = taogate_cli::bench::signatures(Duration::from_secs_f64(seconds))?;
+            println!("{rate:.0} axon request signatures/s on one core");
+            Ok(())
+        }
+        Command::Bench {
+            what: BenchCommand::Metagraph { file, runs },
+        } => {
+            let hex_result = std::fs::read_to_string(&file)?;
+            let (median, neurons) = taogate_cli::bench::metagraph(&hex_result, runs)?;
+            println!(
+                "{neurons} neurons decoded in {:.3} ms (median of {runs}); {:.3} ms per 256 neurons",
+                median.as_secs_f64() * 1000.0,
+                median.as_secs_f64() * 1000.0 * 256.0 / neurons.max(1) as f64
+            );
+            Ok(())
         }
         Command::Bench {
             what:
