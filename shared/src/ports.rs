@@ -57,6 +57,19 @@ pub struct TaskPage {
     pub next: Option<TaskId>,
 }
 
+impl TaskPage {
+    /// A page from `limit + 1` tasks read: the extra one only says that a next page exists.
+    pub fn from_overfetch(mut tasks: Vec<Task>, limit: usize) -> Self {
+        let next = if tasks.len() > limit {
+            tasks.truncate(limit);
+            tasks.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Self { tasks, next }
+    }
+}
+
 /// Reads tasks (the status Lambda's `dynamodb:GetItem` + `Query`).
 pub trait TaskReader: Send + Sync + 'static {
     /// One task.

@@ -261,13 +261,7 @@ impl TaskReader for DynamoTasks {
                 _ => break,
             }
         }
-        let next = if tasks.len() > limit {
-            tasks.truncate(limit);
-            tasks.last().map(|t| t.id)
-        } else {
-            None
-        };
-        Ok(TaskPage { tasks, next })
+        Ok(TaskPage::from_overfetch(tasks, limit))
     }
 
     async fn counts(&self) -> Result<StatusCounts, StoreError> {

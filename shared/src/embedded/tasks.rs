@@ -76,14 +76,8 @@ impl TaskReader for Database {
                 ],
                 |r| r.get::<_, String>(0),
             )?;
-            let mut tasks = rows.map(|b| decode(&b?)).collect::<Result<Vec<_>, _>>()?;
-            let next = if tasks.len() > limit {
-                tasks.truncate(limit);
-                tasks.last().map(|t| t.id)
-            } else {
-                None
-            };
-            Ok(TaskPage { tasks, next })
+            let tasks = rows.map(|b| decode(&b?)).collect::<Result<Vec<_>, _>>()?;
+            Ok(TaskPage::from_overfetch(tasks, limit))
         })
         .await
     }
