@@ -52,6 +52,10 @@ pub struct Settings {
     pub task_timeout: Duration,
     /// `MAX_MINERS_PER_REQUEST`: miners queried per attempt.
     pub max_miners_per_request: usize,
+    /// `SELECTION_POLICY`: `stake` (default), `incentive` or `round_robin`.
+    pub selection_policy: crate::worker::SelectionPolicy,
+    /// `SELECTION_EXPLORATION`: share of the slots given to random miners, in [0, 1] (0.2).
+    pub selection_exploration: f64,
     /// `ACCURACY_WEIGHT`.
     pub accuracy_weight: f64,
     /// `SPEED_WEIGHT`.
@@ -97,6 +101,8 @@ impl Settings {
             max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
             task_timeout: Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0)),
             max_miners_per_request: r.parse("MAX_MINERS_PER_REQUEST", 5usize),
+            selection_policy: r.policy("SELECTION_POLICY"),
+            selection_exploration: r.parse("SELECTION_EXPLORATION", 0.2f64),
             accuracy_weight: r.parse("ACCURACY_WEIGHT", 0.7f64),
             speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
             max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
@@ -144,6 +150,9 @@ impl Settings {
             || self.task_timeout > Duration::from_secs(900)
         {
             p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
+        }
+        if !(0.0..=1.0).contains(&self.selection_exploration) {
+            p.push("SELECTION_EXPLORATION must be between 0 and 1".into());
         }
         if self.max_attempts == 0 || self.max_attempts > 100 {
             p.push("MAX_ATTEMPTS must be between 1 and 100".into());
@@ -201,6 +210,17 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
                     "{name}={v:?} is not a valid {}",
                     std::any::type_name::<T>()
                 ));
+                default
+            }),
+        }
+    }
+
+    fn policy(&mut self, name: &str) -> crate::worker::SelectionPolicy {
+        let default = crate::worker::SelectionPolicy::Stake;
+        match self.raw(name) {
+            None => default,
+            Some(v) => crate::worker::SelectionPolicy::parse(&v).unwrap_or_else(|e| {
+                self.problems.push(format!("{name}: {e}"));
                 default
             }),
         }

@@ -149,6 +149,7 @@ impl SimulatedSubnet {
                 ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
                 port,
                 stake: 1_000.0 - f64::from(uid) * 10.0,
+                incentive: 0.0,
             });
         }
         Ok(Self {

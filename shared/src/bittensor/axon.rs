@@ -454,6 +454,7 @@ mod tests {
             ip: "127.0.0.1".parse().unwrap(),
             port: 9000,
             stake: 1.0,
+            incentive: 0.0,
         };
         let request = SynapseRequest {
             task_type: "tts",

@@ -163,6 +163,7 @@ impl From<&Neuron> for Miner {
             ip: n.ip,
             port: n.port,
             stake: n.stake_rao as f64 / 1e9,
+            incentive: n.incentive,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Miner {
     /// Stake in TAO.
     #[serde(default)]
     pub stake: f64,
+    /// Incentive in [0, 1], as the chain reports it.
+    #[serde(default)]
+    pub incentive: f64,
 }
 
 impl Miner {

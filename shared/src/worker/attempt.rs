@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 
 use super::answers::{Answer, validate};
-use crate::bittensor::{Miner, MinerSnapshot, SynapseRequest};
+use crate::bittensor::{MinerSnapshot, SynapseRequest};
 use crate::domain::{Candidate, Task, TaskInput, TaskOutput, TaskResult};
 use crate::ports::{BlobStore, MinerClient, StoreError};
 use crate::scoring::{Weights, consensus, speed};
@@ -25,6 +25,8 @@ pub struct AttemptPolicy {
     pub weights: Weights,
     /// Our own hotkey, never queried.
     pub own_hotkey: String,
+    /// Which miners to ask.
+    pub selector: Arc<super::Selector>,
 }
 
 /// A failed attempt: why, and what each miner did.
@@ -37,17 +39,6 @@ pub(super) enum AttemptError {
     },
     /// Infrastructure failed.
     Store(StoreError),
-}
-
-/// The miners to query: serving, not ourselves, highest stake first (ties by uid).
-pub(super) fn select<'a>(snapshot: &'a MinerSnapshot, policy: &AttemptPolicy) -> Vec<&'a Miner> {
-    let mut eligible: Vec<&Miner> = snapshot
-        .serving()
-        .filter(|m| m.hotkey != policy.own_hotkey)
-        .collect();
-    eligible.sort_by(|a, b| b.stake.total_cmp(&a.stake).then(a.uid.cmp(&b.uid)));
-    eligible.truncate(policy.miners_per_request);
-    eligible
 }
 
 /// Builds the shared request: all inputs are base64, as the subnet expects.
@@ -86,7 +77,9 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
     blobs: &B,
     policy: &AttemptPolicy,
 ) -> Result<(TaskResult, Vec<Candidate>), AttemptError> {
-    let miners = select(&snapshot, policy);
+    let miners = policy
+        .selector
+        .select(&snapshot, &policy.own_hotkey, policy.miners_per_request);
     if miners.is_empty() {
         return Err(AttemptError::NoAnswer {
             reason: "no serving miners are available on the subnet".into(),

@@ -7,6 +7,7 @@
 
 mod answers;
 mod attempt;
+mod selection;
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use tracing::{info, warn};
 
 use attempt::AttemptError;
 pub use attempt::AttemptPolicy;
+pub use selection::{SelectionPolicy, Selector};
 
 use std::sync::Arc;
 
@@ -87,6 +89,10 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, AxonClient>
                     speed: settings.speed_weight,
                 },
                 own_hotkey: hotkey.ss58().to_owned(),
+                selector: Arc::new(Selector::new(
+                    settings.selection_policy,
+                    settings.selection_exploration,
+                )),
             },
             max_attempts: settings.max_attempts,
             lease: settings.lease(),

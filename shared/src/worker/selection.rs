@@ -1,0 +1,182 @@
+//! Which miners an attempt queries.
+//!
+//! Only serving axons are eligible (ip and port set), never our own hotkey. A policy ranks them:
+//! by stake, by incentive, or in turn (round-robin across attempts). A share of the slots
+//! (`SELECTION_EXPLORATION`, default 0.2) goes to miners picked at random from the rest, so that
+//! new or low-ranked miners get tried and can prove themselves.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rand::seq::SliceRandom;
+
+use crate::bittensor::{Miner, MinerSnapshot};
+use crate::domain::InvalidValue;
+
+/// How eligible miners are ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectionPolicy {
+    /// Highest stake first.
+    Stake,
+    /// Highest incentive first (what the subnet's validators reward).
+    Incentive,
+    /// Each attempt starts where the previous one stopped, by uid.
+    RoundRobin,
+}
+
+impl SelectionPolicy {
+    /// Parses `stake | incentive | round_robin`.
+    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
+        match raw.trim().to_ascii_lowercase().replace('-', "_").as_str() {
+            "stake" => Ok(Self::Stake),
+            "incentive" => Ok(Self::Incentive),
+            "round_robin" => Ok(Self::RoundRobin),
+            _ => Err(InvalidValue(format!(
+                "unknown selection policy {raw:?}; use stake, incentive or round_robin"
+            ))),
+        }
+    }
+}
+
+/// A policy plus the state round-robin keeps between attempts.
+#[derive(Debug)]
+pub struct Selector {
+    policy: SelectionPolicy,
+    exploration: f64,
+    cursor: AtomicUsize,
+}
+
+impl Selector {
+    /// A selector; `exploration` is the share of slots given to random picks, in [0, 1].
+    pub fn new(policy: SelectionPolicy, exploration: f64) -> Self {
+        Self {
+            policy,
+            exploration: exploration.clamp(0.0, 1.0),
+            cursor: AtomicUsize::new(0),
+        }
+    }
+
+    /// Up to `n` miners to query.
+    pub fn select<'a>(
+        &self,
+        snapshot: &'a MinerSnapshot,
+        own_hotkey: &str,
+        n: usize,
+    ) -> Vec<&'a Miner> {
+        let mut eligible: Vec<&Miner> = snapshot
+            .serving()
+            .filter(|m| m.hotkey != own_hotkey)
+            .collect();
+        if eligible.len() <= n {
+            eligible.sort_by_key(|m| m.uid);
+            return eligible;
+        }
+        match self.policy {
+            SelectionPolicy::Stake => {
+                eligible.sort_by(|a, b| b.stake.total_cmp(&a.stake).then(a.uid.cmp(&b.uid)));
+            }
+            SelectionPolicy::Incentive => eligible.sort_by(|a, b| {
+                b.incentive
+                    .total_cmp(&a.incentive)
+                    .then(b.stake.total_cmp(&a.stake))
+                    .then(a.uid.cmp(&b.uid))
+            }),
+            SelectionPolicy::RoundRobin => {
+                eligible.sort_by_key(|m| m.uid);
+                let start = self.cursor.fetch_add(n, Ordering::Relaxed) % eligible.len();
+                eligible.rotate_left(start);
+            }
+        }
+        let explore = ((n as f64) * self.exploration).round() as usize;
+        let ranked = n - explore.min(n);
+        let (chosen, rest) = eligible.split_at_mut(ranked);
+        let mut picked: Vec<&Miner> = chosen.to_vec();
+        rest.shuffle(&mut rand::rng());
+        picked.extend(rest.iter().take(n - ranked));
+        picked
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot() -> MinerSnapshot {
+        let miners = (0..10u16)
+            .map(|uid| Miner {
+                uid,
+                hotkey: format!("hk{uid}"),
+                ip: if uid == 9 {
+                    "0.0.0.0".parse().unwrap()
+                } else {
+                    "203.0.113.1".parse().unwrap()
+                },
+                port: 8000 + uid,
+                stake: f64::from(uid) * 10.0,
+                incentive: f64::from(10 - uid) / 10.0,
+            })
+            .collect();
+        MinerSnapshot {
+            netuid: 1,
+            network: "test".into(),
+            miners,
+            taken_at: 0,
+        }
+    }
+
+    fn uids(miners: &[&Miner]) -> Vec<u16> {
+        miners.iter().map(|m| m.uid).collect()
+    }
+
+    #[test]
+    fn stake_and_incentive_rank_serving_miners_and_skip_ourselves() {
+        let s = snapshot();
+        let by_stake = Selector::new(SelectionPolicy::Stake, 0.0);
+        assert_eq!(
+            uids(&by_stake.select(&s, "hk8", 3)),
+            vec![7, 6, 5],
+            "uid 9 serves no axon, uid 8 is us"
+        );
+        let by_incentive = Selector::new(SelectionPolicy::Incentive, 0.0);
+        assert_eq!(uids(&by_incentive.select(&s, "none", 3)), vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn round_robin_reaches_every_miner_in_turn() {
+        let s = snapshot();
+        let rr = Selector::new(SelectionPolicy::RoundRobin, 0.0);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..3 {
+            seen.extend(uids(&rr.select(&s, "none", 3)));
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            (0..9).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn exploration_gives_low_ranked_miners_a_slot() {
+        let s = snapshot();
+        let explorer = Selector::new(SelectionPolicy::Stake, 0.4);
+        let mut outside_top = std::collections::BTreeSet::new();
+        for _ in 0..200 {
+            let picked = uids(&explorer.select(&s, "none", 5));
+            assert_eq!(picked.len(), 5);
+            assert_eq!(&picked[..3], &[8, 7, 6], "ranked slots come first");
+            outside_top.extend(picked[3..].iter().copied());
+        }
+        assert!(
+            outside_top.len() >= 4 && outside_top.iter().all(|u| *u <= 5),
+            "{outside_top:?}"
+        );
+    }
+
+    #[test]
+    fn with_few_miners_every_eligible_one_is_queried() {
+        let s = snapshot();
+        let picked = Selector::new(SelectionPolicy::Stake, 0.5).select(&s, "none", 20);
+        assert_eq!(uids(&picked), (0..9).collect::<Vec<_>>());
+        assert!(SelectionPolicy::parse("round-robin").is_ok());
+        assert!(SelectionPolicy::parse("random").is_err());
+    }
+}
