@@ -47,7 +47,7 @@ common_env() {
 export AWS_ACCESS_KEY_ID=test
 export AWS_SECRET_ACCESS_KEY=test
 export AWS_REGION=us-east-1
-export AWS_ENDPOINT_URL=http://127.0.0.1:$ls_port
+export AWS_ENDPOINT_URL=http://[::1]:$ls_port
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$moto_port
 export AWS_S3_FORCE_PATH_STYLE=true
 ENV
@@ -56,13 +56,15 @@ ENV
 start() {
   venv localstack "$here/requirements-localstack.txt"
   venv moto "$here/requirements-moto.txt"
-  if ! alive localstack && ! healthy "http://127.0.0.1:$ls_port/_localstack/health"; then
+  if ! alive localstack && ! healthy "http://[::1]:$ls_port/_localstack/health"; then
     mkdir -p "$state/run" "$state/volume"
     # Run from a folder without a `localstack` directory, which would shadow the package.
+    # LocalStack's gateway ignores the host of an IPv4 listen address and binds every interface;
+    # it honours an IPv6 one, so it listens on [::1], loopback only.
     (
       cd "$state/run" || exit 1
-      GATEWAY_LISTEN="127.0.0.1:$ls_port" SERVICES=s3,sqs DNS_ADDRESS=0 SQS_ENDPOINT_STRATEGY=path \
-        LOCALSTACK_HOST="127.0.0.1:$ls_port" LOCALSTACK_VOLUME_DIR="$state/volume" \
+      GATEWAY_LISTEN="[::1]:$ls_port" SERVICES=s3,sqs DNS_ADDRESS=0 SQS_ENDPOINT_STRATEGY=path \
+        LOCALSTACK_HOST="[::1]:$ls_port" LOCALSTACK_VOLUME_DIR="$state/volume" \
         DISABLE_EVENTS=1 S3_SKIP_SIGNATURE_VALIDATION=0 \
         nohup "$state/venv-localstack/bin/python" -m localstack.runtime.main \
         < /dev/null > "$state/localstack.log" 2>&1 &
@@ -77,7 +79,7 @@ start() {
       echo $! > "$state/moto.pid"
     )
   fi
-  wait_for localstack "http://127.0.0.1:$ls_port/_localstack/health"
+  wait_for localstack "http://[::1]:$ls_port/_localstack/health"
   wait_for moto "http://127.0.0.1:$moto_port/moto-api/"
   eval "$(common_env)"
   "$state/venv-moto/bin/python" "$here/resources.py" > "$state/resources.env"
