@@ -290,21 +290,9 @@ async fn large_audio_goes_through_an_upload_and_is_probed_before_queueing() {
     let running = super::support::in_process(dir.path(), "sim:good,good", 1, &[]).await;
     let api = Api::new(running.addr);
 
-    let (status, upload) = api.post_json("/api/v1/uploads", &json!({})).await;
-    assert_eq!(status, 201, "{upload}");
+    let (upload, put_status) = api.upload(fixture("speech.ogg")).await;
     assert_eq!(upload["method"], "PUT");
-    let put = api
-        .http
-        .put(upload["url"].as_str().unwrap())
-        .header(
-            "content-type",
-            upload["headers"]["content-type"].as_str().unwrap(),
-        )
-        .body(fixture("speech.ogg"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    assert_eq!(put_status, 200);
     let (status, accepted) = api
         .post_json(
             "/api/v1/transcription",
@@ -324,13 +312,7 @@ async fn large_audio_goes_through_an_upload_and_is_probed_before_queueing() {
     );
 
     // A non-audio upload is refused before anything is queued; so are unknown and forged ids.
-    let (_, other) = api.post_json("/api/v1/uploads", &json!({})).await;
-    api.http
-        .put(other["url"].as_str().unwrap())
-        .body("plain text")
-        .send()
-        .await
-        .unwrap();
+    let (other, _) = api.upload(b"plain text".to_vec()).await;
     for (body, field) in [
         (
             json!({"upload_id": other["upload_id"], "source_language": "en"}),
@@ -428,15 +410,8 @@ async fn a_50_mib_recording_completes_although_miners_echo_it_back() {
         Some("fifty megabytes"),
     );
     assert!(wav.len() > 50_000_000 && wav.len() <= taogate_shared::api::MAX_AUDIO_BYTES);
-    let (_, upload) = api.post_json("/api/v1/uploads", &json!({})).await;
-    let put = api
-        .http
-        .put(upload["url"].as_str().unwrap())
-        .body(wav)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(put.status(), 200);
+    let (upload, put_status) = api.upload(wav).await;
+    assert_eq!(put_status, 200);
     let (status, accepted) = api
         .post_json(
             "/api/v1/transcription",

@@ -164,6 +164,21 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Asks for an upload URL (`POST /api/v1/uploads`, which must answer 201) and sends `bytes`
+    /// there with the headers it names. Returns the upload view and the upload's HTTP status.
+    pub async fn upload(&self, bytes: Vec<u8>) -> (Value, u16) {
+        let (status, upload) = self
+            .post_json("/api/v1/uploads", &serde_json::json!({}))
+            .await;
+        assert_eq!(status, 201, "{upload}");
+        let mut put = self.http.put(upload["url"].as_str().unwrap()).body(bytes);
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            put = put.header(name.as_str(), value.as_str().unwrap());
+        }
+        let put_status = put.send().await.unwrap().status().as_u16();
+        (upload, put_status)
+    }
+
     /// GETs JSON.
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let r = self
