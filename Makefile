@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint template unit bench bench-lambda local-aws clean
+.PHONY: serve test fmt lint template unit bench bench-lambda local-aws interop clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
@@ -21,10 +21,14 @@ lint:
 local-aws:
 	localstack/local-aws.sh start > /dev/null
 
+## Real Python bittensor peers for the interoperability tests (pinned venvs, idempotent).
+interop:
+	interop/setup.sh
+
 template: local-aws
 	localstack/.state/venv-moto/bin/cfn-lint template.yaml
 
-unit: local-aws
+unit: local-aws interop
 	eval "$$(localstack/local-aws.sh env)" && $(CARGO) test --workspace --locked
 
 ## Submit throughput and latency of the local server (release build, bounded: 10 s).

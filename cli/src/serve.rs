@@ -12,7 +12,7 @@ use taogate_shared::api::{self, StatusState, SubmitSettings, SubmitState};
 use taogate_shared::aws::{
     AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues, run_poller,
 };
-use taogate_shared::bittensor::{AxonClient, Hotkey, MinerSnapshot, StaticDirectory};
+use taogate_shared::bittensor::{Hotkey, MinerSnapshot, ProtocolClient, StaticDirectory};
 use taogate_shared::config::Settings;
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
@@ -122,8 +122,8 @@ pub fn build_worker(
     blobs: BlobDir,
     directory: StaticDirectory,
     hotkey: Arc<Hotkey>,
-) -> anyhow::Result<Worker<Database, BlobDir, StaticDirectory, AxonClient>> {
-    Worker::with_axon_client(settings, db, blobs, directory, hotkey)
+) -> anyhow::Result<Worker<Database, BlobDir, StaticDirectory, ProtocolClient>> {
+    Worker::with_miner_client(settings, db, blobs, directory, hotkey)
 }
 
 /// Starts the miners (if simulated) and returns the snapshot describing them.
@@ -291,7 +291,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("cannot publish the miner snapshot to S3")?;
             let directory = S3Directory::new(blobs.clone(), &resources);
-            let worker = Arc::new(Worker::with_axon_client(
+            let worker = Arc::new(Worker::with_miner_client(
                 &settings,
                 tasks.clone(),
                 blobs.clone(),

@@ -64,6 +64,13 @@ pub struct Settings {
     pub max_attempts: u32,
     /// `SYNAPSE_NAME`: the synapse class name miners serve.
     pub synapse_name: String,
+    /// `MINER_PROTOCOL`: `axon` (default) or `btauth`.
+    pub miner_protocol: crate::bittensor::MinerProtocol,
+    /// `MINER_PATH`: the request path of `btauth` miners (default `/{SYNAPSE_NAME}`).
+    pub miner_path: Option<String>,
+    /// `MINER_ALLOWLIST`: networks (CIDR) whose non-public miner addresses may still be called;
+    /// by default only public addresses are.
+    pub miner_allowlist: Vec<IpNet>,
     /// `DENDRITE_VERSION`: the SDK version integer sent to miners.
     pub dendrite_version: u64,
     /// `MAX_RESPONSE_BYTES`: the most read from one miner's answer.
@@ -107,6 +114,9 @@ impl Settings {
             speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
             max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
             synapse_name: r.string("SYNAPSE_NAME", "AudioTask"),
+            miner_protocol: r.protocol("MINER_PROTOCOL"),
+            miner_path: r.raw("MINER_PATH"),
+            miner_allowlist: r.list("MINER_ALLOWLIST"),
             dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
             max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
             callback_allowlist: r.list("CALLBACK_ALLOWLIST"),
@@ -168,10 +178,24 @@ impl Settings {
         {
             p.push("SYNAPSE_NAME must be a non-empty identifier".into());
         }
+        if let Some(path) = &self.miner_path
+            && (!path.starts_with('/') || path.contains(char::is_whitespace))
+        {
+            p.push(format!(
+                "MINER_PATH must be a path starting with '/', got {path:?}"
+            ));
+        }
         if self.max_response_bytes < 1024 {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
         }
         p
+    }
+
+    /// The request path of `btauth` miners.
+    pub fn miner_path(&self) -> String {
+        self.miner_path
+            .clone()
+            .unwrap_or_else(|| format!("/{}", self.synapse_name))
     }
 
     /// The hotkey for local use: the configured one, or the dev key `//Alice`.
@@ -222,6 +246,16 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
             Some(v) => crate::worker::SelectionPolicy::parse(&v).unwrap_or_else(|e| {
                 self.problems.push(format!("{name}: {e}"));
                 default
+            }),
+        }
+    }
+
+    fn protocol(&mut self, name: &str) -> crate::bittensor::MinerProtocol {
+        match self.raw(name) {
+            None => crate::bittensor::MinerProtocol::default(),
+            Some(v) => crate::bittensor::MinerProtocol::parse(&v).unwrap_or_else(|e| {
+                self.problems.push(format!("{name}: {e}"));
+                crate::bittensor::MinerProtocol::default()
             }),
         }
     }

@@ -152,6 +152,13 @@ async fn handle(
         );
     };
     state.served.fetch_add(1, Ordering::SeqCst);
+    if state.behaviour == Behaviour::Crashing {
+        // A Python axon hides the exception and names the request.
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("Internal Server Error #{}", uuid::Uuid::new_v4()),
+        );
+    }
     if state.behaviour == Behaviour::Slow {
         tokio::time::sleep(state.slow_delay).await;
     }

@@ -8,7 +8,7 @@
 //! the body hash (500), and answers 200 with the full synapse body.
 //!
 //! Answers are deterministic and depend on the miner's [`Behaviour`]: good, noisy, slow,
-//! erroring (HTTP 200 with `error_message`), garbage, blacklisting (403) or unreachable (nothing
+//! erroring (HTTP 200 with `error_message`), garbage, blacklisting (403), crashing (500) or unreachable (nothing
 //! listens on its port). TTS answers are real WAV files; summaries are real extractive summaries;
 //! transcripts are read from the comment tag the submitted audio carries (see [`answers`]).
 
@@ -41,6 +41,8 @@ pub enum Behaviour {
     Garbage,
     /// 403 for every caller, as a miner that only serves registered validators does.
     Blacklisting,
+    /// The forward function raises: HTTP 500, as a Python axon answers then.
+    Crashing,
     /// Registered in the directory, but nothing listens on its port.
     Unreachable,
 }
@@ -65,6 +67,7 @@ impl Behaviour {
             "erroring" => Self::Erroring,
             "garbage" => Self::Garbage,
             "blacklisting" => Self::Blacklisting,
+            "crashing" => Self::Crashing,
             "unreachable" => Self::Unreachable,
             _ => return None,
         })

@@ -113,7 +113,7 @@ async fn worker_setup(
         Database,
         BlobDir,
         StaticDirectory,
-        taogate_shared::bittensor::AxonClient,
+        taogate_shared::bittensor::ProtocolClient,
     >,
 ) {
     let settings = settings(pairs);

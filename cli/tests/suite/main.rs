@@ -5,6 +5,7 @@
 mod aws;
 mod bad_input;
 mod docs;
+mod interop;
 mod lifecycle;
 mod services;
 mod support;

@@ -247,3 +247,112 @@ pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
     body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
+
+/// A real Python peer from `interop/` (a bittensor Axon, a btauth verifier, ...), run in its
+/// pinned virtual environment. Killed when dropped.
+pub struct PythonPeer {
+    child: Child,
+    /// The peer's `READY ...` line, split into words after `READY`.
+    pub ready: Vec<String>,
+}
+
+/// The interpreter of the pinned environment `name` (`bt10`, `bt11`).
+pub fn interop_python(name: &str) -> PathBuf {
+    let python = PathBuf::from(format!(
+        "{}/../interop/.state/venv-{name}/bin/python",
+        env!("CARGO_MANIFEST_DIR")
+    ));
+    assert!(
+        python.exists(),
+        "{} is missing: run interop/setup.sh (make test does)",
+        python.display()
+    );
+    python
+}
+
+/// A free TCP port on loopback (free a moment ago).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl PythonPeer {
+    /// Starts `interop/<script>` with `args` in environment `venv` and waits for its `READY` line.
+    pub fn start(venv: &str, script: &str, args: &[&str]) -> Self {
+        use std::io::BufRead as _;
+        let dir = PathBuf::from(format!("{}/../interop", env!("CARGO_MANIFEST_DIR")));
+        let mut child = Command::new(interop_python(venv))
+            .arg(dir.join(script))
+            .args(args)
+            .current_dir(&dir)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("python starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = std::io::BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(Some(line)) if line.starts_with("READY") => Self {
+                ready: line.split_whitespace().skip(1).map(str::to_owned).collect(),
+                child,
+            },
+            other => {
+                let _ = child.kill();
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    let _ = std::io::Read::read_to_string(&mut e, &mut err);
+                }
+                panic!("{script} did not start ({other:?}):\n{err}");
+            }
+        }
+    }
+}
+
+impl Drop for PythonPeer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `interop/<script>` to completion with `input` on stdin; returns its stdout lines.
+pub fn run_python(venv: &str, script: &str, input: &str) -> Vec<String> {
+    use std::io::Write as _;
+    let dir = PathBuf::from(format!("{}/../interop", env!("CARGO_MANIFEST_DIR")));
+    let mut child = Command::new(interop_python(venv))
+        .arg(dir.join(script))
+        .current_dir(&dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{script} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}

@@ -20,7 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let clients = AwsClients::load(resources.s3_path_style).await;
     let hotkey = Arc::new(clients.hotkey(&settings).await?);
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let worker = Worker::with_axon_client(
+    let worker = Worker::with_miner_client(
         &settings,
         DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
         blobs.clone(),

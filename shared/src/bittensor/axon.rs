@@ -16,13 +16,12 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use futures::StreamExt;
+use bytes::Bytes;
 
 use super::keys::Hotkey;
 use super::miners::Miner;
-use super::synapse::{MinerReply, SynapseAnswer, SynapseRequest};
-use crate::domain::Outcome;
+use super::synapse::{MinerReply, SynapseRequest};
+use super::transport::{Answered, MinerReplyError, read_answer, to_reply};
 use crate::ports::MinerClient;
 
 /// SHA3-256 of the empty string: the body hash of a synapse with no required hash fields.
@@ -78,11 +77,19 @@ impl AxonClient {
         })
     }
 
-    fn nonce() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or_default()
+    /// Queries `miner` with a given nonce and request uuid instead of fresh ones: a retry under
+    /// the same identity, or a replay (which an axon refuses with 401).
+    pub async fn query_stamped(
+        &self,
+        miner: &Miner,
+        request: &SynapseRequest,
+        deadline: Duration,
+        stamp: Stamp,
+    ) -> MinerReply {
+        let started = Instant::now();
+        let result =
+            tokio::time::timeout(deadline, self.send(miner, request, deadline, stamp)).await;
+        to_reply(result, started.elapsed(), self.config.max_response_bytes)
     }
 
     /// Builds the body as three parts so the (possibly 60 MB) base64 input is shared, not copied.
@@ -145,10 +152,10 @@ impl AxonClient {
         miner: &Miner,
         request: &SynapseRequest,
         deadline: Duration,
+        stamp: Stamp,
     ) -> Result<Answered, MinerReplyError> {
         let timeout_s = (deadline.as_secs_f64() * 1000.0).round() / 1000.0;
-        let nonce = Self::nonce();
-        let uuid = uuid::Uuid::new_v4().to_string();
+        let Stamp { nonce, uuid } = stamp;
         let message = signing_message(
             nonce,
             self.hotkey.ss58(),
@@ -194,105 +201,8 @@ impl AxonClient {
             .send()
             .await
             .map_err(MinerReplyError::Transport)?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            // Refusals are small ({"message": …}); keep only the start.
-            let mut head = BytesMut::new();
-            let mut stream = response.bytes_stream();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(MinerReplyError::Transport)?;
-                head.extend_from_slice(
-                    &chunk[..chunk
-                        .len()
-                        .min(ERROR_BODY_BYTES - head.len().min(ERROR_BODY_BYTES))],
-                );
-                if head.len() >= ERROR_BODY_BYTES {
-                    break;
-                }
-            }
-            return Ok(Answered::Refused(status.as_u16(), head.freeze()));
-        }
-        // The answer echoes our input: allow for it on top of what we keep.
-        let allowed = total + self.config.max_response_bytes;
-        if response
-            .content_length()
-            .is_some_and(|len| len as usize > allowed)
-        {
-            return Err(MinerReplyError::TooLarge);
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
-        let parser = tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::with_capacity(
-                64 * 1024,
-                ChunkReader {
-                    rx,
-                    current: Bytes::new(),
-                },
-            );
-            serde_json::from_reader::<_, SynapseAnswer>(reader)
-        });
-        let mut received = 0usize;
-        let mut stream = response.bytes_stream();
-        let mut outcome = Ok(());
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    outcome = Err(MinerReplyError::Transport(e));
-                    break;
-                }
-            };
-            received += chunk.len();
-            if received > allowed {
-                outcome = Err(MinerReplyError::TooLarge);
-                break;
-            }
-            // The parser stopped early (the body is not JSON): stop reading.
-            if tx.send(chunk).is_err() {
-                break;
-            }
-        }
-        drop(tx);
-        let parsed = parser.await.map_err(|_| MinerReplyError::TooLarge)?;
-        outcome?;
-        Ok(Answered::Parsed(parsed.map_err(|e| e.to_string())))
+        read_answer(response, total + self.config.max_response_bytes).await
     }
-}
-
-/// The most of a refusal's body kept for its message.
-const ERROR_BODY_BYTES: usize = 16 * 1024;
-
-/// Feeds the chunks of a streamed body to a blocking reader.
-struct ChunkReader {
-    rx: std::sync::mpsc::Receiver<Bytes>,
-    current: Bytes,
-}
-
-impl std::io::Read for ChunkReader {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        while self.current.is_empty() {
-            match self.rx.recv() {
-                Ok(chunk) => self.current = chunk,
-                Err(_) => return Ok(0),
-            }
-        }
-        let n = buf.len().min(self.current.len());
-        buf[..n].copy_from_slice(&self.current.split_to(n));
-        Ok(n)
-    }
-}
-
-/// An answer as read off the wire.
-enum Answered {
-    /// HTTP 200, parsed (or why it did not parse).
-    Parsed(Result<SynapseAnswer, String>),
-    /// Another status, with the start of its body.
-    Refused(u16, Bytes),
-}
-
-enum MinerReplyError {
-    Transport(reqwest::Error),
-    TooLarge,
 }
 
 impl MinerClient for AxonClient {
@@ -302,107 +212,52 @@ impl MinerClient for AxonClient {
         request: &SynapseRequest,
         deadline: Duration,
     ) -> MinerReply {
-        let started = Instant::now();
-        let result = tokio::time::timeout(deadline, self.send(miner, request, deadline)).await;
-        let latency = started.elapsed();
-        let limit = self.config.max_response_bytes;
-        match result {
-            Err(_) => {
-                MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline")
-            }
-            Ok(Err(MinerReplyError::TooLarge)) => MinerReply::failed(
-                Outcome::InvalidAnswer,
-                latency,
-                format!("answer larger than {limit} bytes"),
-            ),
-            Ok(Err(MinerReplyError::Transport(e))) if e.is_timeout() => {
-                MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline")
-            }
-            Ok(Err(MinerReplyError::Transport(e))) => MinerReply::failed(
-                Outcome::Unavailable,
-                latency,
-                format!("miner unreachable: {}", error_chain(&e)),
-            ),
-            Ok(Ok(Answered::Parsed(Ok(answer)))) => MinerReply {
-                outcome: Outcome::Success,
-                latency,
-                body: Some(Arc::new(answer)),
-                error: None,
-            },
-            Ok(Ok(Answered::Parsed(Err(e)))) => MinerReply::failed(
-                Outcome::InvalidAnswer,
-                latency,
-                format!("answer is not a synapse body: {e}"),
-            ),
-            Ok(Ok(Answered::Refused(status, body))) => classify(status, &body, latency),
+        self.query_stamped(miner, request, deadline, Stamp::fresh())
+            .await
+    }
+}
+
+/// The identity of one request: its nonce and uuid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stamp {
+    /// Nanoseconds since the epoch, strictly increasing within the process.
+    pub nonce: u64,
+    /// A fresh uuid.
+    pub uuid: String,
+}
+
+impl Stamp {
+    /// A new stamp: the current time in nanoseconds (bumped past the last one issued) and a new
+    /// uuid.
+    pub fn fresh() -> Self {
+        Self {
+            nonce: next_nonce(),
+            uuid: uuid::Uuid::new_v4().to_string(),
         }
     }
 }
 
-/// Classifies an HTTP answer the way the Python dendrite does, with messages for operators.
-fn classify(status: u16, body: &[u8], latency: Duration) -> MinerReply {
-    let message = || {
-        serde_json::from_slice::<serde_json::Value>(body)
-            .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
-    };
-    match status {
-        200 => match serde_json::from_slice::<SynapseAnswer>(body) {
-            Ok(parsed) => MinerReply {
-                outcome: Outcome::Success,
-                latency,
-                body: Some(Arc::new(parsed)),
-                error: None,
-            },
-            Err(e) => MinerReply::failed(
-                Outcome::InvalidAnswer,
-                latency,
-                format!("answer is not a synapse body: {e}"),
-            ),
-        },
-        401 => MinerReply::failed(
-            Outcome::Unauthorized,
-            latency,
-            format!(
-                "401 signature or nonce refused (stale metagraph or clock skew?): {}",
-                message()
-            ),
-        ),
-        403 => MinerReply::failed(
-            Outcome::Blacklisted,
-            latency,
-            format!(
-                "403 blacklisted: the miner refuses this hotkey (not registered on the subnet, or no validator permit): {}",
-                message()
-            ),
-        ),
-        404 => MinerReply::failed(
-            Outcome::UnknownSynapse,
-            latency,
-            format!(
-                "404 the miner does not serve this synapse (name or version mismatch): {}",
-                message()
-            ),
-        ),
-        503 => MinerReply::failed(Outcome::Busy, latency, format!("503 busy: {}", message())),
-        other => MinerReply::failed(
-            Outcome::HttpError,
-            latency,
-            format!("HTTP {other}: {}", message()),
-        ),
+/// Nanoseconds since the epoch, never equal to or below a nonce this process issued before, so
+/// two requests in the same nanosecond still differ.
+pub(crate) fn next_nonce() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
+    loop {
+        let next = now.max(last + 1);
+        match LAST.compare_exchange_weak(
+            last,
+            next,
+            std::sync::atomic::Ordering::Relaxed,
+            std::sync::atomic::Ordering::Relaxed,
+        ) {
+            Ok(_) => return next,
+            Err(seen) => last = seen,
+        }
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -413,26 +268,6 @@ mod tests {
     #[test]
     fn the_empty_body_hash_is_sha3_of_nothing() {
         assert_eq!(hex::encode(sha3::Sha3_256::digest(b"")), EMPTY_BODY_HASH);
-    }
-
-    #[test]
-    fn statuses_map_to_outcomes_an_operator_can_read() {
-        let d = Duration::from_millis(5);
-        assert_eq!(
-            classify(403, br#"{"message":"Forbidden"}"#, d).outcome,
-            Outcome::Blacklisted
-        );
-        assert_eq!(classify(404, b"", d).outcome, Outcome::UnknownSynapse);
-        assert_eq!(classify(401, b"", d).outcome, Outcome::Unauthorized);
-        assert_eq!(classify(500, b"", d).outcome, Outcome::HttpError);
-        assert_eq!(
-            classify(200, b"{not json", d).outcome,
-            Outcome::InvalidAnswer
-        );
-        assert_eq!(
-            classify(200, br#"{"output_data":"aGk="}"#, d).outcome,
-            Outcome::Success
-        );
     }
 
     #[test]

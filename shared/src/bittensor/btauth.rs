@@ -28,12 +28,25 @@ pub fn payload(
     sender: &str,
     receiver: Option<&str>,
 ) -> String {
+    let body_sha256 = hex::encode(Sha256::digest(body));
+    payload_hashed(method, target, &body_sha256, nonce, sender, receiver)
+}
+
+/// The bytes that are signed, given the lowercase hex SHA-256 of the body.
+pub fn payload_hashed(
+    method: &str,
+    target: &str,
+    body_sha256: &str,
+    nonce: u64,
+    sender: &str,
+    receiver: Option<&str>,
+) -> String {
     [
         "btauth/1",
         "sr25519",
         &method.to_ascii_uppercase(),
         target,
-        &hex::encode(Sha256::digest(body)),
+        body_sha256,
         &nonce.to_string(),
         sender,
         receiver.unwrap_or("-"),
@@ -50,8 +63,36 @@ pub fn sign(
     receiver: &str,
     nonce: u64,
 ) -> Vec<(&'static str, String)> {
-    let signature = hotkey
-        .sign_hex(payload(method, target, body, nonce, hotkey.ss58(), Some(receiver)).as_bytes());
+    sign_hashed(
+        hotkey,
+        method,
+        target,
+        &hex::encode(Sha256::digest(body)),
+        receiver,
+        nonce,
+    )
+}
+
+/// [`sign`], given the lowercase hex SHA-256 of the body.
+pub fn sign_hashed(
+    hotkey: &Hotkey,
+    method: &str,
+    target: &str,
+    body_sha256: &str,
+    receiver: &str,
+    nonce: u64,
+) -> Vec<(&'static str, String)> {
+    let signature = hotkey.sign_hex(
+        payload_hashed(
+            method,
+            target,
+            body_sha256,
+            nonce,
+            hotkey.ss58(),
+            Some(receiver),
+        )
+        .as_bytes(),
+    );
     vec![
         ("X-Bittensor-Version", "1".into()),
         ("X-Bittensor-Hotkey", hotkey.ss58().into()),

@@ -6,13 +6,18 @@
 
 mod axon;
 pub mod btauth;
+mod btauth_client;
+mod client;
 mod keys;
 mod metagraph;
 mod miners;
 mod synapse;
+mod transport;
 mod wallet;
 
-pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, signing_message};
+pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, Stamp, signing_message};
+pub use btauth_client::BtauthClient;
+pub use client::{MinerProtocol, ProtocolClient};
 pub use keys::{Hotkey, KeyError, verify_signature};
 pub use metagraph::{DecodeError, Neuron, decode_neurons_lite, decode_neurons_lite_hex};
 pub use miners::{Miner, MinerSnapshot, StaticDirectory};

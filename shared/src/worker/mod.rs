@@ -19,7 +19,7 @@ pub use selection::{SelectionPolicy, Selector};
 
 use std::sync::Arc;
 
-use crate::bittensor::{AxonClient, AxonClientConfig, Hotkey};
+use crate::bittensor::{Hotkey, ProtocolClient};
 use crate::callback::CallbackSender;
 use crate::config::Settings;
 use crate::domain::{ClaimOutcome, Task, now_millis};
@@ -58,24 +58,16 @@ pub struct Worker<T, B, D, C> {
     pub callbacks: CallbackSender,
 }
 
-impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, AxonClient> {
-    /// A worker that queries miners over the axon protocol, configured from `settings`.
-    pub fn with_axon_client(
+impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolClient> {
+    /// A worker that queries miners over the protocol `settings` name (`MINER_PROTOCOL`).
+    pub fn with_miner_client(
         settings: &Settings,
         tasks: T,
         blobs: B,
         directory: D,
         hotkey: Arc<Hotkey>,
     ) -> anyhow::Result<Self> {
-        let client = AxonClient::new(
-            hotkey.clone(),
-            AxonClientConfig {
-                synapse_name: settings.synapse_name.clone(),
-                dendrite_version: settings.dendrite_version,
-                dendrite_ip: "0.0.0.0".into(),
-                max_response_bytes: settings.max_response_bytes,
-            },
-        )?;
+        let client = ProtocolClient::from_settings(settings, hotkey.clone())?;
         Ok(Self {
             tasks,
             blobs,

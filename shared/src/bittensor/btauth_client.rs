@@ -1,0 +1,139 @@
+//! The `btauth/1` miner client: the task fields as a plain JSON body, signed with the headers of
+//! [`super::btauth`], sent to `http://{ip}:{port}{MINER_PATH}`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use super::axon::next_nonce;
+use super::btauth::sign_hashed;
+use super::keys::Hotkey;
+use super::miners::Miner;
+use super::synapse::{MinerReply, SynapseRequest};
+use super::transport::{Answered, MinerReplyError, read_answer, to_reply};
+use crate::ports::MinerClient;
+
+/// A client signing `btauth/1` requests as one hotkey.
+#[derive(Debug, Clone)]
+pub struct BtauthClient {
+    http: reqwest::Client,
+    hotkey: Arc<Hotkey>,
+    path: Arc<str>,
+    max_response_bytes: usize,
+}
+
+impl BtauthClient {
+    /// A client posting to `path` (e.g. `/AudioTask`) and reading at most `max_response_bytes`.
+    pub fn new(hotkey: Arc<Hotkey>, path: &str, max_response_bytes: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(path.starts_with('/'), "MINER_PATH must start with '/'");
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?;
+        Ok(Self {
+            http,
+            hotkey,
+            path: path.into(),
+            max_response_bytes,
+        })
+    }
+
+    /// The JSON body `{"task_type", "input_data", "language"}` in three parts, sharing the input.
+    fn body_parts(request: &SynapseRequest) -> [Bytes; 3] {
+        let prefix = format!(
+            "{{\"task_type\":{},\"input_data\":\"",
+            serde_json::Value::from(request.task_type)
+        );
+        let suffix = format!(
+            "\",\"language\":{}}}",
+            serde_json::Value::from(request.language)
+        );
+        [
+            Bytes::from(prefix),
+            request.input_data.clone(),
+            Bytes::from(suffix),
+        ]
+    }
+
+    async fn send(
+        &self,
+        miner: &Miner,
+        request: &SynapseRequest,
+    ) -> Result<Answered, MinerReplyError> {
+        let parts = Self::body_parts(request);
+        let mut digest = Sha256::new();
+        for part in &parts {
+            digest.update(part);
+        }
+        let body_sha256 = hex::encode(digest.finalize());
+        let total: usize = parts.iter().map(Bytes::len).sum();
+        let headers = sign_hashed(
+            &self.hotkey,
+            "POST",
+            &self.path,
+            &body_sha256,
+            &miner.hotkey,
+            next_nonce(),
+        );
+        let url = format!(
+            "http://{}{}",
+            std::net::SocketAddr::new(miner.ip, miner.port),
+            self.path
+        );
+        let mut builder = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .header("content-length", total);
+        for (name, value) in headers {
+            builder = builder.header(name, value);
+        }
+        let body = reqwest::Body::wrap_stream(futures::stream::iter(
+            parts.into_iter().map(Ok::<_, std::io::Error>),
+        ));
+        let response = builder
+            .body(body)
+            .send()
+            .await
+            .map_err(MinerReplyError::Transport)?;
+        read_answer(response, self.max_response_bytes).await
+    }
+}
+
+impl MinerClient for BtauthClient {
+    async fn query(
+        &self,
+        miner: &Miner,
+        request: &SynapseRequest,
+        deadline: Duration,
+    ) -> MinerReply {
+        let started = Instant::now();
+        let result = tokio::time::timeout(deadline, self.send(miner, request)).await;
+        to_reply(result, started.elapsed(), self.max_response_bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_the_task_fields_as_json() {
+        let request = SynapseRequest {
+            task_type: "summarization",
+            input_data: Bytes::from_static(b"aGVsbG8="),
+            language: "en",
+        };
+        let joined: Vec<u8> = BtauthClient::body_parts(&request)
+            .iter()
+            .flat_map(|p| p.iter().copied())
+            .collect();
+        let body: serde_json::Value = serde_json::from_slice(&joined).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"task_type": "summarization", "input_data": "aGVsbG8=", "language": "en"})
+        );
+    }
+}

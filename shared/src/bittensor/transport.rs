@@ -1,0 +1,245 @@
+//! What both wire protocols share once a request is sent: reading a miner's answer within bounds,
+//! and classifying it the way the Python dendrite does, with messages an operator understands.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+
+use super::synapse::{MinerReply, SynapseAnswer};
+use crate::domain::Outcome;
+
+/// Reads an answer: a 200 is stream-parsed into the fields kept (echoed input is skipped, never
+/// stored) and at most `allowed` bytes are read; any other status keeps the start of its body.
+pub(super) async fn read_answer(
+    response: reqwest::Response,
+    allowed: usize,
+) -> Result<Answered, MinerReplyError> {
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        // Refusals are small ({"message": …}); keep only the start.
+        let mut head = BytesMut::new();
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(MinerReplyError::Transport)?;
+            head.extend_from_slice(
+                &chunk[..chunk
+                    .len()
+                    .min(ERROR_BODY_BYTES - head.len().min(ERROR_BODY_BYTES))],
+            );
+            if head.len() >= ERROR_BODY_BYTES {
+                break;
+            }
+        }
+        return Ok(Answered::Refused(status.as_u16(), head.freeze()));
+    }
+    if response
+        .content_length()
+        .is_some_and(|len| len as usize > allowed)
+    {
+        return Err(MinerReplyError::TooLarge);
+    }
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Bytes>(8);
+    let parser = tokio::task::spawn_blocking(move || {
+        let reader = std::io::BufReader::with_capacity(
+            64 * 1024,
+            ChunkReader {
+                rx,
+                current: Bytes::new(),
+            },
+        );
+        serde_json::from_reader::<_, SynapseAnswer>(reader)
+    });
+    let mut received = 0usize;
+    let mut stream = response.bytes_stream();
+    let mut outcome = Ok(());
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => {
+                outcome = Err(MinerReplyError::Transport(e));
+                break;
+            }
+        };
+        received += chunk.len();
+        if received > allowed {
+            outcome = Err(MinerReplyError::TooLarge);
+            break;
+        }
+        // The parser stopped early (the body is not JSON): stop reading.
+        if tx.send(chunk).is_err() {
+            break;
+        }
+    }
+    drop(tx);
+    let parsed = parser.await.map_err(|_| MinerReplyError::TooLarge)?;
+    outcome?;
+    Ok(Answered::Parsed(parsed.map_err(|e| e.to_string())))
+}
+
+/// The most of a refusal's body kept for its message.
+const ERROR_BODY_BYTES: usize = 16 * 1024;
+
+/// Feeds the chunks of a streamed body to a blocking reader.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.recv() {
+                Ok(chunk) => self.current = chunk,
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// An answer as read off the wire.
+pub(super) enum Answered {
+    /// HTTP 200, parsed (or why it did not parse).
+    Parsed(Result<SynapseAnswer, String>),
+    /// Another status, with the start of its body.
+    Refused(u16, Bytes),
+}
+
+/// Why an answer could not be read.
+pub(super) enum MinerReplyError {
+    /// The connection failed.
+    Transport(reqwest::Error),
+    /// The answer passed its size bound.
+    TooLarge,
+}
+
+/// Turns the outcome of a bounded call into a reply: `result` is `Err` when the deadline passed.
+pub(super) fn to_reply(
+    result: Result<Result<Answered, MinerReplyError>, tokio::time::error::Elapsed>,
+    latency: Duration,
+    limit: usize,
+) -> MinerReply {
+    match result {
+        Err(_) => MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline"),
+        Ok(Err(MinerReplyError::TooLarge)) => MinerReply::failed(
+            Outcome::InvalidAnswer,
+            latency,
+            format!("answer larger than {limit} bytes"),
+        ),
+        Ok(Err(MinerReplyError::Transport(e))) if e.is_timeout() => {
+            MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline")
+        }
+        Ok(Err(MinerReplyError::Transport(e))) => MinerReply::failed(
+            Outcome::Unavailable,
+            latency,
+            format!("miner unreachable: {}", error_chain(&e)),
+        ),
+        Ok(Ok(Answered::Parsed(Ok(answer)))) => MinerReply {
+            outcome: Outcome::Success,
+            latency,
+            body: Some(Arc::new(answer)),
+            error: None,
+        },
+        Ok(Ok(Answered::Parsed(Err(e)))) => MinerReply::failed(
+            Outcome::InvalidAnswer,
+            latency,
+            format!("answer is not a synapse body: {e}"),
+        ),
+        Ok(Ok(Answered::Refused(status, body))) => classify(status, &body, latency),
+    }
+}
+
+/// Classifies an HTTP answer the way the Python dendrite does, with messages for operators.
+fn classify(status: u16, body: &[u8], latency: Duration) -> MinerReply {
+    let message = || {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned())
+    };
+    match status {
+        200 => match serde_json::from_slice::<SynapseAnswer>(body) {
+            Ok(parsed) => MinerReply {
+                outcome: Outcome::Success,
+                latency,
+                body: Some(Arc::new(parsed)),
+                error: None,
+            },
+            Err(e) => MinerReply::failed(
+                Outcome::InvalidAnswer,
+                latency,
+                format!("answer is not a synapse body: {e}"),
+            ),
+        },
+        401 => MinerReply::failed(
+            Outcome::Unauthorized,
+            latency,
+            format!(
+                "401 signature or nonce refused (stale metagraph or clock skew?): {}",
+                message()
+            ),
+        ),
+        403 => MinerReply::failed(
+            Outcome::Blacklisted,
+            latency,
+            format!(
+                "403 blacklisted: the miner refuses this hotkey (not registered on the subnet, or no validator permit): {}",
+                message()
+            ),
+        ),
+        404 => MinerReply::failed(
+            Outcome::UnknownSynapse,
+            latency,
+            format!(
+                "404 the miner does not serve this synapse (name or version mismatch): {}",
+                message()
+            ),
+        ),
+        503 => MinerReply::failed(Outcome::Busy, latency, format!("503 busy: {}", message())),
+        other => MinerReply::failed(
+            Outcome::HttpError,
+            latency,
+            format!("HTTP {other}: {}", message()),
+        ),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_map_to_outcomes_an_operator_can_read() {
+        let d = Duration::from_millis(5);
+        assert_eq!(
+            classify(403, br#"{"message":"Forbidden"}"#, d).outcome,
+            Outcome::Blacklisted
+        );
+        assert_eq!(classify(404, b"", d).outcome, Outcome::UnknownSynapse);
+        assert_eq!(classify(401, b"", d).outcome, Outcome::Unauthorized);
+        assert_eq!(classify(500, b"", d).outcome, Outcome::HttpError);
+        assert_eq!(
+            classify(200, b"{not json", d).outcome,
+            Outcome::InvalidAnswer
+        );
+        assert_eq!(
+            classify(200, br#"{"output_data":"aGk="}"#, d).outcome,
+            Outcome::Success
+        );
+    }
+}
