@@ -2,4 +2,5 @@
 //! here so integration tests can start the same runtime in-process.
 
 pub mod bench;
+pub mod metagraph;
 pub mod serve;

@@ -36,15 +36,39 @@ enum Command {
         /// Where tasks, the queue and blobs are kept (embedded backend).
         #[arg(long, env = "TAOGATE_DATA_DIR", default_value = ".taogate")]
         data_dir: PathBuf,
-        /// `sim:N` for a simulated local subnet of N miners, or a JSON file of miners.
-        #[arg(long, env = "TAOGATE_MINERS", default_value = "sim:6")]
-        miners: String,
+        /// `sim:N` for a simulated local subnet of N miners, `sim:good,slow,…` for named
+        /// behaviours, `chain` for the metagraph of BT_NETUID on BT_NETWORK, or a JSON file of
+        /// miners. Default: `chain` when --network is given, else `sim:6`.
+        #[arg(long, env = "TAOGATE_MINERS")]
+        miners: Option<String>,
+        /// Read the miners from this chain: finney, test, local or a ws:// / wss:// URL
+        /// (overrides BT_NETWORK; implies `--miners chain`).
+        #[arg(long)]
+        network: Option<String>,
+        /// The subnet to serve (overrides BT_NETUID).
+        #[arg(long)]
+        netuid: Option<u16>,
         /// Base of URLs handed to clients (audio results); defaults to http://BIND.
         #[arg(long, env = "TAOGATE_PUBLIC_URL")]
         public_url: Option<String>,
         /// How long simulated `slow` miners take to answer, in milliseconds.
         #[arg(long, env = "TAOGATE_SIM_SLOW_MS", default_value_t = 600)]
         sim_slow_ms: u64,
+    },
+    /// Print a subnet's miners as the chain reports them.
+    Metagraph {
+        /// The subnet (default BT_NETUID).
+        #[arg(long)]
+        netuid: Option<u16>,
+        /// finney, test, local or a ws:// / wss:// URL (default BT_NETWORK, else finney).
+        #[arg(long)]
+        network: Option<String>,
+        /// List every neuron, not only those serving an axon.
+        #[arg(long)]
+        all: bool,
+        /// Print the snapshot as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Measure the local server.
     Bench {
@@ -132,10 +156,23 @@ async fn main() -> anyhow::Result<()> {
             backend,
             data_dir,
             miners,
+            network,
+            netuid,
             public_url,
             sim_slow_ms,
         } => {
-            let settings = Settings::from_env()?;
+            let mut settings = Settings::from_env()?;
+            let miners = match (miners, &network) {
+                (Some(m), _) => m,
+                (None, Some(_)) => "chain".to_owned(),
+                (None, None) => "sim:6".to_owned(),
+            };
+            if let Some(network) = network {
+                settings.network = network;
+            }
+            if let Some(netuid) = netuid {
+                settings.netuid = netuid;
+            }
             let running = taogate_cli::serve::start(ServeOptions {
                 bind,
                 backend,
@@ -153,6 +190,24 @@ async fn main() -> anyhow::Result<()> {
             );
             shutdown_signal().await;
             running.shutdown().await
+        }
+        Command::Metagraph {
+            netuid,
+            network,
+            all,
+            json,
+        } => {
+            let settings = Settings::from_env()?;
+            let network = network.unwrap_or(settings.network);
+            let netuid = netuid.unwrap_or(settings.netuid);
+            let reader = taogate_shared::bittensor::ChainReader::connect(&network).await?;
+            let snapshot = reader.snapshot(netuid).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&snapshot)?);
+            } else {
+                print!("{}", taogate_cli::metagraph::table(&snapshot, all));
+            }
+            Ok(())
         }
         Command::Bench {
             what: BenchCommand::Sign { seconds },

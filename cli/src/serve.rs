@@ -12,7 +12,10 @@ use taogate_shared::api::{self, StatusState, SubmitSettings, SubmitState};
 use taogate_shared::aws::{
     AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues, run_poller,
 };
-use taogate_shared::bittensor::{Hotkey, MinerSnapshot, ProtocolClient, StaticDirectory};
+use taogate_shared::bittensor::{
+    ChainReader, Hotkey, LiveDirectory, MinerSnapshot, ProtocolClient, StaticDirectory,
+    spawn_refresh,
+};
 use taogate_shared::config::Settings;
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
@@ -29,12 +32,17 @@ pub enum MinerSource {
     Simulated(SimOptions),
     /// A static JSON file of miners.
     File(PathBuf),
+    /// The subnet's metagraph, read from the chain (`BT_NETWORK`, `BT_NETUID`) and refreshed.
+    Chain,
 }
 
 impl MinerSource {
-    /// Parses `sim:N` (N miners of the default mix), `sim:good,slow,…` (one miner per named
-    /// behaviour) or a file path.
+    /// Parses `chain` (the metagraph of `BT_NETUID` on `BT_NETWORK`), `sim:N` (N miners of the
+    /// default mix), `sim:good,slow,…` (one miner per named behaviour) or a file path.
     pub fn parse(raw: &str) -> anyhow::Result<Self> {
+        if raw == "chain" {
+            return Ok(Self::Chain);
+        }
         let Some(spec) = raw.strip_prefix("sim:") else {
             return Ok(Self::File(PathBuf::from(raw)));
         };
@@ -46,7 +54,7 @@ impl MinerSource {
             .split(',')
             .map(|name| {
                 Behaviour::parse(name.trim()).with_context(|| {
-                    format!("unknown simulated behaviour {name:?}; use good, noisy, slow, erroring, garbage, blacklisting or unreachable")
+                    format!("unknown simulated behaviour {name:?}; use good, noisy, slow, erroring, garbage, blacklisting, crashing or unreachable")
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -120,19 +128,29 @@ pub fn build_worker(
     settings: &Settings,
     db: Database,
     blobs: BlobDir,
-    directory: StaticDirectory,
+    directory: LiveDirectory,
     hotkey: Arc<Hotkey>,
-) -> anyhow::Result<Worker<Database, BlobDir, StaticDirectory, ProtocolClient>> {
+) -> anyhow::Result<Worker<Database, BlobDir, LiveDirectory, ProtocolClient>> {
     Worker::with_miner_client(settings, db, blobs, directory, hotkey)
 }
 
-/// Starts the miners (if simulated) and returns the snapshot describing them.
+/// Where the miners are, once found.
+struct Miners {
+    /// The simulated subnet, if one was started.
+    subnet: Option<SimulatedSubnet>,
+    /// The first snapshot.
+    snapshot: MinerSnapshot,
+    /// The chain connection that keeps it fresh, for `chain`.
+    chain: Option<ChainReader>,
+}
+
+/// Starts the miners (if simulated), or reads the metagraph, and returns the first snapshot.
 async fn miners(
     source: MinerSource,
     settings: &Settings,
     slow: std::time::Duration,
-) -> anyhow::Result<(Option<SimulatedSubnet>, MinerSnapshot)> {
-    Ok(match source {
+) -> anyhow::Result<Miners> {
+    let (subnet, snapshot) = match source {
         MinerSource::Simulated(mut sim) => {
             sim.synapse_name = settings.synapse_name.clone();
             sim.netuid = settings.netuid;
@@ -148,6 +166,28 @@ async fn miners(
                 (*directory.snapshot().await.map_err(|e| anyhow::anyhow!(e))?).clone(),
             )
         }
+        MinerSource::Chain => {
+            let reader = ChainReader::connect(&settings.network).await?;
+            let snapshot = reader.snapshot(settings.netuid).await?;
+            info!(
+                network = %settings.network,
+                netuid = settings.netuid,
+                block = snapshot.block,
+                neurons = snapshot.miners.len(),
+                serving = snapshot.serving().count(),
+                "metagraph read"
+            );
+            return Ok(Miners {
+                subnet: None,
+                snapshot,
+                chain: Some(reader),
+            });
+        }
+    };
+    Ok(Miners {
+        subnet,
+        snapshot,
+        chain: None,
     })
 }
 
@@ -231,8 +271,22 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;
     let addr = listener.local_addr()?;
-    let (subnet, snapshot) = miners(options.miners, &settings, options.sim_slow).await?;
+    let Miners {
+        subnet,
+        snapshot,
+        chain,
+    } = miners(options.miners, &settings, options.sim_slow).await?;
     let (stop, stopped) = watch::channel(false);
+    let live = LiveDirectory::new(snapshot.clone());
+    if let Some(reader) = chain {
+        spawn_refresh(
+            reader,
+            settings.netuid,
+            live.clone(),
+            settings.metagraph_refresh,
+            stopped.clone(),
+        );
+    }
 
     let (router, db, workers) = match options.backend {
         Backend::Embedded => {
@@ -251,7 +305,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 .public_url
                 .unwrap_or_else(|| format!("http://{addr}"));
             let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url)?;
-            let directory = StaticDirectory::new(snapshot);
+            let directory = live;
             let worker = Arc::new(build_worker(
                 &settings,
                 db.clone(),

@@ -64,6 +64,8 @@ pub struct Settings {
     pub max_attempts: u32,
     /// `SYNAPSE_NAME`: the synapse class name miners serve.
     pub synapse_name: String,
+    /// `METAGRAPH_REFRESH`: seconds between reads of the metagraph from the chain (300).
+    pub metagraph_refresh: Duration,
     /// `MINER_PROTOCOL`: `axon` (default) or `btauth`.
     pub miner_protocol: crate::bittensor::MinerProtocol,
     /// `MINER_PATH`: the request path of `btauth` miners (default `/{SYNAPSE_NAME}`).
@@ -114,6 +116,9 @@ impl Settings {
             speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
             max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
             synapse_name: r.string("SYNAPSE_NAME", "AudioTask"),
+            metagraph_refresh: Duration::from_secs_f64(
+                r.parse("METAGRAPH_REFRESH", 300.0f64).clamp(1.0, 86_400.0),
+            ),
             miner_protocol: r.protocol("MINER_PROTOCOL"),
             miner_path: r.raw("MINER_PATH"),
             miner_allowlist: r.list("MINER_ALLOWLIST"),

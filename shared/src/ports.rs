@@ -202,6 +202,13 @@ pub trait TaskQueue: Send + Sync + 'static {
 pub trait MinerDirectory: Send + Sync + 'static {
     /// The current snapshot.
     fn snapshot(&self) -> impl Future<Output = Result<Arc<MinerSnapshot>, StoreError>> + Send;
+
+    /// Reports that the miner with `hotkey` refused our signature (401): the directory's entry
+    /// is probably stale. Directories that can re-read their source leave the miner out and
+    /// re-read; the default does nothing.
+    fn mark_stale(&self, hotkey: &str) {
+        let _ = hotkey;
+    }
 }
 
 /// Sends one synapse request to one miner.

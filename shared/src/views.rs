@@ -221,6 +221,8 @@ pub struct MinerDirectoryView {
     pub total_stake: f64,
     /// Seconds since the snapshot was taken.
     pub snapshot_age_s: f64,
+    /// The chain block the snapshot was read at (absent for static and simulated miners).
+    pub block: Option<u64>,
 }
 
 /// Health.

@@ -153,6 +153,7 @@ impl SimulatedSubnet {
                 port,
                 stake: 1_000.0 - f64::from(uid) * 10.0,
                 incentive: 0.0,
+                chain: None,
             });
         }
         Ok(Self {
@@ -161,6 +162,7 @@ impl SimulatedSubnet {
                 network: "simulated".into(),
                 miners,
                 taken_at: taogate_shared::domain::now_millis(),
+                block: None,
             },
             served,
             stop,

@@ -1,10 +1,13 @@
-//! Test support for the Lambda functions: a Lambda Runtime API emulator.
+//! Test support: a Lambda Runtime API emulator for the Lambda functions, and a fake Subtensor
+//! node ([`fake_node`]).
 //!
 //! It serves the handful of routes a runtime client calls (`GET …/invocation/next`,
 //! `POST …/invocation/{id}/response`, `POST …/invocation/{id}/error`, `POST …/init/error`) on
 //! loopback, so a test can start a real `bootstrap` binary with `AWS_LAMBDA_RUNTIME_API` pointing
 //! here, hand it events, and read what it answered. It also records when the first poll arrived,
 //! which is how cold start is measured.
+
+pub mod fake_node;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;

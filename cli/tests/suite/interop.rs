@@ -49,6 +49,7 @@ fn miner(port: u16, hotkey: &str) -> Miner {
         port,
         stake: 1.0,
         incentive: 0.0,
+        chain: None,
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use taogate_shared::bittensor::{Hotkey, StaticDirectory};
+use taogate_shared::bittensor::Hotkey;
 use taogate_shared::domain::{
     Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
 };
@@ -112,7 +112,7 @@ async fn worker_setup(
     taogate_shared::worker::Worker<
         Database,
         BlobDir,
-        StaticDirectory,
+        taogate_shared::bittensor::LiveDirectory,
         taogate_shared::bittensor::ProtocolClient,
     >,
 ) {
@@ -137,7 +137,7 @@ async fn worker_setup(
         &settings,
         db.clone(),
         blobs,
-        StaticDirectory::new(subnet.snapshot()),
+        taogate_shared::bittensor::LiveDirectory::new(subnet.snapshot()),
         hotkey,
     )
     .unwrap();

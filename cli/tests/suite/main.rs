@@ -4,6 +4,7 @@
 
 mod aws;
 mod bad_input;
+mod chain;
 mod docs;
 mod interop;
 mod lifecycle;

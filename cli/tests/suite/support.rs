@@ -65,9 +65,15 @@ pub struct ServeProcess {
 impl ServeProcess {
     /// Spawns `taogate serve` on a free port with `env`, and waits until it listens.
     pub fn spawn(data_dir: &Path, miners: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_with(data_dir, &["--miners", miners], env)
+    }
+
+    /// Spawns `taogate serve --bind 127.0.0.1:0 ARGS` with `env`, and waits until it listens.
+    pub fn spawn_with(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = data_dir.with_extension(format!("{}.log", std::process::id()));
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_taogate"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--miners", miners])
+        cmd.args(["serve", "--bind", "127.0.0.1:0"])
+            .args(args)
             .arg("--data-dir")
             .arg(data_dir)
             .env("RUST_LOG", "info")

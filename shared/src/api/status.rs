@@ -144,6 +144,7 @@ async fn directory_view<D: MinerDirectory>(
         serving_miners: snapshot.serving().count(),
         total_stake: snapshot.total_stake(),
         snapshot_age_s: ((now_millis() - snapshot.taken_at).max(0) as f64) / 1000.0,
+        block: snapshot.block,
     };
     Ok((view, snapshot))
 }
@@ -172,6 +173,7 @@ pub async fn health<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory
             serving_miners: 0,
             total_stake: 0.0,
             snapshot_age_s: 0.0,
+            block: None,
         },
     };
     Ok(Json(HealthView {

@@ -112,6 +112,8 @@ pub struct S3Directory {
     blobs: S3Blobs,
     key: String,
     cache: Arc<Mutex<Option<CachedSnapshot>>>,
+    /// Hotkeys reported stale, with when: left out of snapshots taken before that.
+    stale: Arc<Mutex<Vec<(String, crate::domain::Millis)>>>,
 }
 
 impl S3Directory {
@@ -121,12 +123,46 @@ impl S3Directory {
             blobs,
             key: resources.snapshot_key.clone(),
             cache: Arc::default(),
+            stale: Arc::default(),
         }
     }
 }
 
 impl MinerDirectory for S3Directory {
     async fn snapshot(&self) -> Result<Arc<MinerSnapshot>, StoreError> {
+        let snapshot = self.cached_or_read().await?;
+        let stale = self.stale.lock().map(|s| s.clone()).unwrap_or_default();
+        let stale: Vec<&str> = stale
+            .iter()
+            .filter(|(_, at)| snapshot.taken_at <= *at)
+            .map(|(h, _)| h.as_str())
+            .collect();
+        if stale.is_empty() {
+            return Ok(snapshot);
+        }
+        let mut filtered = (*snapshot).clone();
+        filtered
+            .miners
+            .retain(|m| !stale.contains(&m.hotkey.as_str()));
+        Ok(Arc::new(filtered))
+    }
+
+    /// Drops the cached snapshot so the next attempt reads the object again, and leaves the
+    /// miner out until a snapshot newer than now arrives (the sync re-reads the chain on its
+    /// schedule).
+    fn mark_stale(&self, hotkey: &str) {
+        if let Ok(mut stale) = self.stale.lock() {
+            stale.retain(|(h, _)| h != hotkey);
+            stale.push((hotkey.to_owned(), crate::domain::now_millis()));
+        }
+        if let Ok(mut cache) = self.cache.lock() {
+            *cache = None;
+        }
+    }
+}
+
+impl S3Directory {
+    async fn cached_or_read(&self) -> Result<Arc<MinerSnapshot>, StoreError> {
         if let Ok(guard) = self.cache.lock()
             && let Some((at, snap)) = guard.as_ref()
             && at.elapsed() < SNAPSHOT_TTL

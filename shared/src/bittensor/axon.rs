@@ -290,6 +290,7 @@ mod tests {
             port: 9000,
             stake: 1.0,
             incentive: 0.0,
+            chain: None,
         };
         let request = SynapseRequest {
             task_type: "tts",

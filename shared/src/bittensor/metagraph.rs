@@ -164,6 +164,14 @@ impl From<&Neuron> for Miner {
             port: n.port,
             stake: n.stake_rao as f64 / 1e9,
             incentive: n.incentive,
+            chain: Some(super::miners::ChainInfo {
+                coldkey: n.coldkey.clone(),
+                consensus: n.consensus,
+                dividends: n.dividends,
+                validator_permit: n.validator_permit,
+                active: n.active,
+                last_update: n.last_update,
+            }),
         }
     }
 }

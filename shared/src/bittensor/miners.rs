@@ -26,6 +26,26 @@ pub struct Miner {
     /// Incentive in [0, 1], as the chain reports it.
     #[serde(default)]
     pub incentive: f64,
+    /// What else the chain says about the neuron (absent for static and simulated miners).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ChainInfo>,
+}
+
+/// The rest of a neuron's on-chain record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChainInfo {
+    /// Coldkey, SS58.
+    pub coldkey: String,
+    /// Consensus in [0, 1].
+    pub consensus: f64,
+    /// Dividends in [0, 1].
+    pub dividends: f64,
+    /// Whether it holds a validator permit.
+    pub validator_permit: bool,
+    /// Whether it is active.
+    pub active: bool,
+    /// Block of its last update.
+    pub last_update: u64,
 }
 
 impl Miner {
@@ -46,6 +66,9 @@ pub struct MinerSnapshot {
     pub miners: Vec<Miner>,
     /// When the snapshot was taken.
     pub taken_at: Millis,
+    /// The chain's best block when it was read, for snapshots read from the chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub block: Option<u64>,
 }
 
 impl MinerSnapshot {
@@ -91,6 +114,7 @@ impl StaticDirectory {
             network: file.network.unwrap_or_else(|| network.to_owned()),
             miners: file.miners,
             taken_at: crate::domain::now_millis(),
+            block: None,
         }))
     }
 }

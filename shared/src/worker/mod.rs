@@ -132,6 +132,19 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
         let snapshot = self.directory.snapshot().await?;
         let outcome = attempt::run(&task, snapshot, &self.client, &self.blobs, &self.policy).await;
+        let candidates = match &outcome {
+            Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
+                candidates.as_slice()
+            }
+            Err(AttemptError::Store(_)) => &[],
+        };
+        for refused in candidates
+            .iter()
+            .filter(|c| c.outcome == crate::domain::Outcome::Unauthorized)
+        {
+            warn!(miner_uid = refused.uid, hotkey = %refused.hotkey, "miner refused our signature; its metagraph entry is marked stale");
+            self.directory.mark_stale(&refused.hotkey);
+        }
         let (end, disposition) = match outcome {
             Ok((result, candidates)) => {
                 info!(

@@ -113,6 +113,7 @@ mod tests {
                 port: 8000 + uid,
                 stake: f64::from(uid) * 10.0,
                 incentive: f64::from(10 - uid) / 10.0,
+                chain: None,
             })
             .collect();
         MinerSnapshot {
@@ -120,6 +121,7 @@ mod tests {
             network: "test".into(),
             miners,
             taken_at: 0,
+            block: None,
         }
     }
 
