@@ -265,7 +265,13 @@ pub fn resolve_hotkey(settings: &Settings) -> anyhow::Result<Hotkey> {
 
 /// Starts the server and the workers.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
-    let settings = options.settings;
+    let mut settings = options.settings;
+    if matches!(options.miners, MinerSource::Simulated(_)) {
+        // Simulated miners listen on loopback, which is otherwise never called.
+        settings
+            .miner_allowlist
+            .push(ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(127, 0, 0, 0), 8)?.into());
+    }
     let hotkey = Arc::new(resolve_hotkey(&settings)?);
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
@@ -338,9 +344,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs.clone(), &resources);
             let queues = SqsQueues::new(clients.sqs.clone(), &resources);
             // Publish the directory where the worker reads it, as the metagraph sync does.
-            let body = serde_json::to_vec(&snapshot)?;
-            blobs
-                .put(&resources.snapshot_key, body.into(), "application/json")
+            taogate_shared::aws::publish_snapshot(&blobs, &resources.snapshot_key, &snapshot)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("cannot publish the miner snapshot to S3")?;

@@ -263,6 +263,8 @@ pub async fn fresh_resources(
         ("BUCKET_NAME".to_owned(), r.bucket.clone()),
         ("AWS_S3_FORCE_PATH_STYLE".to_owned(), "true".to_owned()),
         ("MAX_ATTEMPTS".to_owned(), max_attempts.to_string()),
+        // The simulated miners the tests start listen on loopback.
+        ("MINER_ALLOWLIST".to_owned(), "127.0.0.0/8".to_owned()),
     ];
     for (i, class) in ["HIGH", "NORMAL", "LOW"].iter().enumerate() {
         env.push((format!("QUEUE_URL_{class}"), r.queues[i].clone()));

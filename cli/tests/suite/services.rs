@@ -246,8 +246,13 @@ async fn miners_can_come_from_a_static_file() {
         serde_json::to_vec(&json!({"netuid": 42, "miners": snapshot.miners})).unwrap(),
     )
     .unwrap();
-    let running =
-        super::support::in_process(&dir.path().join("data"), file.to_str().unwrap(), 1, &[]).await;
+    let running = super::support::in_process(
+        &dir.path().join("data"),
+        file.to_str().unwrap(),
+        1,
+        &[("MINER_ALLOWLIST", "127.0.0.0/8")],
+    )
+    .await;
     let api = Api::new(running.addr);
     let (_, health) = api.get("/api/v1/health").await;
     assert_eq!(health["miners"]["netuid"], 42, "{health}");

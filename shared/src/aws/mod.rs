@@ -16,7 +16,7 @@ pub use dynamo::DynamoTasks;
 pub use lambda::{handle_sqs_batch, init_tracing};
 pub use poller::run_poller;
 pub use provision::{INDEXES, provision};
-pub use s3::{S3Blobs, S3Directory};
+pub use s3::{S3Blobs, S3Directory, publish_snapshot};
 pub use sqs::SqsQueues;
 
 use crate::bittensor::Hotkey;

@@ -184,3 +184,13 @@ impl S3Directory {
         Ok(snapshot)
     }
 }
+
+/// Stores `snapshot` as the object the workers' [`S3Directory`] reads.
+pub async fn publish_snapshot(
+    blobs: &S3Blobs,
+    key: &str,
+    snapshot: &MinerSnapshot,
+) -> Result<(), StoreError> {
+    let body = serde_json::to_vec(snapshot).map_err(StoreError::backend)?;
+    blobs.put(key, body.into(), "application/json").await
+}

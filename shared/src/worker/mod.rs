@@ -81,10 +81,10 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolCli
                     speed: settings.speed_weight,
                 },
                 own_hotkey: hotkey.ss58().to_owned(),
-                selector: Arc::new(Selector::new(
-                    settings.selection_policy,
-                    settings.selection_exploration,
-                )),
+                selector: Arc::new(
+                    Selector::new(settings.selection_policy, settings.selection_exploration)
+                        .with_allowlist(settings.miner_allowlist.clone()),
+                ),
             },
             max_attempts: settings.max_attempts,
             lease: settings.lease(),

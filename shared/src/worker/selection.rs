@@ -1,6 +1,8 @@
 //! Which miners an attempt queries.
 //!
-//! Only serving axons are eligible (ip and port set), never our own hotkey. A policy ranks them:
+//! Only serving axons are eligible (ip and port set) at a public address, unless the address is
+//! in `MINER_ALLOWLIST` (the chain accepts private and loopback addresses; calling them from a
+//! Lambda would probe the operator's own network), and never our own hotkey. A policy ranks them:
 //! by stake, by incentive, or in turn (round-robin across attempts). A share of the slots
 //! (`SELECTION_EXPLORATION`, default 0.2) goes to miners picked at random from the rest, so that
 //! new or low-ranked miners get tried and can prove themselves.
@@ -43,6 +45,7 @@ pub struct Selector {
     policy: SelectionPolicy,
     exploration: f64,
     cursor: AtomicUsize,
+    allowlist: Vec<ipnet::IpNet>,
 }
 
 impl Selector {
@@ -52,7 +55,14 @@ impl Selector {
             policy,
             exploration: exploration.clamp(0.0, 1.0),
             cursor: AtomicUsize::new(0),
+            allowlist: Vec::new(),
         }
+    }
+
+    /// Also accepts miners at non-public addresses inside these networks.
+    pub fn with_allowlist(mut self, allowlist: Vec<ipnet::IpNet>) -> Self {
+        self.allowlist = allowlist;
+        self
     }
 
     /// Up to `n` miners to query.
@@ -65,6 +75,7 @@ impl Selector {
         let mut eligible: Vec<&Miner> = snapshot
             .serving()
             .filter(|m| m.hotkey != own_hotkey)
+            .filter(|m| crate::callback::ip_allowed(m.ip, &self.allowlist))
             .collect();
         if eligible.len() <= n {
             eligible.sort_by_key(|m| m.uid);
@@ -180,5 +191,28 @@ mod tests {
         assert_eq!(uids(&picked), (0..9).collect::<Vec<_>>());
         assert!(SelectionPolicy::parse("round-robin").is_ok());
         assert!(SelectionPolicy::parse("random").is_err());
+    }
+
+    #[test]
+    fn private_addresses_need_the_allowlist() {
+        let mut s = snapshot();
+        s.miners[0].ip = "127.0.0.1".parse().unwrap();
+        s.miners[1].ip = "10.1.2.3".parse().unwrap();
+        s.miners[2].ip = "fd00::7".parse().unwrap();
+        let public_only = Selector::new(SelectionPolicy::Stake, 0.0);
+        let uids: Vec<u16> = public_only
+            .select(&s, "none", 20)
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, vec![3, 4, 5, 6, 7, 8]);
+        let with_loopback = Selector::new(SelectionPolicy::Stake, 0.0)
+            .with_allowlist(vec!["127.0.0.0/8".parse().unwrap()]);
+        let uids: Vec<u16> = with_loopback
+            .select(&s, "none", 20)
+            .iter()
+            .map(|m| m.uid)
+            .collect();
+        assert_eq!(uids, vec![0, 3, 4, 5, 6, 7, 8]);
     }
 }
