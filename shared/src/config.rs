@@ -52,6 +52,14 @@ pub struct Settings {
     pub task_timeout: Duration,
     /// `MAX_MINERS_PER_REQUEST`: miners queried per attempt.
     pub max_miners_per_request: usize,
+    /// `REQUIRED_ANSWERS`: valid answers after which an attempt stops waiting (3, at most
+    /// `MAX_MINERS_PER_REQUEST`).
+    pub required_answers: usize,
+    /// `HEDGE_AFTER`: the share of the deadline after which, with fewer than `REQUIRED_ANSWERS`
+    /// valid answers in, extra miners are queried (0.5; 1 disables hedging).
+    pub hedge_after: f64,
+    /// `HEDGE_MINERS`: how many extra miners a hedge queries (2).
+    pub hedge_miners: usize,
     /// `SELECTION_POLICY`: `stake` (default), `incentive` or `round_robin`.
     pub selection_policy: crate::worker::SelectionPolicy,
     /// `SELECTION_EXPLORATION`: share of the slots given to random miners, in [0, 1] (0.2).
@@ -110,6 +118,9 @@ impl Settings {
             max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
             task_timeout: Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0)),
             max_miners_per_request: r.parse("MAX_MINERS_PER_REQUEST", 5usize),
+            required_answers: r.parse("REQUIRED_ANSWERS", 3usize),
+            hedge_after: r.parse("HEDGE_AFTER", 0.5f64),
+            hedge_miners: r.parse("HEDGE_MINERS", 2usize),
             selection_policy: r.policy("SELECTION_POLICY"),
             selection_exploration: r.parse("SELECTION_EXPLORATION", 0.2f64),
             accuracy_weight: r.parse("ACCURACY_WEIGHT", 0.7f64),
@@ -165,6 +176,15 @@ impl Settings {
             || self.task_timeout > Duration::from_secs(900)
         {
             p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
+        }
+        if self.required_answers == 0 {
+            p.push("REQUIRED_ANSWERS must be at least 1".into());
+        }
+        if !(0.0..=1.0).contains(&self.hedge_after) || self.hedge_after.is_nan() {
+            p.push("HEDGE_AFTER must be between 0 and 1 (a share of TASK_TIMEOUT)".into());
+        }
+        if self.hedge_miners > 64 {
+            p.push("HEDGE_MINERS must be between 0 and 64".into());
         }
         if !(0.0..=1.0).contains(&self.selection_exploration) {
             p.push("SELECTION_EXPLORATION must be between 0 and 1".into());

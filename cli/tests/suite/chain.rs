@@ -9,7 +9,7 @@ use taogate_shared::bittensor::{ChainReader, LiveDirectory, spawn_refresh};
 use taogate_shared::ports::MinerDirectory;
 use taogate_testkit::fake_node::{FakeNeuron, FakeNode};
 
-use crate::support::{Api, PythonPeer, ServeProcess, fixture, free_port, multipart};
+use crate::support::{Api, ServeProcess, fixture, multipart, python_axon};
 
 /// The recorded finney response for netuid 1 (see testdata/metagraph/README.md).
 fn recorded_netuid1() -> Vec<u8> {
@@ -148,28 +148,10 @@ async fn taogate_metagraph_prints_the_serving_miners() {
     assert!(lines[2].contains("250.000"));
 }
 
-/// A real Python axon with hotkey `uri`, serving //Alice.
-fn axon(uri: &str) -> (PythonPeer, SocketAddr) {
-    let port = free_port();
-    let peer = PythonPeer::start(
-        "bt10",
-        "axon_peer.py",
-        &[
-            "--port",
-            &port.to_string(),
-            "--hotkey",
-            uri,
-            "--allow",
-            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
-        ],
-    );
-    (peer, SocketAddr::from(([127, 0, 0, 1], port)))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_on_a_fake_node_completes_tasks_on_python_axons() {
-    let (_bob, bob_addr) = axon("//Bob");
-    let (_charlie, charlie_addr) = axon("//Charlie");
+    let (_bob, bob_addr) = python_axon("//Bob");
+    let (_charlie, charlie_addr) = python_axon("//Charlie");
     let node = FakeNode::start().await.unwrap();
     let neurons = [
         FakeNeuron::dev(0, "//Bob", bob_addr, 500),

@@ -19,7 +19,6 @@ use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 
 use crate::support::{PythonPeer, fixture, free_port, run_python};
 
-const ALICE: &str = "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
 const BOB: &str = "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty";
 const CHARLIE: &str = "5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y";
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -70,21 +69,9 @@ fn output(reply: &MinerReply) -> Vec<u8> {
 
 /// A real `bt.Axon` with hotkey //Bob that serves //Alice only.
 fn python_axon() -> (PythonPeer, Miner) {
-    let port = free_port();
-    let peer = PythonPeer::start(
-        "bt10",
-        "axon_peer.py",
-        &[
-            "--port",
-            &port.to_string(),
-            "--hotkey",
-            "//Bob",
-            "--allow",
-            ALICE,
-        ],
-    );
+    let (peer, addr) = crate::support::python_axon("//Bob");
     assert_eq!(peer.ready[1], BOB, "the axon's hotkey");
-    (peer, miner(port, BOB))
+    (peer, miner(addr.port(), BOB))
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -284,21 +284,44 @@ pub fn free_port() -> u16 {
         .expect("a free port")
 }
 
+/// `interop/<script> ARGS` in environment `venv`, with piped standard streams, started.
+fn spawn_python(venv: &str, script: &str, args: &[&str]) -> Child {
+    let dir = PathBuf::from(format!("{}/../interop", env!("CARGO_MANIFEST_DIR")));
+    Command::new(interop_python(venv))
+        .arg(dir.join(script))
+        .args(args)
+        .current_dir(&dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python starts")
+}
+
+/// A real `bt.Axon` (interop/axon_peer.py) with the dev hotkey `uri`, serving //Alice only.
+pub fn python_axon(uri: &str) -> (PythonPeer, SocketAddr) {
+    let port = free_port();
+    let peer = PythonPeer::start(
+        "bt10",
+        "axon_peer.py",
+        &[
+            "--port",
+            &port.to_string(),
+            "--hotkey",
+            uri,
+            "--allow",
+            "5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY",
+        ],
+    );
+    (peer, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
 impl PythonPeer {
     /// Starts `interop/<script>` with `args` in environment `venv` and waits for its `READY` line.
     pub fn start(venv: &str, script: &str, args: &[&str]) -> Self {
         use std::io::BufRead as _;
-        let dir = PathBuf::from(format!("{}/../interop", env!("CARGO_MANIFEST_DIR")));
-        let mut child = Command::new(interop_python(venv))
-            .arg(dir.join(script))
-            .args(args)
-            .current_dir(&dir)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("python starts");
+        let mut child = spawn_python(venv, script, args);
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -334,16 +357,7 @@ impl Drop for PythonPeer {
 /// Runs `interop/<script>` to completion with `input` on stdin; returns its stdout lines.
 pub fn run_python(venv: &str, script: &str, input: &str) -> Vec<String> {
     use std::io::Write as _;
-    let dir = PathBuf::from(format!("{}/../interop", env!("CARGO_MANIFEST_DIR")));
-    let mut child = Command::new(interop_python(venv))
-        .arg(dir.join(script))
-        .current_dir(&dir)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python starts");
+    let mut child = spawn_python(venv, script, &[]);
     child
         .stdin
         .take()

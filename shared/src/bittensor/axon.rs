@@ -66,10 +66,7 @@ pub struct AxonClient {
 impl AxonClient {
     /// A client signing as `hotkey`.
     pub fn new(hotkey: Arc<Hotkey>, config: AxonClientConfig) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = super::transport::http_client()?;
         Ok(Self {
             http,
             hotkey,
@@ -165,10 +162,8 @@ impl AxonClient {
         );
         let signature = self.hotkey.sign_hex(message.as_bytes());
         let parts = self.body_parts(miner, request, timeout_s, nonce, &uuid, &signature);
-        let total: usize = parts.iter().map(Bytes::len).sum();
-        let body = reqwest::Body::wrap_stream(futures::stream::iter(
-            parts.into_iter().map(Ok::<_, std::io::Error>),
-        ));
+        let (body, total) = super::transport::streamed(parts);
+
         let url = format!(
             "http://{}/{}",
             std::net::SocketAddr::new(miner.ip, miner.port),

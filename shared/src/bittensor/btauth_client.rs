@@ -28,10 +28,7 @@ impl BtauthClient {
     /// A client posting to `path` (e.g. `/AudioTask`) and reading at most `max_response_bytes`.
     pub fn new(hotkey: Arc<Hotkey>, path: &str, max_response_bytes: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(path.starts_with('/'), "MINER_PATH must start with '/'");
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
+        let http = super::transport::http_client()?;
         Ok(Self {
             http,
             hotkey,
@@ -68,7 +65,7 @@ impl BtauthClient {
             digest.update(part);
         }
         let body_sha256 = hex::encode(digest.finalize());
-        let total: usize = parts.iter().map(Bytes::len).sum();
+        let (body, total) = super::transport::streamed(parts);
         let headers = sign_hashed(
             &self.hotkey,
             "POST",
@@ -90,9 +87,7 @@ impl BtauthClient {
         for (name, value) in headers {
             builder = builder.header(name, value);
         }
-        let body = reqwest::Body::wrap_stream(futures::stream::iter(
-            parts.into_iter().map(Ok::<_, std::io::Error>),
-        ));
+
         let response = builder
             .body(body)
             .send()

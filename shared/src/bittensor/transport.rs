@@ -10,6 +10,24 @@ use futures::StreamExt;
 use super::synapse::{MinerReply, SynapseAnswer};
 use crate::domain::Outcome;
 
+/// The HTTP client miners are called with: pooled connections, no redirects.
+pub(super) fn http_client() -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+}
+
+/// A request body sent from `parts` without joining them (the middle one is the shared,
+/// possibly 67 MB, base64 input), and its length.
+pub(super) fn streamed(parts: [Bytes; 3]) -> (reqwest::Body, usize) {
+    let total = parts.iter().map(Bytes::len).sum();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(
+        parts.into_iter().map(Ok::<_, std::io::Error>),
+    ));
+    (body, total)
+}
+
 /// Reads an answer: a 200 is stream-parsed into the fields kept (echoed input is skipped, never
 /// stored) and at most `allowed` bytes are read; any other status keeps the start of its body.
 pub(super) async fn read_answer(

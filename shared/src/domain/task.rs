@@ -151,6 +151,8 @@ pub enum Outcome {
     Busy,
     /// Any other HTTP status (500 and the like).
     HttpError,
+    /// Not waited for: enough valid answers were in before this miner answered.
+    Cancelled,
 }
 
 impl Outcome {
@@ -167,6 +169,7 @@ impl Outcome {
             Self::UnknownSynapse => "unknown_synapse",
             Self::Busy => "busy",
             Self::HttpError => "http_error",
+            Self::Cancelled => "cancelled",
         }
     }
 }

@@ -75,6 +75,11 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolCli
             client,
             policy: AttemptPolicy {
                 miners_per_request: settings.max_miners_per_request,
+                required_answers: settings
+                    .required_answers
+                    .min(settings.max_miners_per_request),
+                hedge_after: settings.hedge_after,
+                hedge_miners: settings.hedge_miners,
                 deadline: settings.task_timeout,
                 weights: Weights {
                     accuracy: settings.accuracy_weight,
