@@ -102,6 +102,78 @@ async fn a_task_accepted_before_a_kill_completes_after_restart() {
     assert_eq!(task["attempts"], 2, "the killed attempt counts: {task}");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn the_hotkey_secret_never_reaches_logs_errors_or_stored_tasks() {
+    // The well-known development mnemonic: a real secret phrase the key is derived from.
+    let phrase = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServeProcess::spawn(
+        &data,
+        "sim:good,erroring,blacklisting",
+        &[
+            ("BT_HOTKEY_URI", phrase),
+            ("RUST_LOG", "debug"),
+            ("TASK_TIMEOUT", "5"),
+        ],
+    );
+    let api = Api::new(server.addr);
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/summarization",
+            &json!({"text": "A summary must be at least fifty characters long, so here is more text.", "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let task = api
+        .wait_terminal(
+            accepted["task_id"].as_str().unwrap(),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}");
+    // Miner errors (an error_message, a 403) are stored with the task.
+    assert!(task.to_string().contains("blacklisted"), "{task}");
+    let (status, problem) = api
+        .post_json("/api/v1/tts", &json!({"text": "", "source_language": "en"}))
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    let (_, integration) = api.get("/api/v1/validator/integration").await;
+    let log = server.log();
+    server.kill();
+
+    let words = ["curtain smoke", "lonely fit walk", "bottom drive"];
+    let mut texts = vec![
+        ("log".to_owned(), log),
+        ("task".to_owned(), task.to_string()),
+        ("problem".to_owned(), problem.to_string()),
+        ("integration".to_owned(), integration.to_string()),
+    ];
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_file() {
+            let bytes = std::fs::read(&path).unwrap();
+            texts.push((
+                path.display().to_string(),
+                String::from_utf8_lossy(&bytes).into_owned(),
+            ));
+        }
+    }
+    assert!(texts.len() > 4, "the database files were read");
+    for (name, text) in &texts {
+        for w in words {
+            assert!(!text.contains(w), "the secret leaked into {name}");
+        }
+    }
+    // The key derived from it is the one in use (its public address may be shown).
+    let public = Hotkey::from_secret(&taogate_shared::config::Secret::new(phrase)).unwrap();
+    assert_eq!(
+        integration["gateway_hotkey"],
+        public.ss58(),
+        "{integration}"
+    );
+}
+
 async fn worker_setup(
     dir: &std::path::Path,
     behaviours: Vec<Behaviour>,
