@@ -13,8 +13,7 @@ use taogate_shared::aws::{
     AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues, run_poller,
 };
 use taogate_shared::bittensor::{
-    ChainReader, Hotkey, LiveDirectory, MinerSnapshot, ProtocolClient, StaticDirectory,
-    spawn_refresh,
+    ChainReader, Hotkey, LiveDirectory, MinerSnapshot, ProtocolClient, spawn_refresh,
 };
 use taogate_shared::config::Settings;
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
@@ -150,22 +149,23 @@ async fn miners(
     settings: &Settings,
     slow: std::time::Duration,
 ) -> anyhow::Result<Miners> {
-    let (subnet, snapshot) = match source {
+    Ok(match source {
         MinerSource::Simulated(mut sim) => {
             sim.synapse_name = settings.synapse_name.clone();
             sim.netuid = settings.netuid;
             sim.slow_delay = slow;
             let subnet = SimulatedSubnet::start(sim).await?;
-            let snapshot = subnet.snapshot();
-            (Some(subnet), snapshot)
+            Miners {
+                snapshot: subnet.snapshot(),
+                subnet: Some(subnet),
+                chain: None,
+            }
         }
-        MinerSource::File(path) => {
-            let directory = StaticDirectory::from_file(&path, settings.netuid, &settings.network)?;
-            (
-                None,
-                (*directory.snapshot().await.map_err(|e| anyhow::anyhow!(e))?).clone(),
-            )
-        }
+        MinerSource::File(path) => Miners {
+            subnet: None,
+            snapshot: MinerSnapshot::from_file(&path, settings.netuid, &settings.network)?,
+            chain: None,
+        },
         MinerSource::Chain => {
             let reader = ChainReader::connect(&settings.network).await?;
             let snapshot = reader.snapshot(settings.netuid).await?;
@@ -177,17 +177,12 @@ async fn miners(
                 serving = snapshot.serving().count(),
                 "metagraph read"
             );
-            return Ok(Miners {
+            Miners {
                 subnet: None,
                 snapshot,
                 chain: Some(reader),
-            });
+            }
         }
-    };
-    Ok(Miners {
-        subnet,
-        snapshot,
-        chain: None,
     })
 }
 

@@ -53,11 +53,11 @@ fn miner(port: u16, hotkey: &str) -> Miner {
 }
 
 fn request(task_type: &'static str, input: &[u8]) -> SynapseRequest {
-    SynapseRequest {
+    SynapseRequest::new(
         task_type,
-        input_data: Bytes::from(base64::engine::general_purpose::STANDARD.encode(input)),
-        language: "en",
-    }
+        Bytes::from(base64::engine::general_purpose::STANDARD.encode(input)),
+        "en",
+    )
 }
 
 fn output(reply: &MinerReply) -> Vec<u8> {

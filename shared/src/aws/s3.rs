@@ -140,11 +140,7 @@ impl MinerDirectory for S3Directory {
         if stale.is_empty() {
             return Ok(snapshot);
         }
-        let mut filtered = (*snapshot).clone();
-        filtered
-            .miners
-            .retain(|m| !stale.contains(&m.hotkey.as_str()));
-        Ok(Arc::new(filtered))
+        Ok(Arc::new(snapshot.without(|hotkey| stale.contains(&hotkey))))
     }
 
     /// Drops the cached snapshot so the next attempt reads the object again, and leaves the

@@ -163,7 +163,6 @@ impl AxonClient {
         let signature = self.hotkey.sign_hex(message.as_bytes());
         let parts = self.body_parts(miner, request, timeout_s, nonce, &uuid, &signature);
         let (body, total) = super::transport::streamed(parts);
-
         let url = format!(
             "http://{}/{}",
             std::net::SocketAddr::new(miner.ip, miner.port),
@@ -226,31 +225,8 @@ impl Stamp {
     /// uuid.
     pub fn fresh() -> Self {
         Self {
-            nonce: next_nonce(),
+            nonce: super::transport::next_nonce(),
             uuid: uuid::Uuid::new_v4().to_string(),
-        }
-    }
-}
-
-/// Nanoseconds since the epoch, never equal to or below a nonce this process issued before, so
-/// two requests in the same nanosecond still differ.
-pub(crate) fn next_nonce() -> u64 {
-    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or_default();
-    let mut last = LAST.load(std::sync::atomic::Ordering::Relaxed);
-    loop {
-        let next = now.max(last + 1);
-        match LAST.compare_exchange_weak(
-            last,
-            next,
-            std::sync::atomic::Ordering::Relaxed,
-            std::sync::atomic::Ordering::Relaxed,
-        ) {
-            Ok(_) => return next,
-            Err(seen) => last = seen,
         }
     }
 }
@@ -287,11 +263,7 @@ mod tests {
             incentive: 0.0,
             chain: None,
         };
-        let request = SynapseRequest {
-            task_type: "tts",
-            input_data: Bytes::from_static(b"aGVsbG8="),
-            language: "en",
-        };
+        let request = SynapseRequest::new("tts", Bytes::from_static(b"aGVsbG8="), "en");
         let parts = client.body_parts(&miner, &request, 12.0, 42, "u-1", "0xsig");
         let joined: Vec<u8> = parts.iter().flat_map(|p| p.iter().copied()).collect();
         let body: crate::bittensor::SynapseBody = serde_json::from_slice(&joined).unwrap();

@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
-use super::axon::next_nonce;
 use super::btauth::sign_hashed;
 use super::keys::Hotkey;
 use super::miners::Miner;
 use super::synapse::{MinerReply, SynapseRequest};
-use super::transport::{Answered, MinerReplyError, read_answer, to_reply};
+use super::transport::{Answered, MinerReplyError, next_nonce, read_answer, to_reply};
 use crate::ports::MinerClient;
 
 /// A client signing `btauth/1` requests as one hotkey.
@@ -60,17 +59,30 @@ impl BtauthClient {
         request: &SynapseRequest,
     ) -> Result<Answered, MinerReplyError> {
         let parts = Self::body_parts(request);
-        let mut digest = Sha256::new();
-        for part in &parts {
-            digest.update(part);
-        }
-        let body_sha256 = hex::encode(digest.finalize());
+        let body_sha256 = request
+            .btauth_digest
+            .get_or_try_init(|| {
+                // Tens of MB of audio: hash off the async threads.
+                let parts = parts.clone();
+                async move {
+                    tokio::task::spawn_blocking(move || {
+                        let mut digest = Sha256::new();
+                        for part in &parts {
+                            digest.update(part);
+                        }
+                        hex::encode(digest.finalize())
+                    })
+                    .await
+                }
+            })
+            .await
+            .map_err(|_| MinerReplyError::Internal)?;
         let (body, total) = super::transport::streamed(parts);
         let headers = sign_hashed(
             &self.hotkey,
             "POST",
             &self.path,
-            &body_sha256,
+            body_sha256,
             &miner.hotkey,
             next_nonce(),
         );
@@ -116,11 +128,7 @@ mod tests {
 
     #[test]
     fn the_body_is_the_task_fields_as_json() {
-        let request = SynapseRequest {
-            task_type: "summarization",
-            input_data: Bytes::from_static(b"aGVsbG8="),
-            language: "en",
-        };
+        let request = SynapseRequest::new("summarization", Bytes::from_static(b"aGVsbG8="), "en");
         let joined: Vec<u8> = BtauthClient::body_parts(&request)
             .iter()
             .flat_map(|p| p.iter().copied())

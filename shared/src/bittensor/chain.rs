@@ -6,18 +6,13 @@
 //! by [`super::metagraph`]. The WebSocket connection reconnects by itself with back-off; a call
 //! cut by a reconnect is retried once on the new connection.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
-
-use tokio::sync::Notify;
 
 use subxt_rpcs::client::reconnecting_rpc_client::{self, ExponentialBackoff};
 use subxt_rpcs::client::{RpcClient, rpc_params};
 
 use super::metagraph::{Neuron, decode_neurons_lite_hex};
-use super::miners::{Miner, MinerSnapshot};
-use crate::ports::{MinerDirectory, StoreError};
+use super::miners::{LiveDirectory, Miner, MinerSnapshot};
 
 /// Why the metagraph could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -192,107 +187,6 @@ impl ChainReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn network_names_and_urls_resolve() {
-        assert_eq!(
-            network_url("finney").unwrap(),
-            "wss://entrypoint-finney.opentensor.ai:443"
-        );
-        assert_eq!(
-            network_url("test").unwrap(),
-            "wss://test.finney.opentensor.ai:443"
-        );
-        assert_eq!(network_url("local").unwrap(), "ws://127.0.0.1:9944");
-        assert_eq!(
-            network_url("ws://127.0.0.1:31000").unwrap(),
-            "ws://127.0.0.1:31000"
-        );
-        for bad in ["mainnet", "http://127.0.0.1:9944", "ws://", ""] {
-            let e = network_url(bad).unwrap_err().to_string();
-            assert!(e.contains("finney, test, local"), "{bad}: {e}");
-        }
-    }
-}
-
-/// A directory whose snapshot is replaced as fresher ones are read: from the chain by
-/// [`spawn_refresh`], or never (a static file, the simulator).
-///
-/// A miner reported stale by [`MinerDirectory::mark_stale`] (its axon refused our signature,
-/// so the hotkey on record is probably no longer the one serving there) is left out of every
-/// snapshot until the next one replaces it, and the refresher is woken to read it now.
-#[derive(Debug, Clone)]
-pub struct LiveDirectory {
-    inner: Arc<LiveInner>,
-}
-
-#[derive(Debug)]
-struct LiveInner {
-    current: RwLock<Arc<MinerSnapshot>>,
-    stale: Mutex<HashSet<String>>,
-    wake: Notify,
-}
-
-impl LiveDirectory {
-    /// A directory starting at `snapshot`.
-    pub fn new(snapshot: MinerSnapshot) -> Self {
-        Self {
-            inner: Arc::new(LiveInner {
-                current: RwLock::new(Arc::new(snapshot)),
-                stale: Mutex::default(),
-                wake: Notify::new(),
-            }),
-        }
-    }
-
-    /// Installs a fresher snapshot; stale marks end with it.
-    pub fn replace(&self, snapshot: MinerSnapshot) {
-        if let Ok(mut current) = self.inner.current.write() {
-            *current = Arc::new(snapshot);
-        }
-        if let Ok(mut stale) = self.inner.stale.lock() {
-            stale.clear();
-        }
-    }
-
-    /// The snapshot as last installed, stale miners included.
-    pub fn current(&self) -> Arc<MinerSnapshot> {
-        self.inner
-            .current
-            .read()
-            .map(|c| c.clone())
-            .unwrap_or_else(|e| e.into_inner().clone())
-    }
-}
-
-impl MinerDirectory for LiveDirectory {
-    async fn snapshot(&self) -> Result<Arc<MinerSnapshot>, StoreError> {
-        let current = self.current();
-        let stale = self
-            .inner
-            .stale
-            .lock()
-            .map(|s| s.clone())
-            .unwrap_or_default();
-        if stale.is_empty() {
-            return Ok(current);
-        }
-        let mut filtered = (*current).clone();
-        filtered.miners.retain(|m| !stale.contains(&m.hotkey));
-        Ok(Arc::new(filtered))
-    }
-
-    fn mark_stale(&self, hotkey: &str) {
-        if let Ok(mut stale) = self.inner.stale.lock() {
-            stale.insert(hotkey.to_owned());
-        }
-        self.inner.wake.notify_one();
-    }
-}
-
 /// Keeps `directory` fresh from the chain: reads subnet `netuid` every `every`, and at once when a
 /// miner is marked stale (at most once per `MIN_REREAD`). A failed read keeps the last snapshot
 /// and is logged. Stops when `stop` turns true.
@@ -334,3 +228,29 @@ pub fn spawn_refresh(
 
 /// The shortest time between two reads of the chain.
 const MIN_REREAD: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn network_names_and_urls_resolve() {
+        assert_eq!(
+            network_url("finney").unwrap(),
+            "wss://entrypoint-finney.opentensor.ai:443"
+        );
+        assert_eq!(
+            network_url("test").unwrap(),
+            "wss://test.finney.opentensor.ai:443"
+        );
+        assert_eq!(network_url("local").unwrap(), "ws://127.0.0.1:9944");
+        assert_eq!(
+            network_url("ws://127.0.0.1:31000").unwrap(),
+            "ws://127.0.0.1:31000"
+        );
+        for bad in ["mainnet", "http://127.0.0.1:9944", "ws://", ""] {
+            let e = network_url(bad).unwrap_err().to_string();
+            assert!(e.contains("finney, test, local"), "{bad}: {e}");
+        }
+    }
+}

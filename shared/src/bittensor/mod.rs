@@ -18,10 +18,10 @@ mod wallet;
 
 pub use axon::{AxonClient, AxonClientConfig, EMPTY_BODY_HASH, Stamp, signing_message};
 pub use btauth_client::BtauthClient;
-pub use chain::{ChainError, ChainReader, LiveDirectory, network_url, spawn_refresh};
+pub use chain::{ChainError, ChainReader, network_url, spawn_refresh};
 pub use client::{MinerProtocol, ProtocolClient};
 pub use keys::{Hotkey, KeyError, verify_signature};
 pub use metagraph::{DecodeError, Neuron, decode_neurons_lite, decode_neurons_lite_hex};
-pub use miners::{ChainInfo, Miner, MinerSnapshot, StaticDirectory};
+pub use miners::{ChainInfo, LiveDirectory, Miner, MinerSnapshot};
 pub use synapse::{MinerReply, SynapseAnswer, SynapseBody, SynapseRequest, TerminalInfo};
 pub use wallet::{WalletError, hotkey_path, load_hotkey};

@@ -18,6 +18,21 @@ pub struct SynapseRequest {
     pub input_data: Bytes,
     /// The API's `source_language`.
     pub language: &'static str,
+    /// The SHA-256 of the `btauth/1` body, which is the same for every miner: hashed once per
+    /// attempt, on the first query that needs it.
+    pub(super) btauth_digest: Arc<tokio::sync::OnceCell<String>>,
+}
+
+impl SynapseRequest {
+    /// A request for `task_type` with the base64 `input_data`.
+    pub fn new(task_type: &'static str, input_data: Bytes, language: &'static str) -> Self {
+        Self {
+            task_type,
+            input_data,
+            language,
+            btauth_digest: Arc::default(),
+        }
+    }
 }
 
 /// The axon/dendrite terminal info blocks of a synapse body.

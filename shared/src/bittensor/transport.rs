@@ -10,6 +10,23 @@ use futures::StreamExt;
 use super::synapse::{MinerReply, SynapseAnswer};
 use crate::domain::Outcome;
 
+/// A request nonce: nanoseconds since the epoch, always above the last one this process issued,
+/// so two requests in the same nanosecond still differ (both protocols refuse a reused nonce).
+pub(super) fn next_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or_default();
+    let previous = LAST
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |last| {
+            Some(now.max(last + 1))
+        })
+        .unwrap_or(now);
+    now.max(previous + 1)
+}
+
 /// The HTTP client miners are called with: pooled connections, no redirects.
 pub(super) fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -133,6 +150,8 @@ pub(super) enum MinerReplyError {
     Transport(reqwest::Error),
     /// The answer passed its size bound.
     TooLarge,
+    /// The request could not be prepared (a worker thread failed).
+    Internal,
 }
 
 /// Turns the outcome of a bounded call into a reply: `result` is `Err` when the deadline passed.
@@ -147,6 +166,11 @@ pub(super) fn to_reply(
             Outcome::InvalidAnswer,
             latency,
             format!("answer larger than {limit} bytes"),
+        ),
+        Ok(Err(MinerReplyError::Internal)) => MinerReply::failed(
+            Outcome::HttpError,
+            latency,
+            "internal error while preparing the request; nothing was sent",
         ),
         Ok(Err(MinerReplyError::Transport(e))) if e.is_timeout() => {
             MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline")

@@ -67,11 +67,11 @@ pub(super) async fn build_request<B: BlobStore>(
             Bytes::from(engine.encode(&audio))
         }
     };
-    Ok(SynapseRequest {
-        task_type: task.kind.as_str(),
+    Ok(SynapseRequest::new(
+        task.kind.as_str(),
         input_data,
-        language: task.language.code(),
-    })
+        task.language.code(),
+    ))
 }
 
 /// Queries, validates and scores. Returns the best answer's result and every candidate.
@@ -268,10 +268,7 @@ async fn gather<C: MinerClient>(
                 started.elapsed(),
                 "not waited for: enough valid answers were already in",
             );
-            let checked = Err((
-                crate::domain::Outcome::Cancelled,
-                "not waited for: enough valid answers were already in".to_owned(),
-            ));
+            let checked = validate(&reply, kind);
             (reply, checked)
         });
         replies.push(reply);
@@ -353,11 +350,7 @@ mod tests {
     }
 
     fn request() -> SynapseRequest {
-        SynapseRequest {
-            task_type: "summarization",
-            input_data: Bytes::from_static(b"aGk="),
-            language: "en",
-        }
+        SynapseRequest::new("summarization", Bytes::from_static(b"aGk="), "en")
     }
 
     #[tokio::test(start_paused = true)]
