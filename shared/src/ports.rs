@@ -14,7 +14,8 @@ use bytes::Bytes;
 use crate::bittensor::{Miner, MinerReply, MinerSnapshot, SynapseRequest};
 pub use crate::domain::AttemptEnd;
 use crate::domain::{
-    ClaimOutcome, Millis, Priority, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
+    ClaimOutcome, Millis, MinerHealth, Priority, ServiceKind, StatusCounts, Task, TaskId,
+    TaskStatus,
 };
 
 /// An infrastructure failure, translated once by the adapter.
@@ -196,6 +197,20 @@ pub trait TaskQueue: Send + Sync + 'static {
     fn depths(
         &self,
     ) -> impl Future<Output = Result<Vec<(Priority, QueueDepth)>, StoreError>> + Send;
+}
+
+/// Per-miner health records (see [`MinerHealth`]), shared by every worker.
+pub trait HealthStore: Send + Sync + 'static {
+    /// The records of these hotkeys that exist.
+    fn load_health(
+        &self,
+        hotkeys: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<MinerHealth>, StoreError>> + Send;
+    /// Stores these records, replacing older ones (last writer wins: health is advisory).
+    fn save_health(
+        &self,
+        records: Vec<MinerHealth>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Where the miners are: the metagraph snapshot.

@@ -231,6 +231,89 @@ fn text_task(text: &str) -> Task {
 }
 
 #[tokio::test]
+async fn a_failing_miners_record_demotes_it_for_every_worker() {
+    use taogate_shared::ports::HealthStore;
+    let dir = tempfile::tempdir().unwrap();
+    // uid 0 has the most stake but answers garbage; two miners are asked per attempt. (Back-off
+    // after repeated failures is covered by the selection and health unit tests.)
+    let pairs = [
+        ("MAX_MINERS_PER_REQUEST", "2"),
+        ("REQUIRED_ANSWERS", "2"),
+        ("HEDGE_MINERS", "0"),
+        ("SELECTION_EXPLORATION", "0"),
+        ("MINER_ALLOWLIST", "127.0.0.0/8"),
+    ];
+    let (db, subnet, worker) = worker_setup(
+        dir.path(),
+        vec![Behaviour::Garbage, Behaviour::Good, Behaviour::Good],
+        &pairs,
+    )
+    .await;
+    let text = "One sentence here. Another sentence there. A third one to summarize well.";
+    for round in 0..4 {
+        let task = text_task(text);
+        db.insert(&task).await.unwrap();
+        db.send(task.id, task.priority).await.unwrap();
+        let delivery = db
+            .receive(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(worker.handle(&delivery).await, Disposition::Done);
+        let done = db.get(task.id).await.unwrap().unwrap();
+        assert_eq!(done.status, TaskStatus::Completed, "round {round}");
+        let asked: Vec<u16> = done.candidates.iter().map(|c| c.uid).collect();
+        if round == 0 {
+            assert_eq!(asked, vec![0, 1], "ranked by stake at first");
+        } else {
+            assert_eq!(
+                asked,
+                vec![1, 2],
+                "round {round}: its record outweighs its stake"
+            );
+        }
+    }
+    assert_eq!(subnet.served(0), 1);
+    let hk0 = subnet.snapshot().miners[0].hotkey.clone();
+    let record = db.load_health(vec![hk0]).await.unwrap().remove(0);
+    assert_eq!(record.failures_in_a_row, 1);
+    assert_eq!(
+        record.recent,
+        vec![taogate_shared::domain::Outcome::InvalidAnswer]
+    );
+    assert!(record.weight() < 0.5);
+    let hk1 = subnet.snapshot().miners[1].hotkey.clone();
+    let good = db.load_health(vec![hk1]).await.unwrap().remove(0);
+    assert_eq!((good.samples, good.success_rate), (4, 1.0));
+    assert!(good.score.is_some());
+
+    // Another worker (a new Lambda container) reads the same record from the store.
+    let hotkey = Arc::new(Hotkey::from_secret(&settings(&pairs).local_hotkey()).unwrap());
+    let mut fresh_settings = settings(&pairs);
+    fresh_settings
+        .miner_allowlist
+        .push("127.0.0.0/8".parse().unwrap());
+    let other = taogate_cli::serve::build_worker(
+        &fresh_settings,
+        db.clone(),
+        BlobDir::new(&dir.path().join("blobs"), "http://127.0.0.1:1").unwrap(),
+        taogate_shared::bittensor::LiveDirectory::new(subnet.snapshot()),
+        hotkey,
+    )
+    .unwrap();
+    let task = text_task(text);
+    db.insert(&task).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+    let delivery = db
+        .receive(1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(other.handle(&delivery).await, Disposition::Done);
+    assert_eq!(subnet.served(0), 1, "the demoted miner was not asked");
+}
+
+#[tokio::test]
 async fn a_duplicate_delivery_is_processed_once() {
     let dir = tempfile::tempdir().unwrap();
     let (db, subnet, worker) =

@@ -354,3 +354,83 @@ impl TaskWriter for DynamoTasks {
         Ok(task)
     }
 }
+
+/// The item key of a miner's health record, beside the tasks and the counter items.
+fn health_key(hotkey: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([("id".to_owned(), s(format!("#miner#{hotkey}")))])
+}
+
+impl crate::ports::HealthStore for DynamoTasks {
+    async fn load_health(
+        &self,
+        hotkeys: Vec<String>,
+    ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        let mut records = Vec::new();
+        // BatchGetItem takes 100 keys at a time; keys it could not serve are asked again.
+        for chunk in hotkeys.chunks(100) {
+            let mut pending: Vec<_> = chunk.iter().map(|h| health_key(h)).collect();
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .projection_expression("body")
+                    .build()
+                    .map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
+                        records.push(serde_json::from_str(body).map_err(backend)?);
+                    }
+                }
+                if let Some(left) = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                {
+                    pending = left;
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    async fn save_health(
+        &self,
+        records: Vec<crate::domain::MinerHealth>,
+    ) -> Result<(), StoreError> {
+        let puts = records.iter().map(|record| async move {
+            let mut item = health_key(&record.hotkey);
+            item.insert(
+                "body".to_owned(),
+                s(serde_json::to_string(record).map_err(backend)?),
+            );
+            // A miner not seen for the task retention period is forgotten.
+            item.insert(
+                "expires_at".to_owned(),
+                n(record.updated_at / 1000 + self.ttl.as_secs() as i64),
+            );
+            self.client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .send()
+                .await
+                .map_err(backend)
+                .map(|_| ())
+        });
+        futures::future::try_join_all(puts).await.map(|_| ())
+    }
+}

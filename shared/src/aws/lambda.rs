@@ -56,7 +56,7 @@ pub async fn handle_sqs_batch<T, B, D, C>(
     event: SqsEvent,
 ) -> SqsBatchResponse
 where
-    T: TaskWriter,
+    T: TaskWriter + crate::ports::HealthStore,
     B: BlobStore,
     D: MinerDirectory,
     C: MinerClient,

@@ -31,7 +31,7 @@ async fn poll_once<T, B, D, C>(
     visibility: Duration,
 ) -> anyhow::Result<bool>
 where
-    T: TaskWriter,
+    T: TaskWriter + crate::ports::HealthStore,
     B: BlobStore,
     D: MinerDirectory,
     C: MinerClient,
@@ -96,7 +96,7 @@ pub async fn run_poller<T, B, D, C>(
     visibility: Duration,
     shutdown: watch::Receiver<bool>,
 ) where
-    T: TaskWriter,
+    T: TaskWriter + crate::ports::HealthStore,
     B: BlobStore,
     D: MinerDirectory,
     C: MinerClient,

@@ -22,6 +22,7 @@ macro_rules! wire_name_serde {
     };
 }
 
+pub mod health;
 mod ids;
 mod language;
 mod priority;
@@ -30,6 +31,7 @@ mod service;
 mod task;
 mod text;
 
+pub use health::MinerHealth;
 pub use ids::TaskId;
 pub use language::Language;
 pub use priority::Priority;

@@ -40,6 +40,10 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_by_task ON dead_letters (task_id);
+CREATE TABLE IF NOT EXISTS miner_health (
+    hotkey TEXT PRIMARY KEY,
+    body   TEXT NOT NULL
+) WITHOUT ROWID;
 ";
 
 /// Queue tuning of the embedded backend.

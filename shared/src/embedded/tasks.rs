@@ -179,3 +179,48 @@ impl TaskWriter for Database {
         .await
     }
 }
+
+impl crate::ports::HealthStore for Database {
+    async fn load_health(
+        &self,
+        hotkeys: Vec<String>,
+    ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        self.read(move |c| {
+            let mut query = c
+                .prepare_cached("SELECT body FROM miner_health WHERE hotkey = ?1")
+                .map_err(StoreError::backend)?;
+            let mut records = Vec::new();
+            for hotkey in &hotkeys {
+                let body: Option<String> = query
+                    .query_row(params![hotkey], |r| r.get(0))
+                    .optional()
+                    .map_err(StoreError::backend)?;
+                if let Some(body) = body {
+                    records.push(serde_json::from_str(&body).map_err(StoreError::backend)?);
+                }
+            }
+            Ok(records)
+        })
+        .await
+    }
+
+    async fn save_health(
+        &self,
+        records: Vec<crate::domain::MinerHealth>,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(StoreError::backend)?;
+            for record in &records {
+                let body = serde_json::to_string(record).map_err(StoreError::backend)?;
+                tx.execute(
+                    "INSERT INTO miner_health (hotkey, body) VALUES (?1, ?2)
+                     ON CONFLICT (hotkey) DO UPDATE SET body = excluded.body",
+                    params![record.hotkey, body],
+                )
+                .map_err(StoreError::backend)?;
+            }
+            tx.commit().map_err(StoreError::backend)
+        })
+        .await
+    }
+}

@@ -81,11 +81,14 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
     client: &C,
     blobs: &B,
     policy: &AttemptPolicy,
+    health: &std::collections::HashMap<String, crate::domain::MinerHealth>,
 ) -> Result<(TaskResult, Vec<Candidate>), AttemptError> {
     let pool = policy.selector.select(
         &snapshot,
         &policy.own_hotkey,
         policy.miners_per_request + policy.hedge_miners,
+        health,
+        crate::domain::now_millis(),
     );
     if pool.is_empty() {
         return Err(AttemptError::NoAnswer {

@@ -17,14 +17,17 @@ use attempt::AttemptError;
 pub use attempt::AttemptPolicy;
 pub use selection::{SelectionPolicy, Selector};
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::bittensor::MinerSnapshot;
 use crate::bittensor::{Hotkey, ProtocolClient};
 use crate::callback::CallbackSender;
 use crate::config::Settings;
-use crate::domain::{ClaimOutcome, Task, now_millis};
+use crate::domain::{Candidate, ClaimOutcome, MinerHealth, Outcome, Task, now_millis};
 use crate::ports::{
-    AttemptEnd, BlobStore, Delivery, MinerClient, MinerDirectory, StoreError, TaskWriter,
+    AttemptEnd, BlobStore, Delivery, HealthStore, MinerClient, MinerDirectory, StoreError,
+    TaskWriter,
 };
 use crate::scoring::Weights;
 use crate::views::TaskView;
@@ -58,7 +61,7 @@ pub struct Worker<T, B, D, C> {
     pub callbacks: CallbackSender,
 }
 
-impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolClient> {
+impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolClient> {
     /// A worker that queries miners over the protocol `settings` name (`MINER_PROTOCOL`).
     pub fn with_miner_client(
         settings: &Settings,
@@ -101,7 +104,9 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolCli
     }
 }
 
-impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B, D, C> {
+impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClient>
+    Worker<T, B, D, C>
+{
     /// Handles one delivery.
     #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
     pub async fn handle(&self, delivery: &Delivery) -> Disposition {
@@ -136,16 +141,26 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
         let snapshot = self.directory.snapshot().await?;
-        let outcome = attempt::run(&task, snapshot, &self.client, &self.blobs, &self.policy).await;
+        let health = self.load_health(&snapshot).await;
+        let outcome = attempt::run(
+            &task,
+            snapshot,
+            &self.client,
+            &self.blobs,
+            &self.policy,
+            &health,
+        )
+        .await;
         let candidates = match &outcome {
             Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
                 candidates.as_slice()
             }
             Err(AttemptError::Store(_)) => &[],
         };
+        self.record_health(health, candidates).await;
         for refused in candidates
             .iter()
-            .filter(|c| c.outcome == crate::domain::Outcome::Unauthorized)
+            .filter(|c| c.outcome == Outcome::Unauthorized)
         {
             warn!(miner_uid = refused.uid, hotkey = %refused.hotkey, "miner refused our signature; its metagraph entry is marked stale");
             self.directory.mark_stale(&refused.hotkey);
@@ -201,6 +216,47 @@ impl<T: TaskWriter, B: BlobStore, D: MinerDirectory, C: MinerClient> Worker<T, B
                 Ok(Disposition::Done)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// The health records of the miners this attempt may pick. Health is advisory: if it cannot
+    /// be read, the attempt goes on without it.
+    async fn load_health(&self, snapshot: &MinerSnapshot) -> HashMap<String, MinerHealth> {
+        let hotkeys = self
+            .policy
+            .selector
+            .candidates(snapshot, &self.policy.own_hotkey);
+        match self.tasks.load_health(hotkeys).await {
+            Ok(records) => records.into_iter().map(|h| (h.hotkey.clone(), h)).collect(),
+            Err(e) => {
+                warn!(error = ?anyhow::Error::from(e), "miner health could not be read; selecting without it");
+                HashMap::new()
+            }
+        }
+    }
+
+    /// Adds this attempt's observations to the records of the miners asked, and stores them.
+    async fn record_health(&self, mut known: HashMap<String, MinerHealth>, asked: &[Candidate]) {
+        let now = now_millis();
+        let records: Vec<MinerHealth> = asked
+            .iter()
+            .filter(|c| c.outcome != Outcome::Cancelled)
+            .map(|c| {
+                let mut record = known
+                    .remove(&c.hotkey)
+                    .unwrap_or_else(|| MinerHealth::new(c.hotkey.clone()));
+                record.observe(c.outcome, c.latency_ms as f64, c.combined, now);
+                if record.failures_in_a_row == crate::domain::health::BACKOFF_AFTER {
+                    info!(miner_uid = c.uid, hotkey = %c.hotkey, "miner keeps failing; backed off");
+                }
+                record
+            })
+            .collect();
+        if records.is_empty() {
+            return;
+        }
+        if let Err(e) = self.tasks.save_health(records).await {
+            warn!(error = ?anyhow::Error::from(e), "miner health could not be stored");
         }
     }
 

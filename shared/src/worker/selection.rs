@@ -5,14 +5,18 @@
 //! Lambda would probe the operator's own network), and never our own hotkey. A policy ranks them:
 //! by stake, by incentive, or in turn (round-robin across attempts). A share of the slots
 //! (`SELECTION_EXPLORATION`, default 0.2) goes to miners picked at random from the rest, so that
-//! new or low-ranked miners get tried and can prove themselves.
+//! new or low-ranked miners get tried and can prove themselves. Health records (see
+//! [`MinerHealth`]) leave backed-off miners out and scale the stake and incentive rankings.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rand::seq::SliceRandom;
 
+use std::collections::HashMap;
+
 use crate::bittensor::{Miner, MinerSnapshot};
 use crate::domain::InvalidValue;
+use crate::domain::{Millis, MinerHealth};
 
 /// How eligible miners are ranked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,36 +63,66 @@ impl Selector {
         }
     }
 
+    /// Serving miners at allowed addresses, our own hotkey excluded.
+    fn eligible<'s>(&self, snapshot: &'s MinerSnapshot, own_hotkey: &str) -> Vec<&'s Miner> {
+        snapshot
+            .serving()
+            .filter(|m| m.hotkey != own_hotkey)
+            .filter(|m| crate::callback::ip_allowed(m.ip, &self.allowlist))
+            .collect()
+    }
+
+    /// The hotkeys of the miners [`Self::select`] may pick, whose health it needs.
+    pub fn candidates(&self, snapshot: &MinerSnapshot, own_hotkey: &str) -> Vec<String> {
+        self.eligible(snapshot, own_hotkey)
+            .into_iter()
+            .map(|m| m.hotkey.clone())
+            .collect()
+    }
+
     /// Also accepts miners at non-public addresses inside these networks.
     pub fn with_allowlist(mut self, allowlist: Vec<ipnet::IpNet>) -> Self {
         self.allowlist = allowlist;
         self
     }
 
-    /// Up to `n` miners to query.
+    /// Up to `n` miners to query. `health` holds the records known for the eligible miners:
+    /// backed-off miners are left out (and only fill slots nobody else can), and the stake and
+    /// incentive rankings are scaled by each miner's [`MinerHealth::weight`].
     pub fn select<'a>(
         &self,
         snapshot: &'a MinerSnapshot,
         own_hotkey: &str,
         n: usize,
+        health: &HashMap<String, MinerHealth>,
+        now: Millis,
     ) -> Vec<&'a Miner> {
-        let mut eligible: Vec<&Miner> = snapshot
-            .serving()
-            .filter(|m| m.hotkey != own_hotkey)
-            .filter(|m| crate::callback::ip_allowed(m.ip, &self.allowlist))
-            .collect();
+        let (mut eligible, mut resting): (Vec<&Miner>, Vec<&Miner>) = self
+            .eligible(snapshot, own_hotkey)
+            .into_iter()
+            .partition(|m| !health.get(&m.hotkey).is_some_and(|h| h.backed_off(now)));
+        // Last resort: miners whose back-off ends soonest.
+        resting.sort_by_key(|m| health.get(&m.hotkey).map_or(0, |h| h.backoff_until));
+        let fill = |mut picked: Vec<&'a Miner>, resting: Vec<&'a Miner>| {
+            let missing = n.saturating_sub(picked.len());
+            picked.extend(resting.into_iter().take(missing));
+            picked
+        };
         if eligible.len() <= n {
             eligible.sort_by_key(|m| m.uid);
-            return eligible;
+            return fill(eligible, resting);
         }
+        let weight = |m: &Miner| health.get(&m.hotkey).map_or(1.0, MinerHealth::weight);
         match self.policy {
-            SelectionPolicy::Stake => {
-                eligible.sort_by(|a, b| b.stake.total_cmp(&a.stake).then(a.uid.cmp(&b.uid)));
-            }
+            SelectionPolicy::Stake => eligible.sort_by(|a, b| {
+                (b.stake * weight(b))
+                    .total_cmp(&(a.stake * weight(a)))
+                    .then(a.uid.cmp(&b.uid))
+            }),
             SelectionPolicy::Incentive => eligible.sort_by(|a, b| {
-                b.incentive
-                    .total_cmp(&a.incentive)
-                    .then(b.stake.total_cmp(&a.stake))
+                (b.incentive * weight(b))
+                    .total_cmp(&(a.incentive * weight(a)))
+                    .then((b.stake * weight(b)).total_cmp(&(a.stake * weight(a))))
                     .then(a.uid.cmp(&b.uid))
             }),
             SelectionPolicy::RoundRobin => {
@@ -145,12 +179,15 @@ mod tests {
         let s = snapshot();
         let by_stake = Selector::new(SelectionPolicy::Stake, 0.0);
         assert_eq!(
-            uids(&by_stake.select(&s, "hk8", 3)),
+            uids(&by_stake.select(&s, "hk8", 3, &HashMap::new(), 0)),
             vec![7, 6, 5],
             "uid 9 serves no axon, uid 8 is us"
         );
         let by_incentive = Selector::new(SelectionPolicy::Incentive, 0.0);
-        assert_eq!(uids(&by_incentive.select(&s, "none", 3)), vec![0, 1, 2]);
+        assert_eq!(
+            uids(&by_incentive.select(&s, "none", 3, &HashMap::new(), 0)),
+            vec![0, 1, 2]
+        );
     }
 
     #[test]
@@ -159,7 +196,7 @@ mod tests {
         let rr = Selector::new(SelectionPolicy::RoundRobin, 0.0);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..3 {
-            seen.extend(uids(&rr.select(&s, "none", 3)));
+            seen.extend(uids(&rr.select(&s, "none", 3, &HashMap::new(), 0)));
         }
         assert_eq!(
             seen.into_iter().collect::<Vec<_>>(),
@@ -173,7 +210,7 @@ mod tests {
         let explorer = Selector::new(SelectionPolicy::Stake, 0.4);
         let mut outside_top = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            let picked = uids(&explorer.select(&s, "none", 5));
+            let picked = uids(&explorer.select(&s, "none", 5, &HashMap::new(), 0));
             assert_eq!(picked.len(), 5);
             assert_eq!(&picked[..3], &[8, 7, 6], "ranked slots come first");
             outside_top.extend(picked[3..].iter().copied());
@@ -187,7 +224,8 @@ mod tests {
     #[test]
     fn with_few_miners_every_eligible_one_is_queried() {
         let s = snapshot();
-        let picked = Selector::new(SelectionPolicy::Stake, 0.5).select(&s, "none", 20);
+        let picked =
+            Selector::new(SelectionPolicy::Stake, 0.5).select(&s, "none", 20, &HashMap::new(), 0);
         assert_eq!(uids(&picked), (0..9).collect::<Vec<_>>());
         assert!(SelectionPolicy::parse("round-robin").is_ok());
         assert!(SelectionPolicy::parse("random").is_err());
@@ -201,7 +239,7 @@ mod tests {
         s.miners[2].ip = "fd00::7".parse().unwrap();
         let public_only = Selector::new(SelectionPolicy::Stake, 0.0);
         let uids: Vec<u16> = public_only
-            .select(&s, "none", 20)
+            .select(&s, "none", 20, &HashMap::new(), 0)
             .iter()
             .map(|m| m.uid)
             .collect();
@@ -209,10 +247,39 @@ mod tests {
         let with_loopback = Selector::new(SelectionPolicy::Stake, 0.0)
             .with_allowlist(vec!["127.0.0.0/8".parse().unwrap()]);
         let uids: Vec<u16> = with_loopback
-            .select(&s, "none", 20)
+            .select(&s, "none", 20, &HashMap::new(), 0)
             .iter()
             .map(|m| m.uid)
             .collect();
         assert_eq!(uids, vec![0, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn backed_off_miners_are_left_out_and_unreliable_ones_ranked_lower() {
+        let s = snapshot();
+        let by_stake = Selector::new(SelectionPolicy::Stake, 0.0);
+        let mut health = HashMap::new();
+        // uid 8 (the most stake) keeps failing: backed off until t = 1000.
+        let mut failing = MinerHealth::new("hk8");
+        for _ in 0..3 {
+            failing.observe(crate::domain::Outcome::Timeout, 10.0, None, 0);
+        }
+        health.insert("hk8".to_owned(), failing);
+        // uid 7 keeps half its answers invalid: its stake counts for less than uid 5's.
+        let mut flaky = MinerHealth::new("hk7");
+        flaky.observe(crate::domain::Outcome::Success, 10.0, Some(0.9), 0);
+        flaky.observe(crate::domain::Outcome::InvalidAnswer, 10.0, None, 0);
+        flaky.observe(crate::domain::Outcome::InvalidAnswer, 10.0, None, 0);
+        health.insert("hk7".to_owned(), flaky);
+        assert_eq!(
+            uids(&by_stake.select(&s, "none", 3, &health, 1)),
+            vec![6, 5, 7]
+        );
+        // Once the back-off is over, uid 8 is tried again (ranked by its poor record).
+        assert!(!uids(&by_stake.select(&s, "none", 8, &health, 1)).contains(&8));
+        let later = uids(&by_stake.select(&s, "none", 8, &health, 40_000));
+        assert!(later.contains(&8) && !later.contains(&0), "{later:?}");
+        // Nobody else left: a backed-off miner still fills the slot.
+        assert_eq!(uids(&by_stake.select(&s, "none", 9, &health, 1)).len(), 9);
     }
 }

@@ -1,7 +1,7 @@
 //! Contract tests: the same assertions against the embedded adapters and the AWS adapters
 //! (LocalStack for SQS and S3, moto for DynamoDB), so the two backends keep equal semantics:
 //! conditional conflicts, leases, pagination, counts, visibility timeout, receive counts, dead
-//! letters and blobs.
+//! letters, blobs and miner health.
 //!
 //! The AWS half needs the local emulators: `make test` starts them (localstack/local-aws.sh) and
 //! exports their endpoints. Every AWS test creates its own table, queues and bucket.
@@ -10,6 +10,7 @@
 
 mod aws_fixture;
 mod blobs;
+mod health;
 mod queue;
 mod tasks;
 
