@@ -206,17 +206,33 @@ async fn worker_setup(
     })
     .await
     .unwrap();
+    let worker = local_worker(dir, &db, &subnet, &settings);
+    (db, subnet, worker)
+}
+
+/// A worker over `db` and the simulated `subnet`, as one local worker slot (or one Lambda
+/// container) would build it.
+fn local_worker(
+    dir: &std::path::Path,
+    db: &Database,
+    subnet: &SimulatedSubnet,
+    settings: &taogate_shared::config::Settings,
+) -> taogate_shared::worker::Worker<
+    Database,
+    BlobDir,
+    taogate_shared::bittensor::LiveDirectory,
+    taogate_shared::bittensor::ProtocolClient,
+> {
     let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
     let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey()).unwrap());
-    let worker = taogate_cli::serve::build_worker(
-        &settings,
+    taogate_cli::serve::build_worker(
+        settings,
         db.clone(),
         blobs,
         taogate_shared::bittensor::LiveDirectory::new(subnet.snapshot()),
         hotkey,
     )
-    .unwrap();
-    (db, subnet, worker)
+    .unwrap()
 }
 
 fn text_task(text: &str) -> Task {
@@ -241,7 +257,6 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
         ("REQUIRED_ANSWERS", "2"),
         ("HEDGE_MINERS", "0"),
         ("SELECTION_EXPLORATION", "0"),
-        ("MINER_ALLOWLIST", "127.0.0.0/8"),
     ];
     let (db, subnet, worker) = worker_setup(
         dir.path(),
@@ -249,18 +264,23 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
         &pairs,
     )
     .await;
-    let text = "One sentence here. Another sentence there. A third one to summarize well.";
-    for round in 0..4 {
-        let task = text_task(text);
-        db.insert(&task).await.unwrap();
-        db.send(task.id, task.priority).await.unwrap();
-        let delivery = db
+    let db_ = &db;
+    let run_one = |worker| async move {
+        let task =
+            text_task("One sentence here. Another sentence there. A third one to summarize well.");
+        db_.insert(&task).await.unwrap();
+        db_.send(task.id, task.priority).await.unwrap();
+        let delivery = db_
             .receive(1, Duration::from_secs(60))
             .await
             .unwrap()
             .remove(0);
-        assert_eq!(worker.handle(&delivery).await, Disposition::Done);
-        let done = db.get(task.id).await.unwrap().unwrap();
+        let disposition = taogate_shared::worker::Worker::handle(worker, &delivery).await;
+        assert_eq!(disposition, Disposition::Done);
+        db_.get(task.id).await.unwrap().unwrap()
+    };
+    for round in 0..4 {
+        let done = run_one(&worker).await;
         assert_eq!(done.status, TaskStatus::Completed, "round {round}");
         let asked: Vec<u16> = done.candidates.iter().map(|c| c.uid).collect();
         if round == 0 {
@@ -288,28 +308,13 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
     assert!(good.score.is_some());
 
     // Another worker (a new Lambda container) reads the same record from the store.
-    let hotkey = Arc::new(Hotkey::from_secret(&settings(&pairs).local_hotkey()).unwrap());
-    let mut fresh_settings = settings(&pairs);
-    fresh_settings
+    let mut other_settings = settings(&pairs);
+    other_settings
         .miner_allowlist
         .push("127.0.0.0/8".parse().unwrap());
-    let other = taogate_cli::serve::build_worker(
-        &fresh_settings,
-        db.clone(),
-        BlobDir::new(&dir.path().join("blobs"), "http://127.0.0.1:1").unwrap(),
-        taogate_shared::bittensor::LiveDirectory::new(subnet.snapshot()),
-        hotkey,
-    )
-    .unwrap();
-    let task = text_task(text);
-    db.insert(&task).await.unwrap();
-    db.send(task.id, task.priority).await.unwrap();
-    let delivery = db
-        .receive(1, Duration::from_secs(60))
-        .await
-        .unwrap()
-        .remove(0);
-    assert_eq!(other.handle(&delivery).await, Disposition::Done);
+    let other = local_worker(dir.path(), &db, &subnet, &other_settings);
+    let done = run_one(&other).await;
+    assert_eq!(done.status, TaskStatus::Completed);
     assert_eq!(subnet.served(0), 1, "the demoted miner was not asked");
 }
 
