@@ -34,9 +34,18 @@ pub struct Probe {
     pub comment: Option<String>,
 }
 
-/// Opens `bytes` as audio. `filename` only serves as a hint for the container guess; the content
-/// decides.
-pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
+/// An opened container: its reader, the first audio track's decoder, and what it declares.
+struct Opened {
+    format: Box<dyn symphonia::core::formats::FormatReader>,
+    decoder: Box<dyn symphonia::core::codecs::Decoder>,
+    track_id: u32,
+    params: symphonia::core::codecs::CodecParameters,
+    sample_rate: u32,
+    comment: Option<String>,
+    extension: String,
+}
+
+fn open(bytes: Bytes, filename: Option<&str>) -> Result<Opened, NotAudio> {
     if bytes.is_empty() {
         return Err(NotAudio("the audio file is empty".into()));
     }
@@ -63,7 +72,7 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
         .metadata
         .get()
         .and_then(|m| m.current().and_then(|rev| find_comment(rev.tags())));
-    let format = &mut probed.format;
+    let mut format = probed.format;
     if comment.is_none() {
         comment = format
             .metadata()
@@ -82,29 +91,52 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
         .sample_rate
         .filter(|r| *r > 0)
         .ok_or_else(|| NotAudio("the audio track has no sample rate".into()))?;
-    let mut decoder = symphonia::default::get_codecs()
+    let decoder = symphonia::default::get_codecs()
         .make(&params, &DecoderOptions::default())
         .map_err(|_| NotAudio("the audio codec is not supported".into()))?;
+    Ok(Opened {
+        format,
+        decoder,
+        track_id,
+        params,
+        sample_rate,
+        comment,
+        extension: hint_ext(filename),
+    })
+}
 
-    let mut channels = params.channels.map(|c| c.count() as u16);
-    let mut decoded = 0usize;
-    let mut counted_frames: u64 = 0;
+/// The next packet of the audio track, `None` at the end of the stream.
+fn next_packet(
+    opened: &mut Opened,
+    decoded: usize,
+) -> Result<Option<symphonia::core::formats::Packet>, NotAudio> {
     loop {
-        let packet = match format.next_packet() {
+        let packet = match opened.format.next_packet() {
             Ok(p) => p,
             Err(SymphoniaError::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                break;
+                return Ok(None);
             }
-            Err(SymphoniaError::ResetRequired) => break,
-            Err(_) if decoded > 0 => break,
+            Err(SymphoniaError::ResetRequired) => return Ok(None),
+            Err(_) if decoded > 0 => return Ok(None),
             Err(_) => return Err(NotAudio("the audio stream is corrupt".into())),
         };
-        if packet.track_id() != track_id {
-            continue;
+        if packet.track_id() == opened.track_id {
+            return Ok(Some(packet));
         }
+    }
+}
+
+/// Opens `bytes` as audio. `filename` only serves as a hint for the container guess; the content
+/// decides.
+pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
+    let mut opened = open(bytes, filename)?;
+    let mut channels = opened.params.channels.map(|c| c.count() as u16);
+    let mut decoded = 0usize;
+    let mut counted_frames: u64 = 0;
+    while let Some(packet) = next_packet(&mut opened, decoded)? {
         counted_frames += packet.dur;
         if decoded < PACKETS_TO_DECODE {
-            match decoder.decode(&packet) {
+            match opened.decoder.decode(&packet) {
                 Ok(buf) => {
                     channels.get_or_insert(buf.spec().channels.count() as u16);
                     decoded += 1;
@@ -112,7 +144,7 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
                 Err(SymphoniaError::DecodeError(_)) if decoded > 0 => {}
                 Err(_) => return Err(NotAudio("the audio stream does not decode".into())),
             }
-        } else if params.n_frames.is_some() {
+        } else if opened.params.n_frames.is_some() {
             // The container states its length: no need to walk the rest.
             break;
         }
@@ -120,18 +152,96 @@ pub fn probe(bytes: Bytes, filename: Option<&str>) -> Result<Probe, NotAudio> {
     if decoded == 0 {
         return Err(NotAudio("the audio stream holds no decodable audio".into()));
     }
-    let frames = params.n_frames.unwrap_or(counted_frames);
+    let frames = opened.params.n_frames.unwrap_or(counted_frames);
     let channels = channels
         .filter(|c| *c > 0)
         .ok_or_else(|| NotAudio("the audio track has no channels".into()))?;
     Ok(Probe {
         info: AudioInfo {
-            format: format_name(&params, &hint_ext(filename)),
-            duration_s: frames as f64 / f64::from(sample_rate),
-            sample_rate,
+            format: format_name(&opened.params, &opened.extension),
+            duration_s: frames as f64 / f64::from(opened.sample_rate),
+            sample_rate: opened.sample_rate,
             channels,
         },
-        comment,
+        comment: opened.comment,
+    })
+}
+
+/// The audio decoded in full, reduced to the measurements the TTS checks need.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signal {
+    /// Format, duration (from the decoded samples), sample rate, channels.
+    pub info: AudioInfo,
+    /// Root-mean-square level in dBFS over every sample (−∞ for digital silence is reported
+    /// as −120).
+    pub rms_dbfs: f64,
+    /// Share of samples at or within 0.1 % of full scale.
+    pub clipped: f64,
+    /// Mean sample value (DC offset), in full-scale units.
+    pub dc_offset: f64,
+}
+
+/// The longest audio [`analyze`] decodes; the rest is not measured.
+pub const ANALYZE_MAX_SECONDS: f64 = 1200.0;
+
+/// Decodes `bytes` entirely (up to [`ANALYZE_MAX_SECONDS`]) and measures the signal.
+pub fn analyze(bytes: Bytes, filename: Option<&str>) -> Result<Signal, NotAudio> {
+    use symphonia::core::audio::SampleBuffer;
+
+    let mut opened = open(bytes, filename)?;
+    let limit = (ANALYZE_MAX_SECONDS * f64::from(opened.sample_rate)) as u64;
+    let (mut frames, mut samples, mut clipped) = (0u64, 0u64, 0u64);
+    let (mut sum, mut squares) = (0f64, 0f64);
+    let mut channels = 0u16;
+    let mut buffer: Option<SampleBuffer<f32>> = None;
+    let mut decoded = 0usize;
+    while let Some(packet) = next_packet(&mut opened, decoded)? {
+        if frames >= limit {
+            break;
+        }
+        let audio = match opened.decoder.decode(&packet) {
+            Ok(a) => a,
+            Err(SymphoniaError::DecodeError(_)) if decoded > 0 => continue,
+            Err(_) => return Err(NotAudio("the audio stream does not decode".into())),
+        };
+        decoded += 1;
+        let spec = *audio.spec();
+        channels = spec.channels.count() as u16;
+        frames += audio.frames() as u64;
+        let needed = audio.capacity() as u64;
+        // `SampleBuffer::capacity` counts samples, the decoder's buffer counts frames.
+        let buf = match &mut buffer {
+            Some(b) if b.capacity() as u64 >= needed * u64::from(channels) => b,
+            _ => buffer.insert(SampleBuffer::new(needed, spec)),
+        };
+        buf.copy_interleaved_ref(audio);
+        for &x in buf.samples() {
+            let x = f64::from(x);
+            sum += x;
+            squares += x * x;
+            clipped += u64::from(x.abs() >= 0.999);
+        }
+        samples += buf.samples().len() as u64;
+    }
+    if decoded == 0 || samples == 0 || channels == 0 {
+        return Err(NotAudio("the audio stream holds no decodable audio".into()));
+    }
+    let n = samples as f64;
+    let rms = (squares / n).sqrt();
+    Ok(Signal {
+        info: AudioInfo {
+            format: format_name(&opened.params, &opened.extension),
+            duration_s: frames as f64 / f64::from(opened.sample_rate),
+            sample_rate: opened.sample_rate,
+            channels,
+        },
+        rms_dbfs: if rms > 1e-6 {
+            20.0 * rms.log10()
+        } else {
+            -120.0
+        },
+        clipped: clipped as f64 / n,
+        dc_offset: sum / n,
     })
 }
 
@@ -231,6 +341,35 @@ mod tests {
             p.info.duration_s
         );
         assert_eq!(p.comment.as_deref(), Some("hello world"));
+    }
+
+    #[test]
+    fn analysis_measures_level_clipping_and_offset() {
+        let quiet = analyze(
+            Bytes::from(wav_pcm16(&tone(0.5, 440.0, 16_000), 16_000, None)),
+            None,
+        )
+        .unwrap();
+        assert!((quiet.info.duration_s - 0.5).abs() < 0.01);
+        assert!(quiet.rms_dbfs < -3.0 && quiet.rms_dbfs > -30.0, "{quiet:?}");
+        assert_eq!(quiet.clipped, 0.0);
+        assert!(quiet.dc_offset.abs() < 0.01);
+
+        let silent = analyze(Bytes::from(wav_pcm16(&[0; 8000], 16_000, None)), None).unwrap();
+        assert_eq!(silent.rms_dbfs, -120.0);
+
+        let square: Vec<i16> = (0..8000)
+            .map(|i| if i % 40 < 20 { i16::MAX } else { i16::MIN })
+            .collect();
+        let clipped = analyze(Bytes::from(wav_pcm16(&square, 16_000, None)), None).unwrap();
+        assert!(clipped.clipped > 0.9, "{clipped:?}");
+
+        let offset: Vec<i16> = tone(0.5, 440.0, 16_000)
+            .iter()
+            .map(|s| s / 4 + 8000)
+            .collect();
+        let dc = analyze(Bytes::from(wav_pcm16(&offset, 16_000, None)), None).unwrap();
+        assert!((dc.dc_offset - 8000.0 / 32768.0).abs() < 0.01, "{dc:?}");
     }
 
     #[test]

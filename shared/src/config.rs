@@ -89,6 +89,22 @@ pub struct Settings {
     pub callback_allowlist: Vec<IpNet>,
     /// `CALLBACK_MAX_ATTEMPTS`: delivery tries per callback.
     pub callback_max_attempts: u32,
+    /// `SCORING_MODE`: `consensus` (default), `reference` or `auto`.
+    pub scoring_mode: crate::scoring::Mode,
+    /// `REFERENCE_URL`: a trusted pipeline speaking the `AudioTask` contract.
+    pub reference_url: Option<url::Url>,
+    /// `REFERENCE_ASR_URL`: an OpenAI-compatible `/v1/audio/transcriptions` endpoint.
+    pub reference_asr_url: Option<url::Url>,
+    /// `REFERENCE_ASR_MODEL`: the model name sent to it (`whisper-1`).
+    pub reference_asr_model: String,
+    /// `REFERENCE_API_KEY`: bearer token for the reference endpoints.
+    pub reference_api_key: Option<Secret>,
+    /// `ACCURACY_FLOOR`: answers below it never win; with none above it the attempt fails
+    /// and is retried (0.3).
+    pub accuracy_floor: f64,
+    /// `SUMMARY_COMPRESSION`: accepted summary length over source length, `min,max`
+    /// (`0.05,0.6`).
+    pub summary_compression: (f64, f64),
 }
 
 /// Every problem found in the configuration.
@@ -137,6 +153,13 @@ impl Settings {
             max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
             callback_allowlist: r.list("CALLBACK_ALLOWLIST"),
             callback_max_attempts: r.parse("CALLBACK_MAX_ATTEMPTS", 3u32),
+            scoring_mode: r.mode("SCORING_MODE"),
+            reference_url: r.url("REFERENCE_URL"),
+            reference_asr_url: r.url("REFERENCE_ASR_URL"),
+            reference_asr_model: r.string("REFERENCE_ASR_MODEL", "whisper-1"),
+            reference_api_key: r.raw("REFERENCE_API_KEY").map(Secret::new),
+            accuracy_floor: r.parse("ACCURACY_FLOOR", 0.3f64),
+            summary_compression: r.range("SUMMARY_COMPRESSION", (0.05, 0.6)),
         };
         let mut problems = r.problems;
         problems.extend(settings.check());
@@ -209,6 +232,21 @@ impl Settings {
             p.push(format!(
                 "MINER_PATH must be a path starting with '/', got {path:?}"
             ));
+        }
+        if !(0.0..=1.0).contains(&self.accuracy_floor) || self.accuracy_floor.is_nan() {
+            p.push("ACCURACY_FLOOR must be between 0 and 1".into());
+        }
+        let (low, high) = self.summary_compression;
+        if !(0.0 < low && low < high && high < 1.0) {
+            p.push(format!(
+                "SUMMARY_COMPRESSION must be min,max with 0 < min < max < 1, got {low},{high}"
+            ));
+        }
+        if self.scoring_mode == crate::scoring::Mode::Reference
+            && self.reference_url.is_none()
+            && self.reference_asr_url.is_none()
+        {
+            p.push("SCORING_MODE=reference needs REFERENCE_URL or REFERENCE_ASR_URL".into());
         }
         if self.max_response_bytes < 1024 {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
@@ -285,6 +323,43 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
+    fn mode(&mut self, name: &str) -> crate::scoring::Mode {
+        match self.raw(name) {
+            None => crate::scoring::Mode::default(),
+            Some(v) => crate::scoring::Mode::parse(&v).unwrap_or_else(|e| {
+                self.problems.push(format!("{name}: {e}"));
+                crate::scoring::Mode::default()
+            }),
+        }
+    }
+
+    fn url(&mut self, name: &str) -> Option<url::Url> {
+        let raw = self.raw(name)?;
+        match url::Url::parse(raw.trim()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") && u.password().is_none() => Some(u),
+            _ => {
+                self.problems
+                    .push(format!("{name} must be an http(s) URL without credentials"));
+                None
+            }
+        }
+    }
+
+    fn range(&mut self, name: &str, default: (f64, f64)) -> (f64, f64) {
+        let Some(raw) = self.raw(name) else {
+            return default;
+        };
+        let parts: Vec<Option<f64>> = raw.split(',').map(|p| p.trim().parse().ok()).collect();
+        match parts.as_slice() {
+            [Some(low), Some(high)] => (*low, *high),
+            _ => {
+                self.problems
+                    .push(format!("{name}={raw:?} must be two numbers, min,max"));
+                default
+            }
+        }
+    }
+
     fn list<T: std::str::FromStr>(&mut self, name: &str) -> Vec<T> {
         let Some(raw) = self.raw(name) else {
             return Vec::new();
@@ -338,6 +413,37 @@ mod tests {
         assert!(text.contains("MAX_CONCURRENT_TASKS"), "{text}");
         assert!(text.contains("nonsense"), "{text}");
         assert_eq!(err.0.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn scoring_settings_are_checked() {
+        let s = with(&[]).unwrap();
+        assert_eq!(s.scoring_mode, crate::scoring::Mode::Consensus);
+        assert_eq!(s.accuracy_floor, 0.3);
+        assert_eq!(s.summary_compression, (0.05, 0.6));
+        let err = with(&[
+            ("SCORING_MODE", "reference"),
+            ("ACCURACY_FLOOR", "1.5"),
+            ("SUMMARY_COMPRESSION", "0.7,0.2"),
+            ("REFERENCE_ASR_URL", "ftp://x"),
+        ])
+        .unwrap_err()
+        .to_string();
+        for needle in [
+            "needs REFERENCE_URL",
+            "ACCURACY_FLOOR",
+            "SUMMARY_COMPRESSION",
+            "REFERENCE_ASR_URL",
+        ] {
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+        let key = with(&[
+            ("SCORING_MODE", "auto"),
+            ("REFERENCE_URL", "http://127.0.0.1:9/pipeline"),
+            ("REFERENCE_API_KEY", "sk-very-secret"),
+        ])
+        .unwrap();
+        assert!(!format!("{key:?}").contains("very-secret"));
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct CandidateView {
     pub combined: Option<f64>,
     /// The failure, when not scored.
     pub error: Option<String>,
+    /// The sub-scores behind accuracy and speed, when scored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scores: Option<crate::domain::ScoreDetail>,
 }
 
 impl From<&Candidate> for CandidateView {
@@ -64,6 +67,7 @@ impl From<&Candidate> for CandidateView {
             speed: c.speed,
             combined: c.combined,
             error: c.error.clone(),
+            scores: c.scores.clone(),
         }
     }
 }

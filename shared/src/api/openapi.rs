@@ -129,7 +129,7 @@ fn integration() {}
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
     paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, list_tasks, health, integration),
-    components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView,
+    components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, QueueDepth, Problem, FieldError)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))

@@ -38,8 +38,8 @@ pub use priority::Priority;
 pub use score::Score;
 pub use service::ServiceKind;
 pub use task::{
-    AttemptEnd, AudioInfo, Candidate, ClaimOutcome, Expected, Outcome, StatusCounts, Task,
-    TaskInput, TaskOutput, TaskResult, TaskStatus,
+    AttemptEnd, AudioInfo, Candidate, ClaimOutcome, Expected, Outcome, ScoreDetail, StatusCounts,
+    Task, TaskInput, TaskOutput, TaskResult, TaskStatus,
 };
 pub use text::{SubmittedText, TextLimits};
 

@@ -193,6 +193,78 @@ pub struct Candidate {
     pub combined: Option<f64>,
     /// What went wrong, for the others.
     pub error: Option<String>,
+    /// The measurements behind `accuracy` and `speed`, for scored answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scores: Option<ScoreDetail>,
+}
+
+/// The sub-scores of one scored answer. Which fields are present depends on the service and
+/// on what the accuracy was measured against (`basis`); see SCORING.md.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ScoreDetail {
+    /// What accuracy was measured against: `reference` (the configured reference endpoint),
+    /// `consensus` (the other answers), `single` (one answer, nothing to compare with),
+    /// `intelligibility` (TTS audio transcribed by the reference recognizer) or `signal`
+    /// (TTS without a recognizer: a signal-quality score, not intelligibility).
+    pub basis: String,
+    /// Word error rate against the reference or the consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wer: Option<f64>,
+    /// Character error rate (ja, zh, ko).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cer: Option<f64>,
+    /// ROUGE-L F1 against the reference or the consensus.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rouge_l: Option<f64>,
+    /// ROUGE-1 F1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rouge_1: Option<f64>,
+    /// ROUGE-2 F1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rouge_2: Option<f64>,
+    /// Summary length over source length, in tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<f64>,
+    /// Share of the source's most frequent content words the summary keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Share of the source reproduced in order (LCS over source length).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copied: Option<f64>,
+    /// Share of repeated n-grams (word trigrams, character 5-grams).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repetition: Option<f64>,
+    /// Share of letters in the requested language's script.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub script: Option<f64>,
+    /// TTS: audio duration over the duration expected for the text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_ratio: Option<f64>,
+    /// TTS: signal level in dBFS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rms_dbfs: Option<f64>,
+    /// TTS: share of clipped samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clipped: Option<f64>,
+    /// TTS: mean sample value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dc_offset: Option<f64>,
+    /// TTS: sample rate of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<u32>,
+    /// TTS: channels of the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<u16>,
+    /// TTS with a recognizer: 1 − WER of its transcript against the input text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub intelligibility: Option<f64>,
+    /// Latency per unit of work: real-time factor (transcription), ms per input character
+    /// (TTS, summarization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_rate: Option<f64>,
+    /// Why the score is what it is: rejections, penalties, fallbacks.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// A task as stored.

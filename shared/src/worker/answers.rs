@@ -5,28 +5,28 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use crate::bittensor::MinerReply;
-use crate::domain::{Language, Outcome, ServiceKind};
-use crate::scoring::Comparable;
+use crate::domain::{Outcome, ServiceKind};
 
 /// A validated answer.
 #[derive(Debug, Clone)]
 pub(super) enum Answer {
     /// Non-empty UTF-8 text.
     Text(String),
-    /// A WAV file that parses.
+    /// A WAV file that decodes in full.
     Audio {
         /// The file.
         wav: Bytes,
-        /// Its duration in seconds.
-        duration_s: f64,
+        /// What decoding measured.
+        signal: crate::audio::Signal,
     },
 }
 
 impl Answer {
-    pub(super) fn comparable(&self, language: Language) -> Comparable {
+    /// What scoring needs of the answer.
+    pub(super) fn scoring(&self) -> crate::scoring::Answer {
         match self {
-            Self::Text(t) => Comparable::text(t, language),
-            Self::Audio { duration_s, .. } => Comparable::Duration(*duration_s),
+            Self::Text(t) => crate::scoring::Answer::Text(t.clone()),
+            Self::Audio { signal, .. } => crate::scoring::Answer::Audio(signal.clone()),
         }
     }
 }
@@ -75,28 +75,25 @@ pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, 
         })?;
     if kind.produces_audio() {
         let wav = Bytes::from(raw);
-        let probe = crate::audio::probe(wav.clone(), Some("answer.wav")).map_err(|e| {
+        let signal = crate::audio::analyze(wav.clone(), Some("answer.wav")).map_err(|e| {
             (
                 Outcome::InvalidAnswer,
                 format!("output_data is not playable audio: {e}"),
             )
         })?;
-        if probe.info.format != "wav" {
+        if signal.info.format != "wav" {
             return Err((
                 Outcome::InvalidAnswer,
-                format!("output_data is {}, not WAV", probe.info.format),
+                format!("output_data is {}, not WAV", signal.info.format),
             ));
         }
-        if probe.info.duration_s <= 0.0 {
+        if signal.info.duration_s <= 0.0 {
             return Err((
                 Outcome::InvalidAnswer,
                 "output_data is an empty WAV file".into(),
             ));
         }
-        Ok(Answer::Audio {
-            wav,
-            duration_s: probe.info.duration_s,
-        })
+        Ok(Answer::Audio { wav, signal })
     } else {
         let text = String::from_utf8(raw).map_err(|_| {
             (
@@ -174,7 +171,7 @@ mod tests {
         let wav = crate::audio::wav_pcm16(&crate::audio::tone(0.2, 300.0, 8000), 8000, None);
         let b64 = base64::engine::general_purpose::STANDARD.encode(wav);
         match validate(&reply(Some(&b64), None), ServiceKind::Tts).unwrap() {
-            Answer::Audio { duration_s, .. } => assert!((duration_s - 0.2).abs() < 0.01),
+            Answer::Audio { signal, .. } => assert!((signal.info.duration_s - 0.2).abs() < 0.01),
             Answer::Text(_) => panic!("expected audio"),
         }
     }

@@ -9,9 +9,10 @@ use bytes::Bytes;
 
 use super::answers::{Answer, validate};
 use crate::bittensor::{MinerReply, MinerSnapshot, SynapseRequest};
-use crate::domain::{Candidate, Task, TaskInput, TaskOutput, TaskResult};
+use crate::domain::{Candidate, ServiceKind, Task, TaskInput, TaskOutput, TaskResult};
 use crate::ports::{BlobStore, MinerClient, StoreError};
-use crate::scoring::{Weights, consensus, speed};
+use crate::scoring::reference::{Input, ReferenceClient};
+use crate::scoring::{Entry, Job, Mode, Reference, Scorer};
 
 /// How miners are picked and answers weighed.
 #[derive(Debug, Clone)]
@@ -26,8 +27,12 @@ pub struct AttemptPolicy {
     pub hedge_miners: usize,
     /// The attempt's deadline for all miner answers.
     pub deadline: Duration,
-    /// Score weights.
-    pub weights: Weights,
+    /// Weights, accuracy floor, summary compression range.
+    pub scorer: Scorer,
+    /// `SCORING_MODE`.
+    pub scoring_mode: Mode,
+    /// The reference endpoints, when configured.
+    pub reference: Option<Arc<ReferenceClient>>,
     /// Our own hotkey, never queried.
     pub own_hotkey: String,
     /// Which miners to ask.
@@ -46,15 +51,18 @@ pub(super) enum AttemptError {
     Store(StoreError),
 }
 
-/// Builds the shared request: all inputs are base64, as the subnet expects.
+/// Builds the shared request (all inputs are base64, as the subnet expects) and returns the
+/// raw input for the reference endpoints.
 pub(super) async fn build_request<B: BlobStore>(
     task: &Task,
     blobs: &B,
-) -> Result<SynapseRequest, AttemptError> {
+) -> Result<(SynapseRequest, Input), AttemptError> {
     let engine = base64::engine::general_purpose::STANDARD;
-    let input_data = match &task.input {
-        TaskInput::Text { text } => Bytes::from(engine.encode(text)),
-        TaskInput::Audio { blob_key, .. } => {
+    let (input_data, input) = match &task.input {
+        TaskInput::Text { text } => (Bytes::from(engine.encode(text)), Input::Text(text.clone())),
+        TaskInput::Audio {
+            blob_key, filename, ..
+        } => {
             let audio = blobs
                 .get(blob_key)
                 .await
@@ -64,13 +72,20 @@ pub(super) async fn build_request<B: BlobStore>(
                         "input audio {blob_key} is missing"
                     )))
                 })?;
-            Bytes::from(engine.encode(&audio))
+            let encoded = Bytes::from(engine.encode(&audio));
+            let filename = filename.clone().unwrap_or_else(|| "audio.wav".into());
+            (
+                encoded,
+                Input::Audio {
+                    bytes: audio,
+                    filename,
+                },
+            )
         }
     };
-    Ok(SynapseRequest::new(
-        task.kind.as_str(),
-        input_data,
-        task.language.code(),
+    Ok((
+        SynapseRequest::new(task.kind.as_str(), input_data, task.language.code()),
+        input,
     ))
 }
 
@@ -96,10 +111,28 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
             candidates: Vec::new(),
         });
     }
-    let request = build_request(task, blobs).await?;
+    let (request, input) = build_request(task, blobs).await?;
+    let reference = match (&policy.reference, policy.scoring_mode) {
+        (Some(client), Mode::Reference | Mode::Auto) => Some(client.clone()),
+        _ => None,
+    };
     let first = pool.len().min(policy.miners_per_request);
-    let (queried, replies, validated) =
-        gather(&pool, first, &request, client, policy, task.kind).await;
+    let started = tokio::time::Instant::now();
+    // The reference is asked at the same time as the miners, under the same deadline.
+    let task_reference = async {
+        match &reference {
+            Some(client) if client.covers(task.kind) => Reference::from(
+                client
+                    .reference(task.kind, task.language, &input, policy.deadline)
+                    .await,
+            ),
+            _ => Reference::None,
+        }
+    };
+    let ((queried, replies, validated), task_reference) = tokio::join!(
+        gather(&pool, first, &request, client, policy, task.kind),
+        task_reference
+    );
     let miners: Vec<&crate::bittensor::Miner> = queried.iter().map(|&i| pool[i]).collect();
 
     let mut candidates = Vec::with_capacity(miners.len());
@@ -116,6 +149,7 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
             speed: None,
             combined: None,
             error: outcome.as_ref().err().map(|(_, e)| e.clone()),
+            scores: None,
         });
         if let Ok(answer) = outcome {
             valid.push((i, answer));
@@ -129,30 +163,72 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         });
     }
 
-    let comparables: Vec<_> = valid
-        .iter()
-        .map(|(_, a)| a.comparable(task.language))
-        .collect();
-    let accuracies = consensus(&comparables);
-    for ((i, _), accuracy) in valid.iter().zip(&accuracies) {
+    // TTS intelligibility: the recognizer hears every answer, within what is left of the
+    // deadline (at least a quarter of it, which the lease leaves room for).
+    let transcripts: Vec<Option<Result<String, String>>> = match &reference {
+        Some(client) if task.kind == ServiceKind::Tts && client.hears_speech() => {
+            let left = policy
+                .deadline
+                .saturating_sub(started.elapsed())
+                .max(policy.deadline / 4);
+            futures::future::join_all(valid.iter().map(|(_, a)| async move {
+                match a {
+                    Answer::Audio { wav, .. } => Some(
+                        client
+                            .transcribe(wav.clone(), "answer.wav", task.language, left)
+                            .await,
+                    ),
+                    Answer::Text(_) => None,
+                }
+            }))
+            .await
+        }
+        _ => vec![None; valid.len()],
+    };
+
+    let scored = score_blocking(
+        task,
+        policy.scorer,
+        &valid,
+        &replies,
+        transcripts,
+        task_reference,
+    )
+    .await;
+    for ((i, _), s) in valid.iter().zip(&scored) {
         let c = &mut candidates[*i];
-        let s = speed(replies[*i].latency, policy.deadline);
-        c.accuracy = Some(*accuracy);
-        c.speed = Some(s);
-        c.combined = Some(policy.weights.combine(*accuracy, s));
+        c.accuracy = Some(s.accuracy);
+        c.speed = Some(s.speed);
+        c.combined = Some(s.combined);
+        c.scores = Some(s.detail.clone());
     }
-    let best = valid
+    let latencies: Vec<u64> = valid
         .iter()
-        .map(|(i, _)| *i)
-        .max_by(|a, b| {
-            let (ca, cb) = (&candidates[*a], &candidates[*b]);
-            ca.combined
-                .unwrap_or(0.0)
-                .total_cmp(&cb.combined.unwrap_or(0.0))
-                .then(cb.latency_ms.cmp(&ca.latency_ms))
-                .then(cb.uid.cmp(&ca.uid))
-        })
-        .unwrap_or(valid[0].0);
+        .map(|(i, _)| candidates[*i].latency_ms)
+        .collect();
+    let uids: Vec<u16> = valid.iter().map(|(i, _)| candidates[*i].uid).collect();
+    let Some(winner) = policy.scorer.best(&scored, &latencies, &uids) else {
+        let (top, s) = scored
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.accuracy.total_cmp(&b.1.accuracy))
+            .map(|(k, s)| (valid[k].0, s))
+            .unwrap_or((valid[0].0, &scored[0]));
+        let why = s
+            .detail
+            .notes
+            .first()
+            .map(|n| format!(": {n}"))
+            .unwrap_or_default();
+        return Err(AttemptError::NoAnswer {
+            reason: format!(
+                "no answer reached the accuracy floor {:.2} (best: uid {} with {:.2}{why})",
+                policy.scorer.floor, candidates[top].uid, s.accuracy
+            ),
+            candidates,
+        });
+    };
+    let best = valid[winner].0;
     let Some((_, answer)) = valid.into_iter().find(|(i, _)| *i == best) else {
         return Err(AttemptError::NoAnswer {
             reason: "internal: best answer vanished".into(),
@@ -189,6 +265,55 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
         miner_hotkey: winner.hotkey.clone(),
     };
     Ok((result, candidates))
+}
+
+impl From<Result<String, String>> for Reference {
+    fn from(answer: Result<String, String>) -> Self {
+        match answer {
+            Ok(text) => Self::Text(text),
+            Err(why) => Self::Failed(why),
+        }
+    }
+}
+
+/// Scores the valid answers off the async threads: consensus over long texts is CPU work.
+async fn score_blocking(
+    task: &Task,
+    scorer: Scorer,
+    valid: &[(usize, Answer)],
+    replies: &[MinerReply],
+    transcripts: Vec<Option<Result<String, String>>>,
+    reference: Reference,
+) -> Vec<crate::scoring::Scored> {
+    let answers: Vec<crate::scoring::Answer> = valid.iter().map(|(_, a)| a.scoring()).collect();
+    let latencies: Vec<Duration> = valid.iter().map(|(i, _)| replies[*i].latency).collect();
+    let (kind, language) = (task.kind, task.language);
+    let (text, audio_seconds) = match &task.input {
+        TaskInput::Text { text } => (Some(text.clone()), None),
+        TaskInput::Audio { info, .. } => (None, Some(info.duration_s)),
+    };
+    let work = move || {
+        let job = Job {
+            kind,
+            language,
+            text: text.as_deref(),
+            audio_seconds,
+        };
+        let entries: Vec<Entry<'_>> = answers
+            .iter()
+            .zip(latencies)
+            .zip(transcripts)
+            .map(|((answer, latency), transcript)| Entry {
+                answer,
+                latency,
+                transcript,
+            })
+            .collect();
+        scorer.score(&job, &entries, &reference)
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .expect("scoring does not panic")
 }
 
 fn summarize_failures(candidates: &[Candidate]) -> String {
@@ -340,10 +465,17 @@ mod tests {
             hedge_after,
             hedge_miners: hedge,
             deadline: Duration::from_secs(2),
-            weights: crate::scoring::Weights {
-                accuracy: 0.7,
-                speed: 0.3,
+            scorer: crate::scoring::Scorer {
+                weights: crate::scoring::Weights {
+                    accuracy: 0.7,
+                    speed: 0.3,
+                },
+                floor: 0.3,
+                compression: (0.05, 0.6),
+                deadline: Duration::from_secs(2),
             },
+            scoring_mode: Mode::Consensus,
+            reference: None,
             own_hotkey: String::new(),
             selector: Arc::new(super::super::Selector::new(
                 super::super::SelectionPolicy::Stake,

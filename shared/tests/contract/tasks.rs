@@ -262,6 +262,7 @@ async fn a_task_larger_than_a_dynamodb_item_round_trips() {
             speed: Some(0.5),
             combined: Some(0.5),
             error: Some("语".repeat(20_000)),
+            scores: None,
         })
         .collect();
     let done = store
