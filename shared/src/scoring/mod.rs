@@ -132,6 +132,13 @@ pub struct Scorer {
     pub deadline: Duration,
 }
 
+/// ROUGE-L F1 that counts as full agreement between summaries: independently written good
+/// summaries of one text rarely overlap more than this.
+pub const ROUGE_FULL: f64 = 0.5;
+
+/// Coverage that counts as full: a summary keeping half of the source's top content words.
+pub const COVERAGE_FULL: f64 = 0.5;
+
 /// Accuracy given to a lone answer, which has nothing to agree with.
 pub const SINGLE_ANSWER: f64 = 0.5;
 
@@ -246,7 +253,8 @@ impl Scorer {
                 let [rouge_l, rouge_1, rouge_2] = agreement
                     .as_ref()
                     .map_or([SINGLE_ANSWER, f64::NAN, f64::NAN], |a| a[i]);
-                let content = 0.7 * rouge_l + 0.3 * checks.coverage;
+                let content = 0.7 * (rouge_l / ROUGE_FULL).min(1.0)
+                    + 0.3 * (checks.coverage / COVERAGE_FULL).min(1.0);
                 let mut notes = checks.notes;
                 notes.extend(note.clone());
                 let detail = ScoreDetail {

@@ -1,0 +1,64 @@
+//! The scoring corpus (testdata/scoring) with its known rankings, and property tests of the
+//! scorer: bounds, monotonicity, order invariance and robustness to an adversarial answer.
+
+mod corpus;
+mod properties;
+
+use std::time::Duration;
+
+use taogate_shared::domain::{Language, ServiceKind};
+use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scored, Scorer, Weights};
+
+/// The default scorer: weights 0.7/0.3, floor 0.3, compression 0.05–0.6, 30 s deadline.
+pub fn scorer() -> Scorer {
+    Scorer {
+        weights: Weights {
+            accuracy: 0.7,
+            speed: 0.3,
+        },
+        floor: 0.3,
+        compression: (0.05, 0.6),
+        deadline: Duration::from_secs(30),
+    }
+}
+
+/// A language by code.
+pub fn lang(code: &str) -> Language {
+    Language::parse(code).unwrap()
+}
+
+/// Scores text answers, all with the same latency.
+pub fn score_texts(
+    kind: ServiceKind,
+    language: Language,
+    source: Option<&str>,
+    texts: &[&str],
+    reference: &Reference,
+) -> Vec<Scored> {
+    let answers: Vec<Answer> = texts
+        .iter()
+        .map(|t| Answer::Text((*t).to_owned()))
+        .collect();
+    let entries: Vec<Entry<'_>> = answers
+        .iter()
+        .map(|answer| Entry {
+            answer,
+            latency: Duration::from_millis(500),
+            transcript: None,
+        })
+        .collect();
+    let job = Job {
+        kind,
+        language,
+        text: source,
+        audio_seconds: Some(10.0),
+    };
+    scorer().score(&job, &entries, reference)
+}
+
+/// A file of the scoring corpus.
+pub fn testdata(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/scoring")
+        .join(name)
+}
