@@ -42,6 +42,18 @@ pub fn fill(body: &mut SynapseBody, behaviour: Behaviour) {
             });
             return;
         }
+        Behaviour::Degenerate => {
+            let output = match task_type.as_str() {
+                "tts" => {
+                    let chars = String::from_utf8_lossy(&input).chars().count();
+                    audio::wav_pcm16(&vec![0i16; chars * 16_000 * 8 / 100], 16_000, None)
+                }
+                "summarization" => input,
+                _ => "thank you ".repeat(30).into_bytes(),
+            };
+            body.output_data = Some(B64.encode(output));
+            return;
+        }
         _ => {}
     }
     let noisy = behaviour == Behaviour::Noisy;

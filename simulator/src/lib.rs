@@ -8,7 +8,7 @@
 //! the body hash (500), and answers 200 with the full synapse body.
 //!
 //! Answers are deterministic and depend on the miner's [`Behaviour`]: good, noisy, slow,
-//! erroring (HTTP 200 with `error_message`), garbage, blacklisting (403), crashing (500) or unreachable (nothing
+//! erroring (HTTP 200 with `error_message`), garbage, degenerate (well-formed but worthless), blacklisting (403), crashing (500) or unreachable (nothing
 //! listens on its port). TTS answers are real WAV files; summaries are real extractive summaries;
 //! transcripts are read from the comment tag the submitted audio carries (see [`answers`]).
 
@@ -39,6 +39,9 @@ pub enum Behaviour {
     Erroring,
     /// HTTP 200 with an output that does not decode to a valid answer.
     Garbage,
+    /// HTTP 200 with a well-formed but worthless answer: a "thank you" loop for a transcript,
+    /// the input itself as its summary, silence for speech.
+    Degenerate,
     /// 403 for every caller, as a miner that only serves registered validators does.
     Blacklisting,
     /// The forward function raises: HTTP 500, as a Python axon answers then.
@@ -66,6 +69,7 @@ impl Behaviour {
             "slow" => Self::Slow,
             "erroring" => Self::Erroring,
             "garbage" => Self::Garbage,
+            "degenerate" => Self::Degenerate,
             "blacklisting" => Self::Blacklisting,
             "crashing" => Self::Crashing,
             "unreachable" => Self::Unreachable,

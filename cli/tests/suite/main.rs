@@ -8,5 +8,6 @@ mod chain;
 mod docs;
 mod interop;
 mod lifecycle;
+mod scoring;
 mod services;
 mod support;

@@ -214,12 +214,11 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
             .max_by(|a, b| a.1.accuracy.total_cmp(&b.1.accuracy))
             .map(|(k, s)| (valid[k].0, s))
             .unwrap_or((valid[0].0, &scored[0]));
-        let why = s
-            .detail
-            .notes
-            .first()
-            .map(|n| format!(": {n}"))
-            .unwrap_or_default();
+        let why = if s.detail.notes.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", s.detail.notes.join("; "))
+        };
         return Err(AttemptError::NoAnswer {
             reason: format!(
                 "no answer reached the accuracy floor {:.2} (best: uid {} with {:.2}{why})",
