@@ -1,6 +1,8 @@
 //! The scoring corpus (testdata/scoring) with its known rankings, and property tests of the
 //! scorer: bounds, monotonicity, order invariance and robustness to an adversarial answer.
 
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test here
+
 mod corpus;
 mod properties;
 
