@@ -161,3 +161,159 @@ pub fn metagraph(hex_result: &str, runs: usize) -> anyhow::Result<(Duration, usi
     samples.sort_unstable();
     Ok((samples[samples.len() / 2], neurons))
 }
+
+/// What `taogate bench score` measured: medians over the runs.
+#[derive(Debug, Clone)]
+pub struct ScoringReport {
+    /// Consensus scoring of the transcripts, all pairs, end to end (normalization included).
+    pub consensus: Duration,
+    /// Transcripts and their length in words.
+    pub transcripts: (usize, usize),
+    /// ROUGE-L F1 of one pair from raw text (normalization and tokenization included).
+    pub rouge_from_text: Duration,
+    /// ROUGE-L F1 of one pair of token sequences (the LCS alone).
+    pub rouge_tokens: Duration,
+    /// Characters of each ROUGE input.
+    pub rouge_chars: usize,
+}
+
+/// A deterministic stream of pseudo-words: a 3,000-word vocabulary drawn with a skew toward
+/// frequent words, as in speech.
+struct Words(u64);
+
+impl Words {
+    fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn word(&mut self) -> String {
+        const SYLLABLES: [&str; 16] = [
+            "ka", "to", "ri", "mu", "sen", "da", "lo", "vi", "ne", "sha", "po", "tal", "ber",
+            "qui", "zo", "fen",
+        ];
+        // The product of two uniforms favours small ranks.
+        let rank = (self.next_u64() % 3_000) * (self.next_u64() % 3_000) / 3_000;
+        let mut n = rank + 1;
+        let mut w = String::new();
+        while n > 0 {
+            w.push_str(SYLLABLES[(n % 16) as usize]);
+            n /= 16;
+        }
+        w
+    }
+
+    fn text(&mut self, words: usize) -> Vec<String> {
+        (0..words).map(|_| self.word()).collect()
+    }
+
+    /// `base` with about `rate` of its words substituted, deleted or followed by an insertion.
+    fn corrupt(&mut self, base: &[String], rate: f64) -> String {
+        let threshold = (rate * 1_000_000.0) as u64;
+        let mut out: Vec<String> = Vec::with_capacity(base.len() + base.len() / 10);
+        for w in base {
+            if self.next_u64() % 1_000_000 >= threshold {
+                out.push(w.clone());
+                continue;
+            }
+            match self.next_u64() % 3 {
+                0 => out.push(self.word()),
+                1 => {}
+                _ => {
+                    out.push(w.clone());
+                    out.push(self.word());
+                }
+            }
+        }
+        out.join(" ")
+    }
+}
+
+/// Times consensus scoring of `transcripts` transcripts of `words` words (each about 5 %
+/// away from a common truth), and ROUGE-L on two summaries of about `chars` characters.
+pub fn scoring(transcripts: usize, words: usize, chars: usize, runs: usize) -> ScoringReport {
+    use taogate_shared::domain::{Language, ServiceKind};
+    use taogate_shared::scoring::text::Vocabulary;
+    use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scorer, Weights, metrics};
+
+    let mut words_gen = Words(0x5eed_cafe_f00d_beef);
+    let truth = words_gen.text(words);
+    let answers: Vec<Answer> = (0..transcripts)
+        .map(|_| Answer::Text(words_gen.corrupt(&truth, 0.05)))
+        .collect();
+    let en = Language::parse("en").unwrap_or_else(|_| unreachable!("en is supported"));
+    let scorer = Scorer {
+        weights: Weights {
+            accuracy: 0.7,
+            speed: 0.3,
+        },
+        floor: 0.3,
+        compression: (0.05, 0.6),
+        deadline: Duration::from_secs(30),
+    };
+    let job = Job {
+        kind: ServiceKind::Transcription,
+        language: en,
+        text: None,
+        audio_seconds: Some(words as f64 / 2.5),
+    };
+    let entries: Vec<Entry<'_>> = answers
+        .iter()
+        .map(|answer| Entry {
+            answer,
+            latency: Duration::from_secs(3),
+            transcript: None,
+        })
+        .collect();
+    let median = |mut samples: Vec<Duration>| {
+        samples.sort_unstable();
+        samples[samples.len() / 2]
+    };
+    let runs = runs.max(1);
+    let consensus = median(
+        (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(scorer.score(&job, &entries, &Reference::None));
+                started.elapsed()
+            })
+            .collect(),
+    );
+
+    let mut summary = Vec::new();
+    while summary.iter().map(|w: &String| w.len() + 1).sum::<usize>() < chars {
+        summary.push(words_gen.word());
+    }
+    let (a, b) = (summary.join(" "), words_gen.corrupt(&summary, 0.1));
+    let rouge_from_text = median(
+        (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                let mut vocab = Vocabulary::default();
+                let (x, y) = (vocab.text(&a, en), vocab.text(&b, en));
+                std::hint::black_box(metrics::rouge_l(&x, &y));
+                started.elapsed()
+            })
+            .collect(),
+    );
+    let mut vocab = Vocabulary::default();
+    let (x, y) = (vocab.text(&a, en), vocab.text(&b, en));
+    let rouge_tokens = median(
+        (0..runs)
+            .map(|_| {
+                let started = Instant::now();
+                std::hint::black_box(metrics::rouge_l(&x, &y));
+                started.elapsed()
+            })
+            .collect(),
+    );
+    ScoringReport {
+        consensus,
+        transcripts: (transcripts, words),
+        rouge_from_text,
+        rouge_tokens,
+        rouge_chars: a.len(),
+    }
+}

@@ -94,6 +94,21 @@ enum BenchCommand {
         #[arg(long, default_value_t = 200)]
         runs: usize,
     },
+    /// Scoring time: consensus over long transcripts, ROUGE-L over long summaries.
+    Score {
+        /// Transcripts scored together.
+        #[arg(long, default_value_t = 5)]
+        transcripts: usize,
+        /// Words per transcript.
+        #[arg(long, default_value_t = 10_000)]
+        words: usize,
+        /// Characters per ROUGE-L input.
+        #[arg(long, default_value_t = 50_000)]
+        chars: usize,
+        /// Repetitions (the median is reported).
+        #[arg(long, default_value_t = 21)]
+        runs: usize,
+    },
     /// TTS submissions per second and latency percentiles.
     Submit {
         /// Concurrent keep-alive connections.
@@ -215,6 +230,35 @@ async fn main() -> anyhow::Result<()> {
             anyhow::ensure!(seconds > 0.0 && seconds <= 60.0, "--seconds takes up to 60");
             let rate = taogate_cli::bench::signatures(Duration::from_secs_f64(seconds))?;
             println!("{rate:.0} axon request signatures/s on one core");
+            Ok(())
+        }
+        Command::Bench {
+            what:
+                BenchCommand::Score {
+                    transcripts,
+                    words,
+                    chars,
+                    runs,
+                },
+        } => {
+            anyhow::ensure!(
+                (1..=64).contains(&transcripts) && words <= 1_000_000 && chars <= 10_000_000,
+                "--transcripts takes 1 to 64, --words up to 1,000,000, --chars up to 10,000,000"
+            );
+            let r = taogate_cli::bench::scoring(transcripts, words, chars, runs);
+            let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+            println!(
+                "consensus, {} transcripts of {} words (all pairs): {:.2} ms (median of {runs})",
+                r.transcripts.0,
+                r.transcripts.1,
+                ms(r.consensus)
+            );
+            println!(
+                "ROUGE-L, two {}-character texts: {:.2} ms per pair from text, {:.2} ms on tokens",
+                r.rouge_chars,
+                ms(r.rouge_from_text),
+                ms(r.rouge_tokens)
+            );
             Ok(())
         }
         Command::Bench {

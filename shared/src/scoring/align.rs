@@ -75,10 +75,12 @@ fn strip_common<'a>(mut a: &'a [u32], mut b: &'a [u32]) -> (&'a [u32], &'a [u32]
 
 /// Levenshtein distance (unit costs for substitution, insertion and deletion).
 ///
-/// Computed inside a diagonal band first (Ukkonen's cut-off): an alignment of cost `d` never
-/// leaves the diagonals `|i - j| <= d`, so rows outside the band need not be computed. The
-/// first band is sized from a lower bound of the distance (the tokens one side has and the
-/// other lacks) and doubled until the result fits inside it, which proves it exact.
+/// Computed inside a diagonal band (Ukkonen's cut-off). An alignment of cost `d` between
+/// sequences whose lengths differ by `δ` makes at most `(d + δ) / 2` insertions or deletions
+/// on either side, so it never strays further than that from the main diagonal. A banded pass
+/// never understates the distance, so a pass that returns `c` with `(c + δ) / 2` inside its
+/// band is exact; otherwise a second pass with exactly that band is. The first band comes
+/// from a lower bound of the distance (the tokens one side has and the other lacks).
 pub fn edit_distance(a: &[u32], b: &[u32]) -> usize {
     let (a, b) = strip_common(a, b);
     // The shorter sequence is the pattern: fewer blocks per column.
@@ -88,13 +90,15 @@ pub fn edit_distance(a: &[u32], b: &[u32]) -> usize {
     }
     let masks = Masks::new(pattern, text);
     let rows = masks.lookup(text);
-    let mut band = lower_bound(&masks, &rows) * 3 / 2 + 64;
+    let skew = text.len() - pattern.len();
+    let mut band = lower_bound(&masks, &rows) * 5 / 4 + skew / 2 + 64;
     loop {
         let distance = banded(&masks, &rows, pattern.len(), band);
-        if distance <= band || band >= pattern.len() + text.len() {
+        let needed = (distance + skew).div_ceil(2);
+        if needed <= band || band >= pattern.len() + text.len() {
             return distance;
         }
-        band *= 2;
+        band = needed;
     }
 }
 
@@ -113,13 +117,14 @@ fn lower_bound(masks: &Masks, rows: &[usize]) -> usize {
     surplus.max(deficit) as usize
 }
 
-/// The edit distance if it is at most `band`; otherwise some value above `band`.
+/// An upper bound of the edit distance, exact when an optimal alignment stays within `band`
+/// of the main diagonal.
 ///
 /// Column `j` computes only the blocks holding rows `j - band ..= j + band`. A block that
 /// leaves the band at the top is never computed again, and the first computed block assumes
 /// a +1 horizontal step above it; a block that enters at the bottom starts with +1 vertical
 /// steps. Both assumptions can only overstate cells, never understate them, and cells on an
-/// alignment of cost `<= band` are computed exactly.
+/// alignment that stays inside the band are computed exactly.
 fn banded(masks: &Masks, rows: &[usize], m: usize, band: usize) -> usize {
     let blocks = masks.blocks;
     let last_block = blocks - 1;
@@ -164,8 +169,8 @@ fn banded(masks: &Masks, rows: &[usize], m: usize, band: usize) -> usize {
         }
         bottom += carry.0 as i64 - carry.1 as i64;
     }
-    // Blocks below the band at the last column would each add their rows; by the time the
-    // text ends, `band >= m - n` guarantees row m is inside (else the value is above band).
+    // The pattern is the shorter side, so by the last column row m is inside the band; blocks
+    // below it would each add their rows.
     let missing: i64 = (last + 1..blocks).map(|b| rows_in(b) as i64).sum();
     (bottom + missing).max(0) as usize
 }

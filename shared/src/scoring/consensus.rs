@@ -32,7 +32,7 @@ where
                 .collect();
             handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_default())
+                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
                 .collect()
         })
     } else {
@@ -44,6 +44,36 @@ where
         matrix[j][i] = v;
     }
     matrix
+}
+
+/// `f` over every item, spread over the available cores when the job is `heavy`.
+pub fn parallel_map<T: Sync, R: Send>(
+    items: &[T],
+    heavy: bool,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let threads = if heavy {
+        std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(items.len())
+    } else {
+        1
+    };
+    if threads <= 1 {
+        return items.iter().map(f).collect();
+    }
+    let chunk = items.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let f = &f;
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
 }
 
 /// For each answer, the medoid(s) of the other answers under the symmetric `distance` matrix.

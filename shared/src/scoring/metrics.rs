@@ -1,6 +1,6 @@
 //! Reference-based metrics on token sequences: error rate and ROUGE.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use super::align::{edit_distance, lcs_length};
 

@@ -205,8 +205,7 @@ impl Scorer {
         let mut vocab = Vocabulary::default();
         let source = summary::Source::new(job.text.unwrap_or_default(), language, &mut vocab);
         let texts: Vec<&str> = entries.iter().map(|e| text_of(e.answer)).collect();
-        let tokens: Vec<Vec<u32>> = texts.iter().map(|t| vocab.text(t, language)).collect();
-        let heavy = tokens.iter().map(Vec::len).sum::<usize>() > 20_000;
+        let (tokens, heavy) = tokenize(&texts, language, &mut vocab);
         let (agreement, basis, note) = agreement(
             reference,
             entries.len(),
@@ -276,6 +275,19 @@ impl Scorer {
     }
 }
 
+/// Normalizes (in parallel for long texts) and tokenizes the answers; says whether the job is
+/// big enough to spread over the cores.
+fn tokenize(texts: &[&str], language: Language, vocab: &mut Vocabulary) -> (Vec<Vec<u32>>, bool) {
+    let heavy = texts.iter().map(|t| t.len()).sum::<usize>() > HEAVY_BYTES;
+    let normalized = consensus::parallel_map(texts, heavy, |t| text::normalize(t, language));
+    let unit = Unit::of(language);
+    let tokens = normalized.iter().map(|n| vocab.tokens(n, unit)).collect();
+    (tokens, heavy)
+}
+
+/// Text volume above which scoring work is spread over the cores.
+const HEAVY_BYTES: usize = 100_000;
+
 fn text_of(answer: &Answer) -> &str {
     match answer {
         Answer::Text(t) => t,
@@ -322,8 +334,7 @@ fn transcription(
     let unit = Unit::of(language);
     let mut vocab = Vocabulary::default();
     let texts: Vec<&str> = entries.iter().map(|e| text_of(e.answer)).collect();
-    let tokens: Vec<Vec<u32>> = texts.iter().map(|t| vocab.text(t, language)).collect();
-    let heavy = tokens.iter().map(Vec::len).sum::<usize>() > 20_000;
+    let (tokens, heavy) = tokenize(&texts, language, &mut vocab);
     let (errors, basis, note) = agreement(
         reference,
         entries.len(),

@@ -10,8 +10,7 @@
 //! 5. English number words up to ninety-nine become digits (`twenty one` → `21`);
 //! 6. runs of whitespace collapse.
 
-use std::collections::HashMap;
-
+use foldhash::{HashMap, HashSet, HashSetExt as _};
 use unicode_normalization::UnicodeNormalization as _;
 use unicode_normalization::char::is_combining_mark;
 
@@ -40,85 +39,96 @@ impl Unit {
 
 /// Applies the documented normalization.
 pub fn normalize(text: &str, language: Language) -> String {
-    let composed: Vec<char> = text.nfkc().flat_map(char::to_lowercase).collect();
-    let mut spaced = String::with_capacity(composed.len());
-    for (i, &c) in composed.iter().enumerate() {
-        let between_digits = || {
-            i > 0
-                && composed[i - 1].is_ascii_digit()
-                && composed.get(i + 1).is_some_and(char::is_ascii_digit)
-        };
-        if c == '\'' || c == '\u{2019}' || (c == ',' && between_digits()) {
-            continue;
-        }
-        if c.is_alphanumeric() || is_combining_mark(c) {
-            spaced.push(c);
+    use unicode_normalization::{IsNormalized, is_nfkc_quick};
+    let composed: std::borrow::Cow<'_, str> =
+        if text.is_ascii() || is_nfkc_quick(text.chars()) == IsNormalized::Yes {
+            text.into()
         } else {
-            spaced.push(' ');
+            text.nfkc().collect::<String>().into()
+        };
+    let lower = composed.to_lowercase();
+    let mut spaced = String::with_capacity(lower.len());
+    let mut previous = ' ';
+    let mut chars = lower.chars().peekable();
+    while let Some(c) = chars.next() {
+        let next_is_digit = chars.peek().is_some_and(char::is_ascii_digit);
+        let keep = match c {
+            '\'' | '\u{2019}' => None,
+            ',' if previous.is_ascii_digit() && next_is_digit => None,
+            'a'..='z' | '0'..='9' => Some(c),
+            _ if c.is_ascii() => Some(' '),
+            _ if c.is_alphanumeric() || is_combining_mark(c) => Some(c),
+            _ => Some(' '),
+        };
+        previous = c;
+        if let Some(k) = keep {
+            spaced.push(k);
         }
     }
-    let words: Vec<&str> = spaced.split_whitespace().collect();
+    let mut out = String::with_capacity(spaced.len());
+    let mut push = |word: &str| {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(word);
+    };
     if language.code() == "en" {
-        english_numbers(&words).join(" ")
+        let words: Vec<&str> = spaced.split_whitespace().collect();
+        let mut i = 0;
+        while i < words.len() {
+            match number_word(words[i]) {
+                Some(tens) if tens >= 20 => {
+                    let unit = words.get(i + 1).and_then(|w| number_word(w));
+                    if let Some(u) = unit.filter(|u| (1..10).contains(u)) {
+                        push(&(tens + u).to_string());
+                        i += 2;
+                        continue;
+                    }
+                    push(&tens.to_string());
+                }
+                Some(n) => push(&n.to_string()),
+                None => push(words[i]),
+            }
+            i += 1;
+        }
     } else {
-        words.join(" ")
+        spaced.split_whitespace().for_each(push);
     }
+    out
 }
 
 fn number_word(word: &str) -> Option<u32> {
-    const ONES: [&str; 20] = [
-        "zero",
-        "one",
-        "two",
-        "three",
-        "four",
-        "five",
-        "six",
-        "seven",
-        "eight",
-        "nine",
-        "ten",
-        "eleven",
-        "twelve",
-        "thirteen",
-        "fourteen",
-        "fifteen",
-        "sixteen",
-        "seventeen",
-        "eighteen",
-        "nineteen",
-    ];
-    const TENS: [&str; 8] = [
-        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
-    ];
-    if let Some(n) = ONES.iter().position(|w| *w == word) {
-        return Some(n as u32);
-    }
-    TENS.iter()
-        .position(|w| *w == word)
-        .map(|n| 20 + 10 * n as u32)
-}
-
-fn english_numbers(words: &[&str]) -> Vec<String> {
-    let mut out = Vec::with_capacity(words.len());
-    let mut i = 0;
-    while i < words.len() {
-        match number_word(words[i]) {
-            Some(tens) if tens >= 20 => {
-                let unit = words.get(i + 1).and_then(|w| number_word(w));
-                if let Some(u) = unit.filter(|u| (1..10).contains(u)) {
-                    out.push((tens + u).to_string());
-                    i += 2;
-                    continue;
-                }
-                out.push(tens.to_string());
-            }
-            Some(n) => out.push(n.to_string()),
-            None => out.push(words[i].to_owned()),
-        }
-        i += 1;
-    }
-    out
+    Some(match word {
+        "zero" => 0,
+        "one" => 1,
+        "two" => 2,
+        "three" => 3,
+        "four" => 4,
+        "five" => 5,
+        "six" => 6,
+        "seven" => 7,
+        "eight" => 8,
+        "nine" => 9,
+        "ten" => 10,
+        "eleven" => 11,
+        "twelve" => 12,
+        "thirteen" => 13,
+        "fourteen" => 14,
+        "fifteen" => 15,
+        "sixteen" => 16,
+        "seventeen" => 17,
+        "eighteen" => 18,
+        "nineteen" => 19,
+        "twenty" => 20,
+        "thirty" => 30,
+        "forty" => 40,
+        "fifty" => 50,
+        "sixty" => 60,
+        "seventy" => 70,
+        "eighty" => 80,
+        "ninety" => 90,
+        _ => return None,
+    })
 }
 
 /// Interns tokens as dense ids, shared by every text of one scoring run so that ids compare.
@@ -175,7 +185,7 @@ pub fn repetition(tokens: &[u32], unit: Unit) -> f64 {
         return 0.0;
     }
     let windows = tokens.len() + 1 - n;
-    let mut seen = std::collections::HashSet::with_capacity(windows);
+    let mut seen = HashSet::with_capacity(windows);
     let repeated = tokens.windows(n).filter(|w| !seen.insert(*w)).count();
     repeated as f64 / windows as f64
 }
