@@ -15,10 +15,11 @@ use taogate_shared::worker::Worker;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     aws::init_tracing();
-    let settings = Settings::from_env()?;
+    let mut settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let hotkey = Arc::new(clients.hotkey(&settings).await?);
+    clients.reference_api_key(&mut settings).await?;
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_miner_client(
         &settings,

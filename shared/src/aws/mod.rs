@@ -142,28 +142,8 @@ impl AwsClients {
     /// (production), else from `BT_HOTKEY_URI`. Never the dev default: a Lambda without a key
     /// refuses to start. Errors never contain the secret.
     pub async fn hotkey(&self, settings: &Settings) -> anyhow::Result<Hotkey> {
-        let secret = match std::env::var("BT_HOTKEY_SECRET_ARN")
-            .ok()
-            .filter(|a| !a.is_empty())
-        {
-            Some(arn) => {
-                let out = self
-                    .secrets
-                    .get_secret_value()
-                    .secret_id(&arn)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot read the hotkey secret {arn}: {}",
-                            aws_sdk_secretsmanager::error::DisplayErrorContext(e)
-                        )
-                    })?;
-                let raw = out
-                    .secret_string()
-                    .ok_or_else(|| anyhow::anyhow!("the hotkey secret {arn} holds no string"))?;
-                Secret::new(raw.trim())
-            }
+        let secret = match self.secret_from_env("BT_HOTKEY_SECRET_ARN").await? {
+            Some(secret) => secret,
             None => settings.hotkey_uri.clone().ok_or_else(|| {
                 anyhow::anyhow!(
                     "no hotkey: set BT_HOTKEY_SECRET_ARN (or BT_HOTKEY_URI outside production)"
@@ -171,6 +151,39 @@ impl AwsClients {
             })?,
         };
         Ok(Hotkey::from_secret(&secret)?)
+    }
+
+    /// The reference endpoints' bearer token from the secret `REFERENCE_API_KEY_SECRET_ARN`,
+    /// when set, in place of `REFERENCE_API_KEY`.
+    pub async fn reference_api_key(&self, settings: &mut Settings) -> anyhow::Result<()> {
+        if let Some(key) = self.secret_from_env("REFERENCE_API_KEY_SECRET_ARN").await? {
+            settings.reference_api_key = Some(key);
+        }
+        Ok(())
+    }
+
+    /// The string of the Secrets Manager secret named by the environment variable `name`, if
+    /// that is set. Errors name the secret, never its value.
+    async fn secret_from_env(&self, name: &str) -> anyhow::Result<Option<Secret>> {
+        let Some(arn) = std::env::var(name).ok().filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the secret {arn} ({name}): {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let raw = out
+            .secret_string()
+            .ok_or_else(|| anyhow::anyhow!("the secret {arn} ({name}) holds no string"))?;
+        Ok(Some(Secret::new(raw.trim())))
     }
 }
 
