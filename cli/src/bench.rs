@@ -236,7 +236,7 @@ impl Words {
 pub fn scoring(transcripts: usize, words: usize, chars: usize, runs: usize) -> ScoringReport {
     use taogate_shared::domain::{Language, ServiceKind};
     use taogate_shared::scoring::text::Vocabulary;
-    use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scorer, Weights, metrics};
+    use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scorer, metrics};
 
     let mut words_gen = Words(0x5eed_cafe_f00d_beef);
     let truth = words_gen.text(words);
@@ -244,15 +244,9 @@ pub fn scoring(transcripts: usize, words: usize, chars: usize, runs: usize) -> S
         .map(|_| Answer::Text(words_gen.corrupt(&truth, 0.05)))
         .collect();
     let en = Language::parse("en").unwrap_or_else(|_| unreachable!("en is supported"));
-    let scorer = Scorer {
-        weights: Weights {
-            accuracy: 0.7,
-            speed: 0.3,
-        },
-        floor: 0.3,
-        compression: (0.05, 0.6),
-        deadline: Duration::from_secs(30),
-    };
+    let defaults = taogate_shared::config::Settings::from_lookup(|_| None)
+        .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"));
+    let scorer = Scorer::from_settings(&defaults);
     let job = Job {
         kind: ServiceKind::Transcription,
         language: en,

@@ -25,7 +25,7 @@ pub use speed::{Weights, Work};
 
 use crate::audio::Signal;
 use crate::domain::{Language, ScoreDetail, ServiceKind};
-use text::{Unit, Vocabulary, repetition, repetition_factor, script_factor, script_share};
+use text::{TextChecks, Unit, Vocabulary};
 
 /// `SCORING_MODE`: where the reference comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -147,6 +147,19 @@ pub const SIGNAL_ONLY: &str =
     "TTS accuracy is a signal-quality score, not intelligibility: no recognizer is configured";
 
 impl Scorer {
+    /// The scorer `settings` configure.
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self {
+            weights: Weights {
+                accuracy: settings.accuracy_weight,
+                speed: settings.speed_weight,
+            },
+            floor: settings.accuracy_floor,
+            compression: settings.summary_compression,
+            deadline: settings.task_timeout,
+        }
+    }
+
     /// Scores every entry. Entries of the wrong kind for the service score 0.
     pub fn score(
         &self,
@@ -381,31 +394,18 @@ fn transcription(
         .map(|(i, (t, text))| {
             let error = errors.as_ref().map(|e| e[i]);
             let agreement = error.map_or(SINGLE_ANSWER, |e| (1.0 - e).max(0.0));
-            let rep = repetition(t, unit);
-            let script = script_share(text, language);
             let mut notes: Vec<String> = note.clone().into_iter().collect();
-            if repetition_factor(rep) < 1.0 {
-                notes.push(format!("{:.0} % repeated n-grams", rep * 100.0));
-            }
-            if script_factor(script) < 1.0 {
-                notes.push(format!(
-                    "only {:.0} % of letters in the script of '{language}'",
-                    script.unwrap_or(0.0) * 100.0
-                ));
-            }
+            let checks = TextChecks::run(t, text, language, &mut notes);
             let detail = ScoreDetail {
                 basis: basis.into(),
                 wer: error.filter(|_| unit == Unit::Word),
                 cer: error.filter(|_| unit == Unit::Character),
-                repetition: Some(rep),
-                script,
+                repetition: Some(checks.repetition),
+                script: checks.script,
                 notes,
                 ..ScoreDetail::default()
             };
-            (
-                agreement * repetition_factor(rep) * script_factor(script),
-                detail,
-            )
+            (agreement * checks.factor, detail)
         })
         .collect()
 }

@@ -2,9 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use super::text::{
-    Unit, Vocabulary, normalize, repetition, repetition_factor, script_factor, script_share,
-};
+use super::text::{TextChecks, Unit, Vocabulary, normalize};
 use crate::domain::Language;
 
 /// Source content units a summary is expected to keep.
@@ -152,26 +150,14 @@ pub fn check(
     } else {
         1.0
     };
-    let repetition = repetition(summary, unit);
-    let rep_factor = repetition_factor(repetition);
-    if rep_factor < 1.0 {
-        notes.push(format!("{:.0} % repeated n-grams", repetition * 100.0));
-    }
-    let script = script_share(summary_text, language);
-    let script_f = script_factor(script);
-    if script_f < 1.0 {
-        notes.push(format!(
-            "only {:.0} % of letters in the script of '{language}'",
-            script.unwrap_or(0.0) * 100.0
-        ));
-    }
+    let text = TextChecks::run(summary, summary_text, language, &mut notes);
     Checks {
         compression,
         coverage,
         copied,
-        repetition,
-        script,
-        factor: compression_factor * copy_factor * rep_factor * script_f,
+        repetition: text.repetition,
+        script: text.script,
+        factor: compression_factor * copy_factor * text.factor,
         notes,
     }
 }

@@ -247,6 +247,41 @@ pub fn script_factor(share: Option<f64>) -> f64 {
     share.map_or(1.0, |s| ((s - 0.4) / 0.4).clamp(0.0, 1.0))
 }
 
+/// The reference-free checks every text answer gets: repetition and script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextChecks {
+    /// Repeated n-gram share.
+    pub repetition: f64,
+    /// Share of letters in the language's script.
+    pub script: Option<f64>,
+    /// Product of both factors.
+    pub factor: f64,
+}
+
+impl TextChecks {
+    /// Checks `text` (tokenized as `tokens`), adding a note for each factor below 1.
+    pub fn run(tokens: &[u32], text: &str, language: Language, notes: &mut Vec<String>) -> Self {
+        let repetition = repetition(tokens, Unit::of(language));
+        let rep_factor = repetition_factor(repetition);
+        if rep_factor < 1.0 {
+            notes.push(format!("{:.0} % repeated n-grams", repetition * 100.0));
+        }
+        let script = script_share(text, language);
+        let script_f = script_factor(script);
+        if script_f < 1.0 {
+            notes.push(format!(
+                "only {:.0} % of letters in the script of '{language}'",
+                script.unwrap_or(0.0) * 100.0
+            ));
+        }
+        Self {
+            repetition,
+            script,
+            factor: rep_factor * script_f,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -29,8 +29,8 @@ use crate::ports::{
     AttemptEnd, BlobStore, Delivery, HealthStore, MinerClient, MinerDirectory, StoreError,
     TaskWriter,
 };
+use crate::scoring::Scorer;
 use crate::scoring::reference::ReferenceClient;
-use crate::scoring::{Scorer, Weights};
 use crate::views::TaskView;
 
 /// What to do with the message after handling it.
@@ -85,15 +85,7 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory> Worker<T, B, 
                 hedge_after: settings.hedge_after,
                 hedge_miners: settings.hedge_miners,
                 deadline: settings.task_timeout,
-                scorer: Scorer {
-                    weights: Weights {
-                        accuracy: settings.accuracy_weight,
-                        speed: settings.speed_weight,
-                    },
-                    floor: settings.accuracy_floor,
-                    compression: settings.summary_compression,
-                    deadline: settings.task_timeout,
-                },
+                scorer: Scorer::from_settings(settings),
                 scoring_mode: settings.scoring_mode,
                 reference: ReferenceClient::from_settings(settings).map(Arc::new),
                 own_hotkey: hotkey.ss58().to_owned(),

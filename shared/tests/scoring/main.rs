@@ -8,20 +8,13 @@ mod properties;
 
 use std::time::Duration;
 
+use taogate_shared::config::Settings;
 use taogate_shared::domain::{Language, ServiceKind};
-use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scored, Scorer, Weights};
+use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scored, Scorer};
 
 /// The default scorer: weights 0.7/0.3, floor 0.3, compression 0.05–0.6, 30 s deadline.
 pub fn scorer() -> Scorer {
-    Scorer {
-        weights: Weights {
-            accuracy: 0.7,
-            speed: 0.3,
-        },
-        floor: 0.3,
-        compression: (0.05, 0.6),
-        deadline: Duration::from_secs(30),
-    }
+    Scorer::from_settings(&Settings::from_lookup(|_| None).unwrap())
 }
 
 /// A language by code.
