@@ -485,3 +485,42 @@ fn tts(job: &Job<'_>, entries: &[Entry<'_>]) -> Vec<(f64, ScoreDetail)> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scored(accuracy: f64, combined: f64) -> Scored {
+        Scored {
+            accuracy,
+            speed: 0.0,
+            combined,
+            detail: ScoreDetail::default(),
+        }
+    }
+
+    fn scorer() -> Scorer {
+        Scorer::from_settings(
+            &crate::config::Settings::from_lookup(|_| None).expect("defaults are valid"),
+        )
+    }
+
+    #[test]
+    fn ties_go_to_lower_latency_then_lower_uid_and_the_floor_excludes() {
+        let s = scorer();
+        let equal = [scored(0.8, 0.7), scored(0.8, 0.7), scored(0.8, 0.7)];
+        assert_eq!(s.best(&equal, &[300, 100, 100], &[1, 9, 4]), Some(2));
+        assert_eq!(s.best(&equal, &[300, 100, 200], &[1, 9, 4]), Some(1));
+        // A higher combined score below the floor never wins.
+        let floor = [scored(0.29, 0.95), scored(0.5, 0.6)];
+        assert_eq!(s.best(&floor, &[1, 1], &[0, 1]), Some(1));
+        assert_eq!(s.best(&floor[..1], &[1], &[0]), None);
+    }
+
+    #[test]
+    fn modes_parse_and_refuse_unknown_names() {
+        assert_eq!(Mode::parse(" Reference "), Ok(Mode::Reference));
+        assert_eq!(Mode::parse("auto"), Ok(Mode::Auto));
+        assert!(Mode::parse("majority").unwrap_err().contains("consensus"));
+    }
+}
