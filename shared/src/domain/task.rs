@@ -231,7 +231,7 @@ pub struct ScoreDetail {
     /// Share of the source reproduced in order (LCS over source length).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copied: Option<f64>,
-    /// Share of repeated n-grams (word trigrams, character 5-grams).
+    /// Share of repeated n-grams (word trigrams, character 4-grams).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repetition: Option<f64>,
     /// Share of letters in the requested language's script.

@@ -79,8 +79,8 @@ fn strip_common<'a>(mut a: &'a [u32], mut b: &'a [u32]) -> (&'a [u32], &'a [u32]
 /// sequences whose lengths differ by `δ` makes at most `(d + δ) / 2` insertions or deletions
 /// on either side, so it never strays further than that from the main diagonal. A banded pass
 /// never understates the distance, so a pass that returns `c` with `(c + δ) / 2` inside its
-/// band is exact; otherwise a second pass with exactly that band is. The first band comes
-/// from a lower bound of the distance (the tokens one side has and the other lacks).
+/// band is exact; otherwise a second pass with exactly that band is. The first band is
+/// estimated from the tokens each side has and the other lacks.
 pub fn edit_distance(a: &[u32], b: &[u32]) -> usize {
     let (a, b) = strip_common(a, b);
     // The shorter sequence is the pattern: fewer blocks per column.
@@ -91,7 +91,11 @@ pub fn edit_distance(a: &[u32], b: &[u32]) -> usize {
     let masks = Masks::new(pattern, text);
     let rows = masks.lookup(text);
     let skew = text.len() - pattern.len();
-    let mut band = lower_bound(&masks, &rows) * 5 / 4 + skew / 2 + 64;
+    // Substitutions, insertions and deletions each leave a token surplus on one side or both,
+    // so for ordinary errors `d <= surplus + deficit`; only reordering escapes that estimate,
+    // and then the second pass corrects it.
+    let (surplus, deficit) = token_imbalance(&masks, &rows);
+    let mut band = (surplus + deficit + skew).div_ceil(2) + 32;
     loop {
         let distance = banded(&masks, &rows, pattern.len(), band);
         let needed = (distance + skew).div_ceil(2);
@@ -102,9 +106,9 @@ pub fn edit_distance(a: &[u32], b: &[u32]) -> usize {
     }
 }
 
-/// A lower bound of the edit distance: every occurrence of a token that one side has more
-/// often than the other needs its own edit.
-fn lower_bound(masks: &Masks, rows: &[usize]) -> usize {
+/// How many token occurrences the pattern has beyond the text (surplus) and the text beyond
+/// the pattern (deficit). Each needs its own edit, so their maximum bounds the distance below.
+fn token_imbalance(masks: &Masks, rows: &[usize]) -> (usize, usize) {
     let mut counts = vec![0i64; masks.absent + 1];
     for (k, word) in masks.bits.chunks_exact(masks.blocks).enumerate() {
         counts[k] = word.iter().map(|w| i64::from(w.count_ones())).sum();
@@ -114,7 +118,7 @@ fn lower_bound(masks: &Masks, rows: &[usize]) -> usize {
     }
     let surplus: i64 = counts.iter().filter(|c| **c > 0).sum();
     let deficit: i64 = -counts.iter().filter(|c| **c < 0).sum::<i64>();
-    surplus.max(deficit) as usize
+    (surplus as usize, deficit as usize)
 }
 
 /// An upper bound of the edit distance, exact when an optimal alignment stays within `band`

@@ -175,18 +175,24 @@ impl Vocabulary {
 }
 
 /// The share of `tokens`' n-grams that repeat an earlier one: 0 for varied text, near 1 for
-/// a loop such as "thank you thank you thank you". Word trigrams, character 5-grams.
+/// a loop such as "thank you thank you thank you". Word trigrams, character 4-grams.
 pub fn repetition(tokens: &[u32], unit: Unit) -> f64 {
     let n = match unit {
         Unit::Word => 3,
-        Unit::Character => 5,
+        Unit::Character => 4,
     };
     if tokens.len() < n + 1 {
         return 0.0;
     }
     let windows = tokens.len() + 1 - n;
-    let mut seen = HashSet::with_capacity(windows);
-    let repeated = tokens.windows(n).filter(|w| !seen.insert(*w)).count();
+    let mut seen: HashSet<u128> = HashSet::with_capacity(windows);
+    let repeated = tokens
+        .windows(n)
+        .filter(|w| {
+            let key = w.iter().fold(0u128, |k, &t| (k << 32) | u128::from(t));
+            !seen.insert(key)
+        })
+        .count();
     repeated as f64 / windows as f64
 }
 
@@ -233,6 +239,11 @@ fn in_script(c: char, language: Language) -> bool {
 /// Arabic, Devanagari, Han, kana, Hangul), or `None` when it has no letters. Digits and
 /// punctuation do not count.
 pub fn script_share(text: &str, language: Language) -> Option<f64> {
+    if text.is_ascii() {
+        // Plain ASCII: its letters are Latin, whatever they spell.
+        let any = text.bytes().any(|b| b.is_ascii_alphabetic());
+        return any.then(|| if in_script('a', language) { 1.0 } else { 0.0 });
+    }
     let (mut letters, mut matching) = (0usize, 0usize);
     for c in text.chars().filter(|c| c.is_alphabetic()) {
         letters += 1;
