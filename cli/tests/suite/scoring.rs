@@ -145,6 +145,22 @@ async fn when_every_miner_is_degenerate_each_service_fails_after_its_retries_wit
         assert!(reason.contains(why), "{reason}");
         assert!(task["result"].is_null(), "{task}");
     }
+    // Worthless answers count against the miners' health: each has failed every time.
+    let hotkeys: Vec<String> = tasks[0]["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["hotkey"].as_str().unwrap().to_owned())
+        .collect();
+    let records =
+        taogate_shared::ports::HealthStore::load_health(running.db.as_ref().unwrap(), hotkeys)
+            .await
+            .unwrap();
+    assert_eq!(records.len(), 3);
+    for r in &records {
+        assert_eq!(r.success_rate, 0.0, "{r:?}");
+        assert!(r.failures_in_a_row >= 3, "{r:?}");
+    }
     running.shutdown().await.unwrap();
 }
 

@@ -245,7 +245,15 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
                 let mut record = known
                     .remove(&c.hotkey)
                     .unwrap_or_else(|| MinerHealth::new(c.hotkey.clone()));
-                record.observe(c.outcome, c.latency_ms as f64, c.combined, now);
+                // A well-formed answer below the accuracy floor is worthless: it counts as a
+                // failure, so a miner that only answers garbage is ranked down and backed off.
+                let outcome = match c.accuracy {
+                    Some(a) if c.outcome == Outcome::Success && a < self.policy.scorer.floor => {
+                        Outcome::InvalidAnswer
+                    }
+                    _ => c.outcome,
+                };
+                record.observe(outcome, c.latency_ms as f64, c.combined, now);
                 if record.failures_in_a_row == crate::domain::health::BACKOFF_AFTER {
                     info!(miner_uid = c.uid, hotkey = %c.hotkey, "miner keeps failing; backed off");
                 }
