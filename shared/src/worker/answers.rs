@@ -108,6 +108,26 @@ pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, 
     }
 }
 
+/// [`validate`], on a blocking thread when the answer is audio: decoding a long WAV in full is
+/// CPU work that must not stall the other miners' replies.
+pub(super) async fn validate_off_thread(
+    reply: &MinerReply,
+    kind: ServiceKind,
+) -> Result<Answer, (Outcome, String)> {
+    if !kind.produces_audio() || reply.outcome != Outcome::Success {
+        return validate(reply, kind);
+    }
+    let owned = reply.clone();
+    tokio::task::spawn_blocking(move || validate(&owned, kind))
+        .await
+        .unwrap_or_else(|_| {
+            Err((
+                Outcome::InvalidAnswer,
+                "output_data could not be decoded".to_owned(),
+            ))
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

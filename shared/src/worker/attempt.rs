@@ -7,7 +7,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 
-use super::answers::{Answer, validate};
+use super::answers::{Answer, validate, validate_off_thread};
 use crate::bittensor::{MinerReply, MinerSnapshot, SynapseRequest};
 use crate::domain::{Candidate, ServiceKind, Task, TaskInput, TaskOutput, TaskResult};
 use crate::ports::{BlobStore, MinerClient, StoreError};
@@ -369,7 +369,7 @@ async fn gather<C: MinerClient>(
         };
         tokio::select! {
             Some((i, reply)) = pending.next() => {
-                let checked = validate(&reply, kind);
+                let checked = validate_off_thread(&reply, kind).await;
                 valid += usize::from(checked.is_ok());
                 done[i] = Some((reply, checked));
             }
