@@ -375,7 +375,30 @@ async fn a_reference_endpoint_outvotes_an_agreeing_wrong_majority() {
         "consensus",
         "no pipeline: summaries fall back to consensus"
     );
+    assert!(candidate(&tasks[1], 2)["scores"].get("notes").is_none());
     asr_only.shutdown().await.unwrap();
+
+    // In reference mode, the missing pipeline is named in the summaries' notes.
+    let dir = tempfile::tempdir().unwrap();
+    let strict = in_process(
+        dir.path(),
+        NOISY_MAJORITY,
+        1,
+        &[
+            ("REQUIRED_ANSWERS", "3"),
+            ("SCORING_MODE", "reference"),
+            ("REFERENCE_ASR_URL", &asr_url),
+            ("REFERENCE_ASR_MODEL", "whisper-test"),
+        ],
+    )
+    .await;
+    let tasks = run_every_service(&Api::new(strict.addr)).await;
+    let notes = candidate(&tasks[1], 2)["scores"]["notes"].to_string();
+    assert!(
+        notes.contains("no reference endpoint serves summarization"),
+        "{notes}"
+    );
+    strict.shutdown().await.unwrap();
 }
 
 #[tokio::test]

@@ -126,6 +126,10 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
                     .reference(task.kind, task.language, &input, policy.deadline)
                     .await,
             ),
+            // Asked for a reference that is not configured for this service: say so.
+            Some(_) if policy.scoring_mode == Mode::Reference && task.kind != ServiceKind::Tts => {
+                Reference::Failed(format!("no reference endpoint serves {}", task.kind))
+            }
             _ => Reference::None,
         }
     };
