@@ -171,6 +171,30 @@ fn speech() -> (Vec<i16>, String) {
     )
 }
 
+/// Scores speech answers for `text`, each heard by the recognizer as `transcripts` says.
+fn score_speech(
+    text: &str,
+    answers: &[Answer],
+    transcripts: Vec<Option<Result<String, String>>>,
+) -> Vec<taogate_shared::scoring::Scored> {
+    let entries: Vec<Entry<'_>> = answers
+        .iter()
+        .zip(transcripts)
+        .map(|(answer, transcript)| Entry {
+            answer,
+            latency: Duration::from_millis(800),
+            transcript,
+        })
+        .collect();
+    let job = Job {
+        kind: ServiceKind::Tts,
+        language: lang("en"),
+        text: Some(text),
+        audio_seconds: None,
+    };
+    scorer().score(&job, &entries, &Reference::None)
+}
+
 fn wav(samples: &[i16]) -> Bytes {
     Bytes::from(audio::wav_pcm16(samples, 16_000, None))
 }
@@ -192,21 +216,7 @@ fn speech_ranks_good_above_every_fault_and_faults_fall_below_the_floor() {
         .iter()
         .map(|(_, s)| Answer::Audio(audio::analyze(wav(s), None).unwrap()))
         .collect();
-    let entries: Vec<Entry<'_>> = answers
-        .iter()
-        .map(|answer| Entry {
-            answer,
-            latency: Duration::from_millis(800),
-            transcript: None,
-        })
-        .collect();
-    let job = Job {
-        kind: ServiceKind::Tts,
-        language: lang("en"),
-        text: Some(&text),
-        audio_seconds: None,
-    };
-    let scored = scorer().score(&job, &entries, &Reference::None);
+    let scored = score_speech(&text, &answers, vec![None; answers.len()]);
     let accuracy = |name: &str| scored[cases.iter().position(|c| c.0 == name).unwrap()].accuracy;
     assert!(accuracy("good") > 0.9, "{scored:?}");
     assert!(accuracy("good") > accuracy("wrong_length"));
@@ -244,22 +254,7 @@ fn with_a_recognizer_tts_accuracy_is_intelligibility() {
         Ok(text.to_lowercase()),
         Ok("warning sirens will sound on every farm".to_owned()),
     ];
-    let entries: Vec<Entry<'_>> = answers
-        .iter()
-        .zip(heard)
-        .map(|(answer, t)| Entry {
-            answer,
-            latency: Duration::from_millis(800),
-            transcript: Some(t),
-        })
-        .collect();
-    let job = Job {
-        kind: ServiceKind::Tts,
-        language: lang("en"),
-        text: Some(&text),
-        audio_seconds: None,
-    };
-    let scored = scorer().score(&job, &entries, &Reference::None);
+    let scored = score_speech(&text, &answers, heard.into_iter().map(Some).collect());
     assert_eq!(scored[0].detail.basis, "intelligibility");
     assert_eq!(scored[0].detail.intelligibility, Some(1.0));
     let partial = scored[1].detail.intelligibility.unwrap();
