@@ -137,7 +137,11 @@ impl Settings {
             required_answers: r.parse("REQUIRED_ANSWERS", 3usize),
             hedge_after: r.parse("HEDGE_AFTER", 0.5f64),
             hedge_miners: r.parse("HEDGE_MINERS", 2usize),
-            selection_policy: r.policy("SELECTION_POLICY"),
+            selection_policy: r.choice(
+                "SELECTION_POLICY",
+                crate::worker::SelectionPolicy::Stake,
+                crate::worker::SelectionPolicy::parse,
+            ),
             selection_exploration: r.parse("SELECTION_EXPLORATION", 0.2f64),
             accuracy_weight: r.parse("ACCURACY_WEIGHT", 0.7f64),
             speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
@@ -146,14 +150,22 @@ impl Settings {
             metagraph_refresh: Duration::from_secs_f64(
                 r.parse("METAGRAPH_REFRESH", 300.0f64).clamp(1.0, 86_400.0),
             ),
-            miner_protocol: r.protocol("MINER_PROTOCOL"),
+            miner_protocol: r.choice(
+                "MINER_PROTOCOL",
+                crate::bittensor::MinerProtocol::default(),
+                crate::bittensor::MinerProtocol::parse,
+            ),
             miner_path: r.raw("MINER_PATH"),
             miner_allowlist: r.list("MINER_ALLOWLIST"),
             dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
             max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
             callback_allowlist: r.list("CALLBACK_ALLOWLIST"),
             callback_max_attempts: r.parse("CALLBACK_MAX_ATTEMPTS", 3u32),
-            scoring_mode: r.mode("SCORING_MODE"),
+            scoring_mode: r.choice(
+                "SCORING_MODE",
+                crate::scoring::Mode::default(),
+                crate::scoring::Mode::parse,
+            ),
             reference_url: r.url("REFERENCE_URL"),
             reference_asr_url: r.url("REFERENCE_ASR_URL"),
             reference_asr_model: r.string("REFERENCE_ASR_MODEL", "whisper-1"),
@@ -302,33 +314,18 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         }
     }
 
-    fn policy(&mut self, name: &str) -> crate::worker::SelectionPolicy {
-        let default = crate::worker::SelectionPolicy::Stake;
+    /// One of a set of named choices, parsed by `parse`; `default` when unset or invalid.
+    fn choice<T, E: fmt::Display>(
+        &mut self,
+        name: &str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> T {
         match self.raw(name) {
             None => default,
-            Some(v) => crate::worker::SelectionPolicy::parse(&v).unwrap_or_else(|e| {
+            Some(v) => parse(&v).unwrap_or_else(|e| {
                 self.problems.push(format!("{name}: {e}"));
                 default
-            }),
-        }
-    }
-
-    fn protocol(&mut self, name: &str) -> crate::bittensor::MinerProtocol {
-        match self.raw(name) {
-            None => crate::bittensor::MinerProtocol::default(),
-            Some(v) => crate::bittensor::MinerProtocol::parse(&v).unwrap_or_else(|e| {
-                self.problems.push(format!("{name}: {e}"));
-                crate::bittensor::MinerProtocol::default()
-            }),
-        }
-    }
-
-    fn mode(&mut self, name: &str) -> crate::scoring::Mode {
-        match self.raw(name) {
-            None => crate::scoring::Mode::default(),
-            Some(v) => crate::scoring::Mode::parse(&v).unwrap_or_else(|e| {
-                self.problems.push(format!("{name}: {e}"));
-                crate::scoring::Mode::default()
             }),
         }
     }

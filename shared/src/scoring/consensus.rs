@@ -4,48 +4,6 @@
 //! outlier is never chosen while the others agree. Exact ties keep every tied member and the
 //! caller averages over them, which keeps the result independent of the answers' order.
 
-/// Computes `f(i, j)` for every pair `i < j`, spreading large jobs over the available cores.
-pub fn pairwise<T, F>(n: usize, heavy: bool, f: F) -> Vec<Vec<T>>
-where
-    T: Clone + Default + Send,
-    F: Fn(usize, usize) -> T + Sync,
-{
-    let pairs: Vec<(usize, usize)> = (0..n)
-        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
-        .collect();
-    let threads = if heavy {
-        std::thread::available_parallelism()
-            .map_or(1, usize::from)
-            .min(pairs.len())
-    } else {
-        1
-    };
-    let values: Vec<T> = if threads > 1 {
-        let chunk = pairs.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = pairs
-                .chunks(chunk)
-                .map(|part| {
-                    let f = &f;
-                    scope.spawn(move || part.iter().map(|&(i, j)| f(i, j)).collect::<Vec<T>>())
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-                .collect()
-        })
-    } else {
-        pairs.iter().map(|&(i, j)| f(i, j)).collect()
-    };
-    let mut matrix = vec![vec![T::default(); n]; n];
-    for (&(i, j), v) in pairs.iter().zip(values) {
-        matrix[i][j] = v.clone();
-        matrix[j][i] = v;
-    }
-    matrix
-}
-
 /// `f` over every item, spread over the available cores when the job is `heavy`.
 pub fn parallel_map<T: Sync, R: Send>(
     items: &[T],
@@ -74,6 +32,24 @@ pub fn parallel_map<T: Sync, R: Send>(
             .flat_map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     })
+}
+
+/// Computes `f(i, j)` for every pair `i < j`, spreading large jobs over the available cores.
+pub fn pairwise<T, F>(n: usize, heavy: bool, f: F) -> Vec<Vec<T>>
+where
+    T: Clone + Default + Send,
+    F: Fn(usize, usize) -> T + Sync,
+{
+    let pairs: Vec<(usize, usize)> = (0..n)
+        .flat_map(|i| (i + 1..n).map(move |j| (i, j)))
+        .collect();
+    let values = parallel_map(&pairs, heavy, |&(i, j)| f(i, j));
+    let mut matrix = vec![vec![T::default(); n]; n];
+    for (&(i, j), v) in pairs.iter().zip(values) {
+        matrix[i][j] = v.clone();
+        matrix[j][i] = v;
+    }
+    matrix
 }
 
 /// For each answer, the medoid(s) of the other answers under the symmetric `distance` matrix.

@@ -106,6 +106,16 @@ pub enum Reference {
     Failed(String),
 }
 
+impl From<Result<String, String>> for Reference {
+    /// The endpoint's answer, or why there is none.
+    fn from(answer: Result<String, String>) -> Self {
+        match answer {
+            Ok(text) => Self::Text(text),
+            Err(why) => Self::Failed(why),
+        }
+    }
+}
+
 /// One answer's scores.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scored {

@@ -270,15 +270,6 @@ pub(super) async fn run<C: MinerClient, B: BlobStore>(
     Ok((result, candidates))
 }
 
-impl From<Result<String, String>> for Reference {
-    fn from(answer: Result<String, String>) -> Self {
-        match answer {
-            Ok(text) => Self::Text(text),
-            Err(why) => Self::Failed(why),
-        }
-    }
-}
-
 /// Scores the valid answers off the async threads: consensus over long texts is CPU work.
 async fn score_blocking(
     task: &Task,
