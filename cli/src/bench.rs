@@ -246,7 +246,7 @@ pub fn scoring(transcripts: usize, words: usize, chars: usize, runs: usize) -> S
     let en = Language::parse("en").unwrap_or_else(|_| unreachable!("en is supported"));
     let defaults = taogate_shared::config::Settings::from_lookup(|_| None)
         .unwrap_or_else(|e| unreachable!("the defaults are valid: {e}"));
-    let scorer = Scorer::from_settings(&defaults);
+    let scorer = Scorer::new(&defaults.scoring);
     let job = Job {
         kind: ServiceKind::Transcription,
         language: en,

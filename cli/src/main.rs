@@ -183,10 +183,10 @@ async fn main() -> anyhow::Result<()> {
                 (None, None) => "sim:6".to_owned(),
             };
             if let Some(network) = network {
-                settings.network = network;
+                settings.chain.network = network;
             }
             if let Some(netuid) = netuid {
-                settings.netuid = netuid;
+                settings.chain.netuid = netuid;
             }
             let running = taogate_cli::serve::start(ServeOptions {
                 bind,
@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
                 data_dir,
                 miners: MinerSource::parse(&miners)?,
                 public_url,
-                workers: settings.max_concurrent_tasks,
+                workers: settings.worker.max_concurrent_tasks,
                 sim_slow: Duration::from_millis(sim_slow_ms),
                 settings,
             })
@@ -213,8 +213,8 @@ async fn main() -> anyhow::Result<()> {
             json,
         } => {
             let settings = Settings::from_env()?;
-            let network = network.unwrap_or(settings.network);
-            let netuid = netuid.unwrap_or(settings.netuid);
+            let network = network.unwrap_or(settings.chain.network);
+            let netuid = netuid.unwrap_or(settings.chain.netuid);
             let reader = taogate_shared::bittensor::ChainReader::connect(&network).await?;
             let snapshot = reader.snapshot(netuid).await?;
             if json {

@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use taogate_shared::bittensor::MinerSnapshot;
+use taogate_shared::domain::MinerSnapshot;
 
 /// The snapshot as a fixed-width table, highest stake first: serving axons only unless `all`.
 pub fn table(snapshot: &MinerSnapshot, all: bool) -> String {

@@ -8,21 +8,34 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use taogate_shared::api::{self, StatusState, SubmitSettings, SubmitState};
-use taogate_shared::aws::{
-    AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues, run_poller,
-};
+use taogate_shared::api::{self, StatusState, SubmitState};
+use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues};
 use taogate_shared::bittensor::{
-    ChainReader, Hotkey, LiveDirectory, MinerSnapshot, ProtocolClient, spawn_refresh,
+    ChainReader, Hotkey, LiveDirectory, ProtocolClient, read_miner_file, spawn_refresh,
 };
 use taogate_shared::config::Settings;
+use taogate_shared::domain::MinerSnapshot;
+use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
-use taogate_shared::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
-use taogate_shared::runtime::run_pool;
+use taogate_shared::ports::{
+    BlobGet, BlobPresign, BlobPut, MinerDirectory, QueueDepths, QueueSend, TaskCreate, TaskReader,
+};
+use taogate_shared::secrets::{self, Fallback, NoSecretStore};
+use taogate_shared::submission::Intake;
 use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
 use tracing::info;
+
+/// Longest an idle embedded worker sleeps before looking at the queue again: messages released
+/// with a delay become visible without a notification.
+const EMBEDDED_IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Messages one SQS receive takes, as the template's `BatchSize`.
+const SQS_BATCH: usize = 5;
+
+/// Pause between empty SQS receives.
+const SQS_IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// Where the miners come from.
 #[derive(Debug, Clone)]
@@ -151,8 +164,8 @@ async fn miners(
 ) -> anyhow::Result<Miners> {
     Ok(match source {
         MinerSource::Simulated(mut sim) => {
-            sim.synapse_name = settings.synapse_name.clone();
-            sim.netuid = settings.netuid;
+            sim.synapse_name = settings.miner_client.synapse_name.clone();
+            sim.netuid = settings.chain.netuid;
             sim.slow_delay = slow;
             let subnet = SimulatedSubnet::start(sim).await?;
             Miners {
@@ -163,15 +176,15 @@ async fn miners(
         }
         MinerSource::File(path) => Miners {
             subnet: None,
-            snapshot: MinerSnapshot::from_file(&path, settings.netuid, &settings.network)?,
+            snapshot: read_miner_file(&path, settings.chain.netuid, &settings.chain.network)?,
             chain: None,
         },
         MinerSource::Chain => {
-            let reader = ChainReader::connect(&settings.network).await?;
-            let snapshot = reader.snapshot(settings.netuid).await?;
+            let reader = ChainReader::connect(&settings.chain.network).await?;
+            let snapshot = reader.snapshot(settings.chain.netuid).await?;
             info!(
-                network = %settings.network,
-                netuid = settings.netuid,
+                network = %settings.chain.network,
+                netuid = settings.chain.netuid,
                 block = snapshot.block,
                 neurons = snapshot.miners.len(),
                 serving = snapshot.serving().count(),
@@ -199,21 +212,19 @@ fn router<T, Q, B, D>(
     local: bool,
 ) -> axum::Router
 where
-    T: TaskReader + TaskWriter + Clone,
-    Q: TaskQueue + Clone,
-    B: BlobStore + Clone,
+    T: TaskReader + TaskCreate + Clone,
+    Q: QueueSend + QueueDepths + Clone,
+    B: BlobPut + BlobGet + BlobPresign + Clone,
     D: MinerDirectory,
 {
     let submit = api::submit_routes(
         SubmitState {
-            tasks: tasks.clone(),
-            queue: queue.clone(),
-            blobs: blobs.clone(),
-            settings: SubmitSettings {
-                callback_allowlist: settings.callback_allowlist.clone(),
-                estimated_seconds: settings.task_timeout.as_secs().max(1),
-                max_direct_upload: None,
+            intake: Intake {
+                tasks: tasks.clone(),
+                queue: queue.clone(),
+                blobs: blobs.clone(),
             },
+            settings: settings.submission.clone(),
         },
         local,
     );
@@ -230,44 +241,17 @@ where
     api::with_fallbacks(submit.merge(status))
 }
 
-/// The signing key of the local runtime: `BT_HOTKEY_URI` if set, else the wallet's hotkey file
-/// if it exists, else the development key `//Alice` (with a warning: real miners will refuse it).
-pub fn resolve_hotkey(settings: &Settings) -> anyhow::Result<Hotkey> {
-    if let Some(secret) = &settings.hotkey_uri {
-        return Ok(Hotkey::from_secret(secret)?);
-    }
-    let path = taogate_shared::bittensor::hotkey_path(
-        settings.wallet_path.as_deref(),
-        &settings.wallet_name,
-        &settings.wallet_hotkey,
-    );
-    match taogate_shared::bittensor::load_hotkey(&path) {
-        Ok(hotkey) => {
-            info!(hotkey = hotkey.ss58(), wallet = %path.display(), "signing with the wallet's hotkey");
-            Ok(hotkey)
-        }
-        Err(taogate_shared::bittensor::WalletError::Missing(_)) => {
-            let hotkey = Hotkey::from_secret(&settings.local_hotkey())?;
-            tracing::warn!(
-                hotkey = hotkey.ss58(),
-                "no BT_HOTKEY_URI and no wallet hotkey: signing with the development key //Alice, which real miners refuse"
-            );
-            Ok(hotkey)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Starts the server and the workers.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let mut settings = options.settings;
     if matches!(options.miners, MinerSource::Simulated(_)) {
         // Simulated miners listen on loopback, which is otherwise never called.
         settings
-            .miner_allowlist
+            .selection
+            .allowlist
             .push(ipnet::Ipv4Net::new(std::net::Ipv4Addr::new(127, 0, 0, 0), 8)?.into());
     }
-    let hotkey = Arc::new(resolve_hotkey(&settings)?);
+    let hotkey = secrets::resolve(&mut settings, &NoSecretStore, Fallback::DevKey).await?;
     let listener = tokio::net::TcpListener::bind(options.bind)
         .await
         .with_context(|| format!("cannot listen on {}", options.bind))?;
@@ -282,9 +266,9 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     if let Some(reader) = chain {
         spawn_refresh(
             reader,
-            settings.netuid,
+            settings.chain.netuid,
             live.clone(),
-            settings.metagraph_refresh,
+            settings.chain.metagraph_refresh,
             stopped.clone(),
         );
     }
@@ -294,7 +278,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             let db = Database::open(
                 &options.data_dir,
                 QueuePolicy {
-                    max_receives: settings.max_attempts,
+                    max_receives: settings.worker.max_attempts,
                     starvation_age_ms: 60_000,
                 },
             )?;
@@ -323,11 +307,15 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 true,
             );
-            let pool = tokio::spawn(run_pool(
-                db.clone(),
+            let pool = tokio::spawn(drain(
+                Arc::new(db.clone()),
                 worker,
-                options.workers,
-                settings.lease(),
+                DrainOptions {
+                    slots: options.workers,
+                    batch: 1,
+                    visibility: settings.worker.lease(),
+                    idle: EMBEDDED_IDLE_POLL,
+                },
                 stopped.clone(),
             ));
             (router, Some(db), pool)
@@ -360,12 +348,15 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 false,
             );
-            let poller = tokio::spawn(run_poller(
+            let poller = tokio::spawn(drain(
+                Arc::new(queues),
                 worker,
-                queues,
-                clients.sqs,
-                options.workers,
-                settings.lease(),
+                DrainOptions {
+                    slots: options.workers,
+                    batch: SQS_BATCH,
+                    visibility: settings.worker.lease(),
+                    idle: SQS_IDLE_POLL,
+                },
                 stopped.clone(),
             ));
             (router, None, poller)

@@ -1,25 +1,29 @@
 //! taogate's library: everything the Lambdas, the local runtime and the CLI share.
 //!
-//! Layout, inside out:
-//! - [`domain`]: tasks and the values they are made of; pure.
+//! Layout, inside out (arrows point inward; ARCHITECTURE.md states the rules):
+//! - [`config`]: typed settings, one section per component; a leaf.
+//! - [`domain`]: tasks, miners, blob keys and the values they are made of; pure.
 //! - [`scoring`] and [`audio`]: how answers are weighed and audio is checked; pure.
-//! - [`ports`]: the capability traits handlers depend on.
-//! - [`embedded`]: the SQLite + directory adapters (the default backend).
-//! - [`bittensor`]: hotkeys, the synapse, the miner directory and the axon client.
-//! - [`api`], [`views`] and [`worker`]: the routes and the queue handler, written once.
-//! - [`runtime`]: the local worker pool that feeds the worker from the embedded queue.
-//! - [`config`] and [`callback`]: typed settings and callback delivery.
+//! - [`ports`]: the capability traits handlers depend on, each the size of one permission.
+//! - [`submission`], [`worker`] and [`drain`]: the use cases, written against the ports.
+//! - [`api`] and [`views`]: the HTTP routes and the JSON shapes clients see.
+//! - Adapters: [`embedded`] (SQLite + files), [`aws`] (DynamoDB, SQS, S3, Secrets Manager),
+//!   [`bittensor`] (hotkeys, the chain, the miner protocols), [`outbound`] (reference
+//!   endpoints, callbacks).
+//! - [`secrets`]: secrets resolved once, before the settings are shared.
 
 pub mod api;
 pub mod audio;
 pub mod aws;
 pub mod bittensor;
-pub mod callback;
 pub mod config;
 pub mod domain;
+pub mod drain;
 pub mod embedded;
+pub mod outbound;
 pub mod ports;
-pub mod runtime;
 pub mod scoring;
+pub mod secrets;
+pub mod submission;
 pub mod views;
 pub mod worker;

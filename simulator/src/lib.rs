@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sp_core::crypto::{Pair as _, Ss58Codec};
-use taogate_shared::bittensor::{Miner, MinerSnapshot};
+use taogate_shared::domain::{Miner, MinerSnapshot};
 use tokio::sync::watch;
 
 pub use axon::AxonState;

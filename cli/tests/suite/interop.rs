@@ -9,11 +9,11 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::Value;
 use taogate_shared::bittensor::{
-    AxonClient, AxonClientConfig, BtauthClient, Hotkey, Miner, MinerReply, Stamp, SynapseRequest,
-    btauth,
+    AxonClient, AxonClientConfig, BtauthClient, Hotkey, Stamp, btauth,
 };
 use taogate_shared::config::Secret;
 use taogate_shared::domain::Outcome;
+use taogate_shared::domain::{Miner, MinerReply, SynapseRequest};
 use taogate_shared::ports::MinerClient;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 

@@ -9,9 +9,9 @@ use taogate_shared::bittensor::Hotkey;
 use taogate_shared::domain::{
     Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
 };
+use taogate_shared::drain::{DeliveryHandler, Disposition};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
-use taogate_shared::ports::{TaskQueue, TaskReader, TaskWriter};
-use taogate_shared::worker::Disposition;
+use taogate_shared::ports::{QueueConsume, QueueSend, TaskCreate, TaskLease, TaskReader};
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 
 use super::support::{Api, ServeProcess, in_process, settings};
@@ -190,12 +190,13 @@ async fn worker_setup(
 ) {
     let mut settings = settings(pairs);
     settings
-        .miner_allowlist
+        .selection
+        .allowlist
         .push("127.0.0.0/8".parse().unwrap());
     let db = Database::open(
         dir,
         QueuePolicy {
-            max_receives: settings.max_attempts,
+            max_receives: settings.worker.max_attempts,
             starvation_age_ms: 60_000,
         },
     )
@@ -224,7 +225,12 @@ fn local_worker(
     taogate_shared::bittensor::ProtocolClient,
 > {
     let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
-    let hotkey = Arc::new(Hotkey::from_secret(&settings.local_hotkey()).unwrap());
+    let hotkey = Arc::new(
+        Hotkey::from_secret(&taogate_shared::config::Secret::new(
+            taogate_shared::secrets::DEV_HOTKEY_URI,
+        ))
+        .unwrap(),
+    );
     taogate_cli::serve::build_worker(
         settings,
         db.clone(),
@@ -275,7 +281,7 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
             .await
             .unwrap()
             .remove(0);
-        let disposition = taogate_shared::worker::Worker::handle(worker, &delivery).await;
+        let disposition = DeliveryHandler::handle(worker, &delivery).await;
         assert_eq!(disposition, Disposition::Done);
         db_.get(task.id).await.unwrap().unwrap()
     };
@@ -310,7 +316,8 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
     // Another worker (a new Lambda container) reads the same record from the store.
     let mut other_settings = settings(&pairs);
     other_settings
-        .miner_allowlist
+        .selection
+        .allowlist
         .push("127.0.0.0/8".parse().unwrap());
     let other = local_worker(dir.path(), &db, &subnet, &other_settings);
     let done = run_one(&other).await;

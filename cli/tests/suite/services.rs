@@ -351,7 +351,9 @@ async fn large_audio_goes_through_an_upload_and_is_probed_before_queueing() {
 
 #[tokio::test]
 async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_upload_route() {
-    use taogate_shared::api::{self, LAMBDA_DIRECT_UPLOAD_BYTES, SubmitSettings, SubmitState};
+    use taogate_shared::api::{self, LAMBDA_DIRECT_UPLOAD_BYTES, SubmitState};
+    use taogate_shared::config::SubmissionSettings;
+    use taogate_shared::submission::Intake;
     use tower::ServiceExt;
     let dir = tempfile::tempdir().unwrap();
     let db = taogate_shared::embedded::Database::open(
@@ -366,13 +368,12 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
         taogate_shared::embedded::BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
     let router = api::with_fallbacks(api::submit_routes(
         SubmitState {
-            tasks: db.clone(),
-            queue: db,
-            blobs,
-            settings: SubmitSettings {
-                max_direct_upload: Some(LAMBDA_DIRECT_UPLOAD_BYTES),
-                ..SubmitSettings::default()
+            intake: Intake {
+                tasks: db.clone(),
+                queue: db,
+                blobs,
             },
+            settings: SubmissionSettings::default().behind_lambda(),
         },
         false,
     ));

@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use taogate_shared::aws::S3Blobs;
-use taogate_shared::bittensor::MinerSnapshot;
-use taogate_shared::ports::BlobStore;
+use taogate_shared::domain::MinerSnapshot;
+use taogate_shared::ports::BlobGet;
 use taogate_testkit::fake_node::{FakeNeuron, FakeNode};
 use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
 

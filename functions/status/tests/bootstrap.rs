@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use taogate_shared::aws::{DynamoTasks, S3Blobs};
 use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, now_millis};
-use taogate_shared::ports::TaskWriter;
+use taogate_shared::ports::TaskCreate;
 use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
 
 #[tokio::test]

@@ -1,9 +1,11 @@
 //! The submit Lambda: the submission and upload routes over DynamoDB, SQS and S3.
-//! Wiring only; the routes live in `taogate_shared::api`.
+//! Wiring only; the routes live in `taogate_shared::api`, the use case in
+//! `taogate_shared::submission`.
 
-use taogate_shared::api::{self, SubmitSettings, SubmitState};
+use taogate_shared::api::{self, SubmitState};
 use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
 use taogate_shared::config::Settings;
+use taogate_shared::submission::Intake;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
@@ -14,14 +16,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::with_fallbacks(api::submit_routes(
         SubmitState {
-            tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
-            queue: SqsQueues::new(clients.sqs, &resources),
-            blobs,
-            settings: SubmitSettings {
-                callback_allowlist: settings.callback_allowlist,
-                estimated_seconds: settings.task_timeout.as_secs().max(1),
-                max_direct_upload: Some(api::LAMBDA_DIRECT_UPLOAD_BYTES),
+            intake: Intake {
+                tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
+                queue: SqsQueues::new(clients.sqs, &resources),
+                blobs,
             },
+            settings: settings.submission.behind_lambda(),
         },
         false,
     ));

@@ -2,14 +2,13 @@
 //! hands back are reported as batch item failures.
 //! Wiring only; the behaviour lives in `taogate_shared::worker`.
 
-use std::sync::Arc;
-
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_runtime::{LambdaEvent, service_fn};
 use taogate_shared::aws::{
     self, AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues,
 };
 use taogate_shared::config::Settings;
+use taogate_shared::secrets::{self, Fallback};
 use taogate_shared::worker::Worker;
 
 #[tokio::main]
@@ -18,8 +17,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let mut settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
-    let hotkey = Arc::new(clients.hotkey(&settings).await?);
-    clients.reference_api_key(&mut settings).await?;
+    let hotkey = secrets::resolve(&mut settings, &clients, Fallback::Refuse).await?;
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_miner_client(
         &settings,

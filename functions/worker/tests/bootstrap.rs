@@ -9,7 +9,7 @@ use taogate_shared::aws::{DynamoTasks, S3Blobs};
 use taogate_shared::domain::{
     Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
 };
-use taogate_shared::ports::{BlobStore, TaskReader, TaskWriter};
+use taogate_shared::ports::{BlobPut, TaskCreate, TaskReader};
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
 

@@ -1,6 +1,7 @@
 //! The HTTP API as library functions: the submit and status Lambdas and the local runtime serve
 //! these same routers, so each route is written once.
 
+mod body;
 mod openapi;
 mod problem;
 mod status;
@@ -19,44 +20,20 @@ pub use problem::{FieldError, Problem};
 pub use submit::{MAX_AUDIO_BYTES, MAX_JSON_BYTES};
 pub use uploads::UploadView;
 
-use crate::ports::{BlobStore, MinerDirectory, TaskQueue, TaskReader, TaskWriter};
+pub use crate::config::LAMBDA_DIRECT_UPLOAD_BYTES;
+use crate::config::SubmissionSettings;
+use crate::ports::{
+    BlobGet, BlobPresign, BlobPut, MinerDirectory, QueueDepths, QueueSend, TaskCreate, TaskReader,
+};
+use crate::submission::Intake;
 
-/// The direct-upload limit behind a Lambda: its event carries at most 6 MB, and binary bodies
-/// arrive base64-encoded (4/3 larger), so about 4 MiB of audio fits with room for the form.
-pub const LAMBDA_DIRECT_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
-
-/// Settings the submit routes use.
-#[derive(Debug, Clone, Default)]
-pub struct SubmitSettings {
-    /// Networks a callback may reach although private.
-    pub callback_allowlist: Vec<ipnet::IpNet>,
-    /// The estimate returned to clients, in seconds.
-    pub estimated_seconds: u64,
-    /// Largest audio accepted in a direct multipart upload; larger files go through
-    /// `POST /api/v1/uploads`. `None` is the full 50 MiB (the local runtime); a Lambda, whose
-    /// event may carry at most 6 MB (base64 included), sets about 4 MB.
-    pub max_direct_upload: Option<usize>,
-}
-
-impl SubmitSettings {
-    /// The direct upload limit in force.
-    pub fn direct_upload_limit(&self) -> usize {
-        self.max_direct_upload
-            .unwrap_or(MAX_AUDIO_BYTES)
-            .min(MAX_AUDIO_BYTES)
-    }
-}
-
-/// What the submit routes need: the submit Lambda's policy (put item, send message, put object).
+/// What the submit routes need: the submit Lambda's policy (put item, send message, put and
+/// get objects, presign upload PUTs).
 pub struct SubmitState<W, Q, B> {
-    /// Task table.
-    pub tasks: W,
-    /// Queue.
-    pub queue: Q,
-    /// Blob store.
-    pub blobs: B,
-    /// Settings.
-    pub settings: SubmitSettings,
+    /// The submission use case's ports.
+    pub intake: Intake<W, Q, B>,
+    /// The routes' settings.
+    pub settings: SubmissionSettings,
 }
 
 /// What the status routes need: the status Lambda's policy (get/query items, queue attributes,
@@ -76,10 +53,12 @@ pub struct StatusState<R, Q, B, D> {
 
 /// The submission routes and the upload route. With `local_uploads`, the runtime also accepts
 /// the uploaded files itself (on AWS they go to S3 by presigned URL).
-pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
-    state: SubmitState<W, Q, B>,
-    local_uploads: bool,
-) -> Router {
+pub fn submit_routes<W, Q, B>(state: SubmitState<W, Q, B>, local_uploads: bool) -> Router
+where
+    W: TaskCreate,
+    Q: QueueSend,
+    B: BlobPut + BlobGet + BlobPresign,
+{
     let mut router = Router::new().route("/api/v1/uploads", post(uploads::create::<W, Q, B>));
     if local_uploads {
         router = router.route(
@@ -105,10 +84,13 @@ pub fn submit_routes<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
 
 /// The read routes, the OpenAPI document and the docs page. With `serve_audio`, audio results are
 /// served from the blob store (the local runtime); on AWS they are presigned S3 URLs instead.
-pub fn status_routes<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
-    state: StatusState<R, Q, B, D>,
-    serve_audio: bool,
-) -> Router {
+pub fn status_routes<R, Q, B, D>(state: StatusState<R, Q, B, D>, serve_audio: bool) -> Router
+where
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+{
     let doc = Arc::new(document());
     let page = Arc::new(docs_page(&doc));
     let mut router = Router::new()

@@ -12,7 +12,9 @@ use base64::Engine as _;
 use super::StatusState;
 use super::problem::{FieldError, Problem};
 use crate::domain::{ServiceKind, Task, TaskId, TaskStatus, now_millis};
-use crate::ports::{BlobStore, MinerDirectory, QueueDepth, TaskQuery, TaskQueue, TaskReader};
+use crate::ports::{
+    BlobGet, BlobPresign, MinerDirectory, QueueDepth, QueueDepths, TaskQuery, TaskReader,
+};
 use crate::views::{
     HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ServingMinerView,
     TaskCountsView, TaskListView, TaskView,
@@ -21,7 +23,7 @@ use crate::views::{
 /// Default page size of the task list.
 const DEFAULT_PAGE: usize = 20;
 
-async fn view<B: BlobStore>(blobs: &B, task: &Task) -> Result<TaskView, Problem> {
+async fn view<B: BlobPresign>(blobs: &B, task: &Task) -> Result<TaskView, Problem> {
     let url = match TaskView::audio_key(task) {
         Some(key) => Some(blobs.public_url(task.id, key).await?),
         None => None,
@@ -36,7 +38,12 @@ async fn load<R: TaskReader>(tasks: &R, raw_id: &str) -> Result<Task, Problem> {
 }
 
 /// `GET /api/v1/tasks/{id}`.
-pub async fn get_task<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+pub async fn get_task<
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+>(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, Problem> {
@@ -45,7 +52,12 @@ pub async fn get_task<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirecto
 }
 
 /// `GET /api/v1/tasks/{id}/audio`: the audio result, served by the local runtime.
-pub async fn get_audio<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+pub async fn get_audio<
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+>(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
@@ -116,7 +128,12 @@ fn list_query(raw: Option<&str>) -> Result<TaskQuery, Problem> {
 }
 
 /// `GET /api/v1/tasks?status=&task_type=&limit=&cursor=`: newest first.
-pub async fn list_tasks<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+pub async fn list_tasks<
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+>(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TaskListView>, Problem> {
@@ -135,7 +152,7 @@ pub async fn list_tasks<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirec
 
 async fn directory_view<D: MinerDirectory>(
     directory: &D,
-) -> Result<(MinerDirectoryView, Arc<crate::bittensor::MinerSnapshot>), Problem> {
+) -> Result<(MinerDirectoryView, Arc<crate::domain::MinerSnapshot>), Problem> {
     let snapshot = directory.snapshot().await?;
     let view = MinerDirectoryView {
         netuid: snapshot.netuid,
@@ -157,7 +174,7 @@ fn queue_map(depths: &[(crate::domain::Priority, QueueDepth)]) -> BTreeMap<Strin
 }
 
 /// `GET /api/v1/health`.
-pub async fn health<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+pub async fn health<R: TaskReader, Q: QueueDepths, B: BlobGet + BlobPresign, D: MinerDirectory>(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
 ) -> Result<Json<HealthView>, Problem> {
     let depths = state.queue.depths().await?;
@@ -201,7 +218,12 @@ pub async fn health<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory
 }
 
 /// `GET /api/v1/validator/integration`.
-pub async fn integration<R: TaskReader, Q: TaskQueue, B: BlobStore, D: MinerDirectory>(
+pub async fn integration<
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+>(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
 ) -> Result<Json<IntegrationView>, Problem> {
     let (network, snapshot) = directory_view(&state.directory).await?;

@@ -10,17 +10,16 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::SubmitState;
+use super::body::{content_type, read_body};
 use super::problem::{FieldError, Problem};
 use crate::audio;
-use crate::callback::parse_callback_url;
+pub use crate::config::MAX_AUDIO_BYTES;
 use crate::domain::{
-    Language, Priority, ServiceKind, SubmittedText, Task, TaskInput, TextLimits, now_millis,
+    BlobKey, Language, Priority, ServiceKind, SubmittedText, TextLimits, parse_callback_url,
 };
-use crate::ports::{BlobStore, TaskQueue, TaskWriter};
+use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend, TaskCreate};
+use crate::submission::{Payload, Submission, submit};
 use crate::views::SubmitView;
-
-/// Largest accepted audio upload: 50 MiB, the old proxy's limit.
-pub const MAX_AUDIO_BYTES: usize = 50 * 1024 * 1024;
 /// Room for the multipart framing and the small fields around the audio.
 const MULTIPART_OVERHEAD: usize = 1024 * 1024;
 /// Largest JSON body: 50,000 characters of text, escaped, fit well inside.
@@ -104,38 +103,6 @@ impl Errors {
     }
 }
 
-fn content_type(headers: &HeaderMap) -> Option<mime::Mime> {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
-}
-
-pub(super) async fn read_body(
-    headers: &HeaderMap,
-    body: Body,
-    limit: usize,
-) -> Result<Bytes, Problem> {
-    let too_large = || Problem::too_large(format!("the request body exceeds {limit} bytes"));
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
-    }
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut source: Option<&dyn std::error::Error> = Some(&e);
-        while let Some(s) = source {
-            if s.is::<http_body_util::LengthLimitError>() {
-                return too_large();
-            }
-            source = s.source();
-        }
-        Problem::malformed("the request body could not be read completely")
-    })
-}
-
 /// Parses a JSON object body; syntax errors are 400, a non-object is 422.
 fn json_object(headers: &HeaderMap, bytes: &[u8]) -> Result<Map<String, Value>, Problem> {
     match content_type(headers) {
@@ -182,20 +149,20 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-async fn accept<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+/// Submits the parsed request and answers 202 with where to follow the task.
+async fn accept<W: TaskCreate, Q: QueueSend, B: BlobPut>(
     state: &SubmitState<W, Q, B>,
-    task: Task,
+    kind: ServiceKind,
+    common: Common,
+    payload: Payload,
 ) -> Result<Response, Problem> {
-    state.tasks.insert(&task).await?;
-    if let Err(e) = state.queue.send(task.id, task.priority).await {
-        // Never leave an accepted-looking task without a message.
-        let end = crate::ports::AttemptEnd::Failed {
-            reason: "the task could not be queued; please submit it again".into(),
-            candidates: Vec::new(),
-        };
-        let _ = state.tasks.end_attempt(task.id, 0, end, now_millis()).await;
-        return Err(e.into());
-    }
+    let submission = Submission {
+        kind,
+        priority: common.priority,
+        language: common.language,
+        callback_url: common.callback_url,
+    };
+    let task = submit(&state.intake, submission, payload).await?;
     let view = SubmitView {
         task_id: task.id.to_string(),
         status: "pending".into(),
@@ -214,7 +181,7 @@ async fn accept<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
         .into_response())
 }
 
-async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+async fn text_task<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     state: &SubmitState<W, Q, B>,
     kind: ServiceKind,
     headers: &HeaderMap,
@@ -239,22 +206,11 @@ async fn text_task<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     let (Some(text), Some(c)) = (text, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    let input = TaskInput::Text {
-        text: text.into_string(),
-    };
-    let task = Task::new(
-        kind,
-        c.priority,
-        c.language,
-        input,
-        c.callback_url,
-        now_millis(),
-    );
-    accept(state, task).await
+    accept(state, kind, c, Payload::Text(text.into_string())).await
 }
 
 /// `POST /api/v1/tts`.
-pub async fn tts<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+pub async fn tts<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     headers: HeaderMap,
     body: Body,
@@ -263,7 +219,7 @@ pub async fn tts<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
 }
 
 /// `POST /api/v1/summarization`.
-pub async fn summarization<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+pub async fn summarization<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     headers: HeaderMap,
     body: Body,
@@ -291,7 +247,7 @@ fn multipart_problem(e: multer::Error) -> Problem {
 
 /// `POST /api/v1/transcription`: multipart with `audio_file`, `source_language`, `priority`,
 /// `callback_url`; or JSON naming an `upload_id` from `POST /api/v1/uploads`.
-pub async fn transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+pub async fn transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     headers: HeaderMap,
     body: Body,
@@ -319,7 +275,11 @@ fn direct_too_large(limit: usize) -> Problem {
     ))
 }
 
-async fn multipart_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+async fn multipart_transcription<
+    W: TaskCreate,
+    Q: QueueSend,
+    B: BlobPut + BlobGet + BlobPresign,
+>(
     state: &SubmitState<W, Q, B>,
     headers: &HeaderMap,
     boundary: String,
@@ -409,32 +369,15 @@ async fn multipart_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     let (Some(c), Some((filename, data, probe))) = (common, probed) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    let mut task = Task::new(
-        ServiceKind::Transcription,
-        c.priority,
-        c.language,
-        TaskInput::Text {
-            text: String::new(),
-        },
-        c.callback_url,
-        now_millis(),
-    );
-    let blob_key = format!("input/{}", task.id);
-    let size_bytes = data.len() as u64;
-    state
-        .blobs
-        .put(&blob_key, data, "application/octet-stream")
-        .await?;
-    task.input = TaskInput::Audio {
-        blob_key,
+    let payload = Payload::Audio {
+        data,
         filename,
-        size_bytes,
         info: probe.info,
     };
-    accept(state, task).await
+    accept(state, ServiceKind::Transcription, c, payload).await
 }
 
-async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+async fn uploaded_transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     state: &SubmitState<W, Q, B>,
     headers: &HeaderMap,
     body: Body,
@@ -452,7 +395,7 @@ async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
             );
             None
         }
-        Some(id) => super::uploads::upload_key(id).or_else(|| {
+        Some(id) => BlobKey::upload(id).or_else(|| {
             errors.add("upload_id", "is not an upload id from POST /api/v1/uploads");
             None
         }),
@@ -462,7 +405,7 @@ async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     let (Some(key), Some(c)) = (key, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    let data = state.blobs.get(&key).await?.ok_or_else(|| {
+    let data = state.intake.blobs.get(key.as_str()).await?.ok_or_else(|| {
         Problem::invalid_field(
             "upload_id",
             "nothing was uploaded under this id (or the upload expired)",
@@ -475,20 +418,10 @@ async fn uploaded_transcription<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
     }
     let probe =
         audio::probe(data.clone(), None).map_err(|e| Problem::invalid_field("upload_id", e.0))?;
-    let size_bytes = data.len() as u64;
-    let input = TaskInput::Audio {
-        blob_key: key,
-        filename: None,
-        size_bytes,
+    let payload = Payload::Uploaded {
+        key,
+        size_bytes: data.len() as u64,
         info: probe.info,
     };
-    let task = Task::new(
-        ServiceKind::Transcription,
-        c.priority,
-        c.language,
-        input,
-        c.callback_url,
-        now_millis(),
-    );
-    accept(state, task).await
+    accept(state, ServiceKind::Transcription, c, payload).await
 }

@@ -17,9 +17,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::SubmitState;
+use super::body::read_body;
 use super::problem::Problem;
-use super::submit::{MAX_AUDIO_BYTES, read_body};
-use crate::ports::{BlobStore, TaskQueue, TaskWriter};
+use crate::config::MAX_AUDIO_BYTES;
+use crate::domain::BlobKey;
+use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend, TaskCreate};
 
 /// How long an upload URL stays valid.
 const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
@@ -41,25 +43,18 @@ pub struct UploadView {
     pub max_bytes: usize,
 }
 
-/// The blob key of an upload id, if the id is well formed.
-pub(super) fn upload_key(upload_id: &str) -> Option<String> {
-    uuid::Uuid::parse_str(upload_id)
-        .ok()
-        .map(|u| format!("uploads/{}", u.simple()))
-}
-
 /// `POST /api/v1/uploads`.
-pub async fn create<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+pub async fn create<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
 ) -> Result<Response, Problem> {
-    let id = uuid::Uuid::new_v4();
-    let key = format!("uploads/{}", id.simple());
+    let (upload_id, key) = BlobKey::new_upload();
     let target = state
+        .intake
         .blobs
-        .upload_target(&key, "application/octet-stream", UPLOAD_TTL)
+        .upload_target(key.as_str(), "application/octet-stream", UPLOAD_TTL)
         .await?;
     let view = UploadView {
-        upload_id: id.simple().to_string(),
+        upload_id,
         url: target.url,
         method: target.method.into(),
         headers: target.headers.into_iter().collect(),
@@ -70,17 +65,18 @@ pub async fn create<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
 }
 
 /// `PUT /api/v1/uploads/{id}`: the local runtime's stand-in for a presigned S3 PUT.
-pub async fn put<W: TaskWriter, Q: TaskQueue, B: BlobStore>(
+pub async fn put<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, Problem> {
-    let key = upload_key(&id).ok_or_else(|| Problem::not_found("no such upload"))?;
+    let key = BlobKey::upload(&id).ok_or_else(|| Problem::not_found("no such upload"))?;
     let bytes = read_body(&headers, body, MAX_AUDIO_BYTES).await?;
     state
+        .intake
         .blobs
-        .put(&key, bytes, "application/octet-stream")
+        .put(key.as_str(), bytes, "application/octet-stream")
         .await?;
     Ok(StatusCode::OK)
 }

@@ -25,7 +25,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use super::{AwsResources, S3Blobs};
 use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
-    AttemptEnd, BlobStore, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter,
+    AttemptEnd, BlobGet, BlobPut, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery,
+    TaskReader,
 };
 
 /// Counter items the health counts are spread over.
@@ -75,7 +76,7 @@ impl DynamoTasks {
         let body_attribute = if body.len() > INLINE_BODY_BYTES {
             // A fresh key per write: a write that loses its condition leaves only an orphan
             // object (expired by the bucket's lifecycle rule), never a changed body.
-            let key = format!("tasks/{}/{}.json", task.id, uuid::Uuid::new_v4().simple());
+            let key = crate::domain::BlobKey::task_body(task.id).into_string();
             self.large_bodies
                 .put(&key, body.into(), "application/json")
                 .await?;
@@ -306,11 +307,23 @@ impl TaskReader for DynamoTasks {
     }
 }
 
-impl TaskWriter for DynamoTasks {
+impl TaskCreate for DynamoTasks {
     async fn insert(&self, task: &Task) -> Result<(), StoreError> {
         self.write(task, None).await
     }
 
+    async fn abandon(&self, id: TaskId, reason: String, now: Millis) -> Result<(), StoreError> {
+        let end = AttemptEnd::Failed {
+            reason,
+            candidates: Vec::new(),
+        };
+        TaskLease::end_attempt(self, id, 0, end, now)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl TaskLease for DynamoTasks {
     async fn claim(
         &self,
         id: TaskId,

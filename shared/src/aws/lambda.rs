@@ -7,8 +7,8 @@ use futures::future::join_all;
 use tracing::{Instrument, warn};
 
 use super::SqsQueues;
-use crate::ports::{BlobStore, MinerClient, MinerDirectory, TaskWriter};
-use crate::worker::{Disposition, Worker};
+use crate::drain::{DeliveryHandler, Disposition};
+use crate::ports::QueueConsume;
 
 /// JSON logs on stderr. The filter is `RUST_LOG`, else `AWS_LAMBDA_LOG_LEVEL`, else `info`.
 pub fn init_tracing() {
@@ -37,30 +37,15 @@ fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-/// The queue a record came from, as an index into the configured queues, matched by the queue
-/// name at the end of its ARN.
-fn queue_index(queues: &[String; 3], arn: Option<&str>) -> Option<usize> {
-    let name = arn?.rsplit(':').next()?;
-    queues
-        .iter()
-        .position(|url| url.rsplit('/').next() == Some(name))
-}
-
-/// Handles one SQS batch: every record concurrently, one span each. Records the worker hands
+/// Handles one SQS batch: every record concurrently, one span each. Records the handler hands
 /// back become batch item failures (SQS redelivers them; after `maxReceiveCount` they go to the
-/// dead-letter queue); when the worker asks for a shorter delay than the visibility timeout, the
-/// message's visibility is shortened to match.
-pub async fn handle_sqs_batch<T, B, D, C>(
-    worker: &Worker<T, B, D, C>,
+/// dead-letter queue); when the handler asks for a shorter delay than the visibility timeout,
+/// the message's visibility is shortened to match.
+pub async fn handle_sqs_batch(
+    handler: &impl DeliveryHandler,
     queues: &SqsQueues,
     event: SqsEvent,
-) -> SqsBatchResponse
-where
-    T: TaskWriter + crate::ports::HealthStore,
-    B: BlobStore,
-    D: MinerDirectory,
-    C: MinerClient,
-{
+) -> SqsBatchResponse {
     let handled = join_all(event.records.into_iter().map(|record| {
         let id = record.message_id.clone().unwrap_or_default();
         let span = tracing::info_span!("message", message_id = %id);
@@ -71,21 +56,18 @@ where
                 warn!("message body is not a task message; dropped");
                 return None;
             };
-            match worker.handle(&delivery).await {
+            match handler.handle(&delivery).await {
                 Disposition::Done => None,
                 Disposition::Retry(delay) => {
-                    let index = queue_index(queues.urls(), record.event_source_arn.as_deref());
-                    if let (Some(i), Some(handle)) = (index, record.receipt_handle.as_deref()) {
-                        let receipt = format!("{i}|{handle}");
-                        if let Err(e) = crate::ports::TaskQueue::release(
-                            queues,
-                            &receipt,
-                            delay.max(Duration::from_secs(1)),
-                        )
-                        .await
-                        {
-                            warn!(error = %e, "could not shorten the message's visibility");
-                        }
+                    let receipt = record.receipt_handle.as_deref().and_then(|handle| {
+                        queues.record_receipt(record.event_source_arn.as_deref(), handle)
+                    });
+                    if let Some(receipt) = receipt
+                        && let Err(e) = queues
+                            .release(&receipt, delay.max(Duration::from_secs(1)))
+                            .await
+                    {
+                        warn!(error = %e, "could not shorten the message's visibility");
                     }
                     Some(id)
                 }
@@ -101,29 +83,4 @@ where
         response.batch_item_failures.push(failure);
     }
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_are_matched_to_their_queue_by_arn() {
-        let queues = [
-            "http://localhost:4566/000000000000/taogate-high".to_owned(),
-            "http://localhost:4566/000000000000/taogate-normal".to_owned(),
-            "http://localhost:4566/000000000000/taogate-low".to_owned(),
-        ];
-        assert_eq!(
-            queue_index(
-                &queues,
-                Some("arn:aws:sqs:us-east-1:000000000000:taogate-low")
-            ),
-            Some(2)
-        );
-        assert_eq!(
-            queue_index(&queues, Some("arn:aws:sqs:us-east-1:000000000000:other")),
-            None
-        );
-    }
 }

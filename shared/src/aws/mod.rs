@@ -7,20 +7,21 @@
 
 mod dynamo;
 mod lambda;
-mod poller;
+mod metagraph_sync;
 mod provision;
 mod s3;
 mod sqs;
 
 pub use dynamo::DynamoTasks;
 pub use lambda::{handle_sqs_batch, init_tracing};
-pub use poller::run_poller;
+pub use metagraph_sync::{MetagraphSync, SyncReport};
 pub use provision::{INDEXES, provision};
 pub use s3::{S3Blobs, S3Directory, publish_snapshot};
 pub use sqs::SqsQueues;
 
-use crate::bittensor::Hotkey;
-use crate::config::{ConfigError, Secret, Settings};
+use crate::config::{ConfigError, Secret};
+use crate::domain::BlobKey;
+use crate::secrets::SecretSource;
 
 /// Where the AWS resources are, read from the environment the template sets.
 #[derive(Debug, Clone)]
@@ -88,7 +89,7 @@ impl AwsResources {
                 optional("DLQ_URL_LOW"),
             ],
             snapshot_key: optional("SNAPSHOT_KEY")
-                .unwrap_or_else(|| "metagraph/snapshot.json".into()),
+                .unwrap_or_else(|| BlobKey::snapshot().into_string()),
             task_ttl_days,
             presign_ttl_s,
             s3_path_style: optional("AWS_S3_FORCE_PATH_STYLE")
@@ -137,34 +138,12 @@ impl AwsClients {
             secrets: aws_sdk_secretsmanager::Client::new(&config),
         }
     }
+}
 
-    /// The worker's hotkey: from the Secrets Manager secret `BT_HOTKEY_SECRET_ARN` when set
-    /// (production), else from `BT_HOTKEY_URI`. Never the dev default: a Lambda without a key
-    /// refuses to start. Errors never contain the secret.
-    pub async fn hotkey(&self, settings: &Settings) -> anyhow::Result<Hotkey> {
-        let secret = match self.secret_from_env("BT_HOTKEY_SECRET_ARN").await? {
-            Some(secret) => secret,
-            None => settings.hotkey_uri.clone().ok_or_else(|| {
-                anyhow::anyhow!(
-                    "no hotkey: set BT_HOTKEY_SECRET_ARN (or BT_HOTKEY_URI outside production)"
-                )
-            })?,
-        };
-        Ok(Hotkey::from_secret(&secret)?)
-    }
-
-    /// The reference endpoints' bearer token from the secret `REFERENCE_API_KEY_SECRET_ARN`,
-    /// when set, in place of `REFERENCE_API_KEY`.
-    pub async fn reference_api_key(&self, settings: &mut Settings) -> anyhow::Result<()> {
-        if let Some(key) = self.secret_from_env("REFERENCE_API_KEY_SECRET_ARN").await? {
-            settings.reference_api_key = Some(key);
-        }
-        Ok(())
-    }
-
+impl SecretSource for AwsClients {
     /// The string of the Secrets Manager secret named by the environment variable `name`, if
     /// that is set. Errors name the secret, never its value.
-    async fn secret_from_env(&self, name: &str) -> anyhow::Result<Option<Secret>> {
+    async fn secret(&self, name: &str) -> anyhow::Result<Option<Secret>> {
         let Some(arn) = std::env::var(name).ok().filter(|a| !a.is_empty()) else {
             return Ok(None);
         };

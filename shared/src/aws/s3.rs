@@ -7,9 +7,9 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use bytes::Bytes;
 
 use super::AwsResources;
-use crate::bittensor::MinerSnapshot;
+use crate::domain::MinerSnapshot;
 use crate::domain::TaskId;
-use crate::ports::{BlobStore, MinerDirectory, StoreError, UploadTarget};
+use crate::ports::{BlobGet, BlobPresign, BlobPut, MinerDirectory, StoreError, UploadTarget};
 
 /// Blobs in one private bucket.
 #[derive(Debug, Clone)]
@@ -30,7 +30,7 @@ impl S3Blobs {
     }
 }
 
-impl BlobStore for S3Blobs {
+impl BlobPut for S3Blobs {
     async fn put(&self, key: &str, bytes: Bytes, content_type: &str) -> Result<(), StoreError> {
         self.client
             .put_object()
@@ -43,7 +43,9 @@ impl BlobStore for S3Blobs {
             .map_err(StoreError::backend)?;
         Ok(())
     }
+}
 
+impl BlobGet for S3Blobs {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         match self
             .client
@@ -61,7 +63,9 @@ impl BlobStore for S3Blobs {
             Err(e) => Err(StoreError::backend(e)),
         }
     }
+}
 
+impl BlobPresign for S3Blobs {
     async fn upload_target(
         &self,
         key: &str,
@@ -183,7 +187,7 @@ impl S3Directory {
 
 /// Stores `snapshot` as the object the workers' [`S3Directory`] reads.
 pub async fn publish_snapshot(
-    blobs: &S3Blobs,
+    blobs: &impl BlobPut,
     key: &str,
     snapshot: &MinerSnapshot,
 ) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
 use super::AwsResources;
 use crate::domain::{Priority, TaskId};
-use crate::ports::{Delivery, QueueDepth, StoreError, TaskQueue};
+use crate::ports::{Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend, StoreError};
 
 /// The message body.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
@@ -63,6 +63,23 @@ impl SqsQueues {
         })
     }
 
+    /// The receipt of a message: which of our queues it came from, and its SQS receipt handle.
+    /// This and [`Self::split`] are the one place the format is known.
+    fn receipt(queue: usize, handle: &str) -> String {
+        format!("{queue}|{handle}")
+    }
+
+    /// The receipt of an event record from the queue whose ARN is `arn` (matched by the queue
+    /// name at its end), for settling it outside the event source mapping.
+    pub fn record_receipt(&self, arn: Option<&str>, handle: &str) -> Option<String> {
+        let name = arn?.rsplit(':').next()?;
+        let queue = self
+            .queues
+            .iter()
+            .position(|url| url.rsplit('/').next() == Some(name))?;
+        Some(Self::receipt(queue, handle))
+    }
+
     fn split(receipt: &str) -> Result<(usize, &str), StoreError> {
         receipt
             .split_once('|')
@@ -93,7 +110,7 @@ impl SqsQueues {
     }
 }
 
-impl TaskQueue for SqsQueues {
+impl QueueSend for SqsQueues {
     async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
         let body = serde_json::to_string(&QueueMessage {
             task_id: id,
@@ -109,7 +126,9 @@ impl TaskQueue for SqsQueues {
             .map_err(StoreError::backend)?;
         Ok(())
     }
+}
 
+impl QueueConsume for SqsQueues {
     /// Receives from the most urgent non-empty queue. Used by the local poller that stands in for
     /// the event source mappings; in Lambda, SQS delivers the batches itself.
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
@@ -134,7 +153,7 @@ impl TaskQueue for SqsQueues {
                 let (Some(body), Some(handle)) = (m.body(), m.receipt_handle()) else {
                     continue;
                 };
-                match Self::delivery(body, count, format!("{i}|{handle}")) {
+                match Self::delivery(body, count, Self::receipt(i, handle)) {
                     Some(d) => deliveries.push(d),
                     None => {
                         // Not ours: drop it rather than let it cycle into the dead letters.
@@ -179,7 +198,9 @@ impl TaskQueue for SqsQueues {
             .map_err(StoreError::backend)?;
         Ok(())
     }
+}
 
+impl QueueDepths for SqsQueues {
     async fn depths(&self) -> Result<Vec<(Priority, QueueDepth)>, StoreError> {
         let mut out = Vec::with_capacity(3);
         for (i, priority) in CLASSES.into_iter().enumerate() {
@@ -198,5 +219,38 @@ impl TaskQueue for SqsQueues {
             ));
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_are_matched_to_their_queue_by_arn_and_receipts_round_trip() {
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .build();
+        let queues = SqsQueues {
+            client: aws_sdk_sqs::Client::from_conf(config),
+            queues: [
+                "http://localhost:4566/000000000000/taogate-high".to_owned(),
+                "http://localhost:4566/000000000000/taogate-normal".to_owned(),
+                "http://localhost:4566/000000000000/taogate-low".to_owned(),
+            ],
+            dead: [None, None, None],
+        };
+        let receipt = queues
+            .record_receipt(
+                Some("arn:aws:sqs:us-east-1:000000000000:taogate-low"),
+                "handle|with|bars",
+            )
+            .unwrap();
+        assert_eq!(SqsQueues::split(&receipt).unwrap(), (2, "handle|with|bars"));
+        assert_eq!(
+            queues.record_receipt(Some("arn:aws:sqs:us-east-1:000000000000:other"), "h"),
+            None
+        );
+        assert!(SqsQueues::split("9|h").is_err());
     }
 }

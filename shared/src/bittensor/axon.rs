@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::keys::Hotkey;
-use super::miners::Miner;
-use super::synapse::{MinerReply, SynapseRequest};
 use super::transport::{Answered, MinerReplyError, read_answer, to_reply};
+use crate::domain::Miner;
+use crate::domain::{MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
 
 /// SHA3-256 of the empty string: the body hash of a synapse with no required hash fields.

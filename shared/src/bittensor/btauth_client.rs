@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::btauth::sign_hashed;
 use super::keys::Hotkey;
-use super::miners::Miner;
-use super::synapse::{MinerReply, SynapseRequest};
 use super::transport::{Answered, MinerReplyError, next_nonce, read_answer, to_reply};
+use crate::domain::Miner;
+use crate::domain::{MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
 
 /// A client signing `btauth/1` requests as one hotkey.

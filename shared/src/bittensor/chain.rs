@@ -12,7 +12,8 @@ use subxt_rpcs::client::reconnecting_rpc_client::{self, ExponentialBackoff};
 use subxt_rpcs::client::{RpcClient, rpc_params};
 
 use super::metagraph::{Neuron, decode_neurons_lite_hex};
-use super::miners::{LiveDirectory, Miner, MinerSnapshot};
+use super::miners::LiveDirectory;
+use crate::domain::{Miner, MinerSnapshot};
 
 /// Why the metagraph could not be read.
 #[derive(Debug, thiserror::Error)]

@@ -6,31 +6,9 @@ use std::time::Duration;
 use super::axon::{AxonClient, AxonClientConfig};
 use super::btauth_client::BtauthClient;
 use super::keys::Hotkey;
-use super::miners::Miner;
-use super::synapse::{MinerReply, SynapseRequest};
-use crate::config::Settings;
+use crate::config::{MinerClientSettings, MinerProtocol};
+use crate::domain::{Miner, MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
-
-/// How the gateway talks to miners.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum MinerProtocol {
-    /// The dendrite/axon protocol of bittensor ≤ 10 (`POST /{SYNAPSE_NAME}` with `bt_header_*`).
-    #[default]
-    Axon,
-    /// `btauth/1` signed plain HTTP of bittensor ≥ 11 (`POST {MINER_PATH}`).
-    Btauth,
-}
-
-impl MinerProtocol {
-    /// Parses `axon` or `btauth`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "axon" => Ok(Self::Axon),
-            "btauth" => Ok(Self::Btauth),
-            other => Err(format!("{other:?} is not a protocol (axon, btauth)")),
-        }
-    }
-}
 
 /// A client for the configured protocol.
 #[derive(Debug, Clone)]
@@ -43,8 +21,8 @@ pub enum ProtocolClient {
 
 impl ProtocolClient {
     /// The client `settings` ask for, signing as `hotkey`.
-    pub fn from_settings(settings: &Settings, hotkey: Arc<Hotkey>) -> anyhow::Result<Self> {
-        Ok(match settings.miner_protocol {
+    pub fn new(settings: &MinerClientSettings, hotkey: Arc<Hotkey>) -> anyhow::Result<Self> {
+        Ok(match settings.protocol {
             MinerProtocol::Axon => Self::Axon(AxonClient::new(
                 hotkey,
                 AxonClientConfig {
@@ -56,7 +34,7 @@ impl ProtocolClient {
             )?),
             MinerProtocol::Btauth => Self::Btauth(BtauthClient::new(
                 hotkey,
-                &settings.miner_path(),
+                &settings.btauth_path(),
                 settings.max_response_bytes,
             )?),
         })

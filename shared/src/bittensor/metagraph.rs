@@ -11,7 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use parity_scale_codec::{Compact, Decode};
 use sp_core::crypto::Ss58Codec;
 
-use super::Miner;
+use crate::domain::Miner;
 
 #[derive(Decode)]
 struct AxonInfo {
@@ -164,7 +164,7 @@ impl From<&Neuron> for Miner {
             port: n.port,
             stake: n.stake_rao as f64 / 1e9,
             incentive: n.incentive,
-            chain: Some(super::miners::ChainInfo {
+            chain: Some(crate::domain::ChainInfo {
                 coldkey: n.coldkey.clone(),
                 consensus: n.consensus,
                 dividends: n.dividends,

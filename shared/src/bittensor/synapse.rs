@@ -1,39 +1,8 @@
-//! The subnet's `AudioTask` synapse: what is sent and what comes back.
+//! The subnet's `AudioTask` synapse on the wire: the full JSON body both sides send. The
+//! request and the kept answer fields are domain values (`domain::SynapseRequest`,
+//! `domain::SynapseAnswer`).
 
-use std::sync::Arc;
-use std::time::Duration;
-
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-
-use crate::domain::Outcome;
-
-/// One attempt's request, shared by every miner queried: the base64 input is built once and
-/// referenced, never copied per miner.
-#[derive(Debug, Clone)]
-pub struct SynapseRequest {
-    /// `transcription | tts | summarization`.
-    pub task_type: &'static str,
-    /// Base64 of the audio bytes or of the UTF-8 text.
-    pub input_data: Bytes,
-    /// The API's `source_language`.
-    pub language: &'static str,
-    /// The SHA-256 of the `btauth/1` body, which is the same for every miner: hashed once per
-    /// attempt, on the first query that needs it.
-    pub(super) btauth_digest: Arc<tokio::sync::OnceCell<String>>,
-}
-
-impl SynapseRequest {
-    /// A request for `task_type` with the base64 `input_data`.
-    pub fn new(task_type: &'static str, input_data: Bytes, language: &'static str) -> Self {
-        Self {
-            task_type,
-            input_data,
-            language,
-            btauth_digest: Arc::default(),
-        }
-    }
-}
 
 /// The axon/dendrite terminal info blocks of a synapse body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -106,48 +75,4 @@ pub struct SynapseBody {
     /// Set when the miner failed.
     #[serde(default)]
     pub error_message: Option<String>,
-}
-
-/// The fields of a miner's answer the gateway keeps. An axon answers with the whole synapse,
-/// echoing `input_data` (up to 67 MB of base64 for a 50 MB upload); parsing into this type skips
-/// every other field without storing it.
-#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
-pub struct SynapseAnswer {
-    /// Base64 output.
-    #[serde(default)]
-    pub output_data: Option<String>,
-    /// The miner's own timing claim (not trusted).
-    #[serde(default)]
-    pub processing_time: Option<f64>,
-    /// The model the miner says it used.
-    #[serde(default)]
-    pub pipeline_model: Option<String>,
-    /// Set when the miner failed.
-    #[serde(default)]
-    pub error_message: Option<String>,
-}
-
-/// What came back from one miner, before its content is validated.
-#[derive(Debug, Clone)]
-pub struct MinerReply {
-    /// The transport-level classification (`Success` means HTTP 200 with a parsable body).
-    pub outcome: Outcome,
-    /// Time from sending to the end of the answer, measured here.
-    pub latency: Duration,
-    /// The parsed answer, for HTTP 200.
-    pub body: Option<Arc<SynapseAnswer>>,
-    /// What went wrong otherwise, in words an operator understands.
-    pub error: Option<String>,
-}
-
-impl MinerReply {
-    /// A failed reply.
-    pub fn failed(outcome: Outcome, latency: Duration, error: impl Into<String>) -> Self {
-        Self {
-            outcome,
-            latency,
-            body: None,
-            error: Some(error.into()),
-        }
-    }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 
-use super::synapse::{MinerReply, SynapseAnswer};
 use crate::domain::Outcome;
+use crate::domain::{MinerReply, SynapseAnswer};
 
 /// A request nonce: nanoseconds since the epoch, always above the last one this process issued,
 /// so two requests in the same nanosecond still differ (both protocols refuse a reused nonce).

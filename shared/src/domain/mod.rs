@@ -22,24 +22,32 @@ macro_rules! wire_name_serde {
     };
 }
 
+mod address;
+mod blob_key;
+mod candidate;
 pub mod health;
 mod ids;
 mod language;
+mod miner;
 mod priority;
 mod score;
 mod service;
 mod task;
 mod text;
 
+pub use address::{ip_allowed, parse_callback_url};
+pub use blob_key::BlobKey;
+pub use candidate::{Candidate, Outcome, ScoreDetail};
 pub use health::MinerHealth;
 pub use ids::TaskId;
 pub use language::Language;
+pub use miner::{ChainInfo, Miner, MinerReply, MinerSnapshot, SynapseAnswer, SynapseRequest};
 pub use priority::Priority;
 pub use score::Score;
 pub use service::ServiceKind;
 pub use task::{
-    AttemptEnd, AudioInfo, Candidate, ClaimOutcome, Expected, Outcome, ScoreDetail, StatusCounts,
-    Task, TaskInput, TaskOutput, TaskResult, TaskStatus,
+    AttemptEnd, AudioInfo, ClaimOutcome, Expected, StatusCounts, Task, TaskInput, TaskOutput,
+    TaskResult, TaskStatus,
 };
 pub use text::{SubmittedText, TextLimits};
 

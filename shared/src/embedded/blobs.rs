@@ -4,11 +4,11 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 
-use crate::domain::TaskId;
-use crate::ports::{BlobStore, StoreError, UploadTarget};
+use crate::domain::{BlobKey, TaskId};
+use crate::ports::{BlobGet, BlobPresign, BlobPut, StoreError, UploadTarget};
 
-/// A blob directory. Keys are relative paths made by taogate itself (`input/{id}`,
-/// `output/{id}.wav`), checked so that no key escapes the directory.
+/// A blob directory. Keys are relative paths made by [`BlobKey`], checked so that no key
+/// escapes the directory.
 #[derive(Debug, Clone)]
 pub struct BlobDir {
     root: PathBuf,
@@ -41,7 +41,7 @@ impl BlobDir {
     }
 }
 
-impl BlobStore for BlobDir {
+impl BlobPut for BlobDir {
     async fn put(&self, key: &str, bytes: Bytes, _content_type: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
         tokio::task::spawn_blocking(move || -> std::io::Result<()> {
@@ -60,7 +60,9 @@ impl BlobStore for BlobDir {
         .map_err(StoreError::backend)?
         .map_err(StoreError::backend)
     }
+}
 
+impl BlobGet for BlobDir {
     async fn get(&self, key: &str) -> Result<Option<Bytes>, StoreError> {
         let path = self.path(key)?;
         match tokio::fs::read(&path).await {
@@ -69,16 +71,18 @@ impl BlobStore for BlobDir {
             Err(e) => Err(StoreError::backend(e)),
         }
     }
+}
 
+impl BlobPresign for BlobDir {
     async fn upload_target(
         &self,
         key: &str,
         content_type: &str,
         expires: std::time::Duration,
     ) -> Result<UploadTarget, StoreError> {
-        let id = key
-            .strip_prefix("uploads/")
-            .ok_or_else(|| StoreError::backend(anyhow::anyhow!("uploads live under uploads/")))?;
+        let id = BlobKey::upload_id(key).ok_or_else(|| {
+            StoreError::backend(anyhow::anyhow!("uploads live under {}", BlobKey::UPLOADS))
+        })?;
         Ok(UploadTarget {
             url: format!("{}/api/v1/uploads/{id}", self.public_base),
             method: "PUT",

@@ -61,7 +61,7 @@ pub(super) struct Inner {
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     pub(super) policy: QueuePolicy,
-    pub(super) notify: tokio::sync::Notify,
+    pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
     _lock: File,
 }
 
@@ -92,7 +92,7 @@ impl Database {
                 readers: Mutex::new(Vec::new()),
                 path,
                 policy,
-                notify: tokio::sync::Notify::new(),
+                notify: std::sync::Arc::new(tokio::sync::Notify::new()),
                 _lock: lock,
             }),
         })

@@ -7,7 +7,9 @@ use rusqlite::params;
 use super::Database;
 use super::tasks::{load, replace};
 use crate::domain::{Priority, TaskId, now_millis};
-use crate::ports::{AttemptEnd, Delivery, QueueDepth, StoreError, TaskQueue};
+use crate::ports::{
+    AttemptEnd, Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend, StoreError,
+};
 
 fn priority_of_rank(rank: i64) -> Priority {
     Priority::ALL
@@ -28,11 +30,6 @@ pub struct Recovery {
 }
 
 impl Database {
-    /// Wakes when a message is sent, so idle workers need not poll.
-    pub fn sent(&self) -> tokio::sync::futures::Notified<'_> {
-        self.inner.notify.notified()
-    }
-
     /// Repairs what a killed process left behind. Safe because the data directory is locked:
     /// no other worker can hold a lease or a message.
     pub async fn recover(&self) -> Result<Recovery, StoreError> {
@@ -98,7 +95,7 @@ impl Database {
     }
 }
 
-impl TaskQueue for Database {
+impl QueueSend for Database {
     async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
         let now = now_millis();
         self.write(move |c| {
@@ -112,7 +109,9 @@ impl TaskQueue for Database {
         self.inner.notify.notify_waiters();
         Ok(())
     }
+}
 
+impl QueueConsume for Database {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
         let policy = self.inner.policy;
         self.write(move |c| {
@@ -187,6 +186,13 @@ impl TaskQueue for Database {
         Ok(())
     }
 
+    /// Wakes when a message is sent or released, so idle loops need not poll.
+    fn arrival(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        self.inner.notify.clone().notified_owned()
+    }
+}
+
+impl QueueDepths for Database {
     async fn depths(&self) -> Result<Vec<(Priority, QueueDepth)>, StoreError> {
         let now = now_millis();
         self.read(move |c| {

@@ -6,7 +6,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Database;
 use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
-use crate::ports::{AttemptEnd, StoreError, TaskPage, TaskQuery, TaskReader, TaskWriter};
+use crate::ports::{
+    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
+};
 
 fn decode(body: &str) -> Result<Task, StoreError> {
     serde_json::from_str(body).map_err(StoreError::backend)
@@ -106,7 +108,7 @@ impl TaskReader for Database {
     }
 }
 
-impl TaskWriter for Database {
+impl TaskCreate for Database {
     async fn insert(&self, task: &Task) -> Result<(), StoreError> {
         let row = (
             task.id.to_string(),
@@ -135,6 +137,18 @@ impl TaskWriter for Database {
         .await
     }
 
+    async fn abandon(&self, id: TaskId, reason: String, now: Millis) -> Result<(), StoreError> {
+        let end = AttemptEnd::Failed {
+            reason,
+            candidates: Vec::new(),
+        };
+        TaskLease::end_attempt(self, id, 0, end, now)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl TaskLease for Database {
     async fn claim(
         &self,
         id: TaskId,

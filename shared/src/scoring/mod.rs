@@ -7,51 +7,31 @@
 //! - `consensus`: leave-one-out medoid references.
 //! - `summary`, `speech`: reference-free checks of summaries and synthesized speech.
 //! - [`speed`]: work-normalized speed and the combined score.
-//! - [`reference`]: the reference endpoints (an `AudioTask` pipeline, an OpenAI-compatible
-//!   speech recognizer).
+//! - `transcription`, `summarization`, `tts`: the accuracy of each service.
+//!
+//! Scoring is pure: the reference endpoints' answers reach it as values ([`Reference`], the
+//! transcripts in [`Entry`]); the HTTP adapter that asks them lives outside, behind a port.
 
 pub mod align;
 mod consensus;
 pub mod metrics;
-pub mod reference;
 mod speech;
 pub mod speed;
+mod summarization;
 mod summary;
 pub mod text;
+mod transcription;
+mod tts;
 
 use std::time::Duration;
 
 pub use speed::{Weights, Work};
 
 use crate::audio::Signal;
+pub use crate::config::ScoringMode as Mode;
+use crate::config::ScoringSettings;
 use crate::domain::{Language, ScoreDetail, ServiceKind};
-use text::{TextChecks, Unit, Vocabulary};
-
-/// `SCORING_MODE`: where the reference comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Mode {
-    /// The configured reference endpoint; consensus when it fails.
-    Reference,
-    /// The other answers (the default).
-    #[default]
-    Consensus,
-    /// Reference when an endpoint is configured, consensus otherwise.
-    Auto,
-}
-
-impl Mode {
-    /// Parses `reference`, `consensus` or `auto`.
-    pub fn parse(raw: &str) -> Result<Self, String> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "reference" => Ok(Self::Reference),
-            "consensus" => Ok(Self::Consensus),
-            "auto" => Ok(Self::Auto),
-            other => Err(format!(
-                "unknown scoring mode {other:?}; use reference, consensus or auto"
-            )),
-        }
-    }
-}
+use text::{Unit, Vocabulary};
 
 /// What the task asked for.
 #[derive(Debug, Clone, Copy)]
@@ -140,6 +120,8 @@ pub struct Scorer {
     pub compression: (f64, f64),
     /// The attempt deadline, which caps the speed budget.
     pub deadline: Duration,
+    /// `SCORING_MODE`: where the reference comes from.
+    pub mode: Mode,
 }
 
 /// ROUGE-L F1 that counts as full agreement between summaries: independently written good
@@ -158,7 +140,7 @@ pub const SIGNAL_ONLY: &str =
 
 impl Scorer {
     /// The scorer `settings` configure.
-    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+    pub fn new(settings: &ScoringSettings) -> Self {
         Self {
             weights: Weights {
                 accuracy: settings.accuracy_weight,
@@ -166,7 +148,8 @@ impl Scorer {
             },
             floor: settings.accuracy_floor,
             compression: settings.summary_compression,
-            deadline: settings.task_timeout,
+            deadline: settings.deadline,
+            mode: settings.mode,
         }
     }
 
@@ -178,9 +161,11 @@ impl Scorer {
         reference: &Reference,
     ) -> Vec<Scored> {
         let accuracy = match job.kind {
-            ServiceKind::Transcription => transcription(job, entries, reference),
-            ServiceKind::Summarization => self.summarization(job, entries, reference),
-            ServiceKind::Tts => tts(job, entries),
+            ServiceKind::Transcription => transcription::transcription(job, entries, reference),
+            ServiceKind::Summarization => {
+                summarization::summarization(self.compression, job, entries, reference)
+            }
+            ServiceKind::Tts => tts::tts(job, entries),
         };
         accuracy
             .into_iter()
@@ -217,90 +202,15 @@ impl Scorer {
                     .then(uids[b].cmp(&uids[a]))
             })
     }
-
-    fn summarization(
-        &self,
-        job: &Job<'_>,
-        entries: &[Entry<'_>],
-        reference: &Reference,
-    ) -> Vec<(f64, ScoreDetail)> {
-        let language = job.language;
-        let mut vocab = Vocabulary::default();
-        let source = summary::Source::new(job.text.unwrap_or_default(), language, &mut vocab);
-        let texts: Vec<&str> = entries.iter().map(|e| text_of(e.answer)).collect();
-        let (tokens, heavy) = tokenize(&texts, language, &mut vocab);
-        let (agreement, basis, note) = agreement(
-            reference,
-            entries.len(),
-            |r| {
-                let reference = vocab.text(r, language);
-                tokens.iter().map(|t| rouge(t, &reference)).collect()
-            },
-            || {
-                let f1 = consensus::pairwise(tokens.len(), heavy, |i, j| {
-                    metrics::rouge_l(&tokens[i], &tokens[j]).f1
-                });
-                let distance: Vec<Vec<f64>> = f1
-                    .iter()
-                    .enumerate()
-                    .map(|(i, row)| {
-                        row.iter()
-                            .enumerate()
-                            .map(|(j, f)| if i == j { 0.0 } else { 1.0 - f })
-                            .collect()
-                    })
-                    .collect();
-                consensus::references(&distance)
-                    .iter()
-                    .enumerate()
-                    .map(|(i, refs)| {
-                        let mean = |f: &dyn Fn(&[u32], &[u32]) -> f64| {
-                            consensus::mean_over(refs, |j| f(&tokens[i], &tokens[j]))
-                        };
-                        [
-                            consensus::mean_over(refs, |j| f1[i][j]),
-                            mean(&|a, b| metrics::rouge_n(a, b, 1).f1),
-                            mean(&|a, b| metrics::rouge_n(a, b, 2).f1),
-                        ]
-                    })
-                    .collect()
-            },
-        );
-        tokens
-            .iter()
-            .zip(&texts)
-            .enumerate()
-            .map(|(i, (t, text))| {
-                let checks = summary::check(&source, t, text, language, self.compression);
-                let [rouge_l, rouge_1, rouge_2] = agreement
-                    .as_ref()
-                    .map_or([SINGLE_ANSWER, f64::NAN, f64::NAN], |a| a[i]);
-                let content = 0.7 * (rouge_l / ROUGE_FULL).min(1.0)
-                    + 0.3 * (checks.coverage / COVERAGE_FULL).min(1.0);
-                let mut notes = checks.notes;
-                notes.extend(note.clone());
-                let detail = ScoreDetail {
-                    basis: basis.into(),
-                    rouge_l: agreement.is_some().then_some(rouge_l),
-                    rouge_1: Some(rouge_1).filter(|v| v.is_finite()),
-                    rouge_2: Some(rouge_2).filter(|v| v.is_finite()),
-                    compression: Some(checks.compression),
-                    coverage: Some(checks.coverage),
-                    copied: Some(checks.copied),
-                    repetition: Some(checks.repetition),
-                    script: checks.script,
-                    notes,
-                    ..ScoreDetail::default()
-                };
-                (content * checks.factor, detail)
-            })
-            .collect()
-    }
 }
 
 /// Normalizes (in parallel for long texts) and tokenizes the answers; says whether the job is
 /// big enough to spread over the cores.
-fn tokenize(texts: &[&str], language: Language, vocab: &mut Vocabulary) -> (Vec<Vec<u32>>, bool) {
+pub(super) fn tokenize(
+    texts: &[&str],
+    language: Language,
+    vocab: &mut Vocabulary,
+) -> (Vec<Vec<u32>>, bool) {
     let heavy = texts.iter().map(|t| t.len()).sum::<usize>() > HEAVY_BYTES;
     let normalized = consensus::parallel_map(texts, heavy, |t| text::normalize(t, language));
     let unit = Unit::of(language);
@@ -311,24 +221,16 @@ fn tokenize(texts: &[&str], language: Language, vocab: &mut Vocabulary) -> (Vec<
 /// Text volume above which scoring work is spread over the cores.
 const HEAVY_BYTES: usize = 100_000;
 
-fn text_of(answer: &Answer) -> &str {
+pub(super) fn text_of(answer: &Answer) -> &str {
     match answer {
         Answer::Text(t) => t,
         Answer::Audio(_) => "",
     }
 }
 
-fn rouge(candidate: &[u32], reference: &[u32]) -> [f64; 3] {
-    [
-        metrics::rouge_l(candidate, reference).f1,
-        metrics::rouge_n(candidate, reference, 1).f1,
-        metrics::rouge_n(candidate, reference, 2).f1,
-    ]
-}
-
 /// Per-answer agreement from the reference when there is one, else from the consensus (none
 /// for a single answer). Returns the values, the basis and a note on a failed reference.
-fn agreement<T>(
+pub(super) fn agreement<T>(
     reference: &Reference,
     answers: usize,
     against_reference: impl FnOnce(&str) -> Vec<T>,
@@ -346,156 +248,6 @@ fn agreement<T>(
     }
 }
 
-/// Transcription: `1 − WER` (CER for ja/zh/ko) against the reference or the consensus, times
-/// the repetition and script factors.
-fn transcription(
-    job: &Job<'_>,
-    entries: &[Entry<'_>],
-    reference: &Reference,
-) -> Vec<(f64, ScoreDetail)> {
-    let language = job.language;
-    let unit = Unit::of(language);
-    let mut vocab = Vocabulary::default();
-    let texts: Vec<&str> = entries.iter().map(|e| text_of(e.answer)).collect();
-    let (tokens, heavy) = tokenize(&texts, language, &mut vocab);
-    let (errors, basis, note) = agreement(
-        reference,
-        entries.len(),
-        |r| {
-            let reference = vocab.text(r, language);
-            tokens
-                .iter()
-                .map(|t| metrics::error_rate(&reference, t))
-                .collect()
-        },
-        || {
-            let distance = consensus::pairwise(tokens.len(), heavy, |i, j| {
-                align::edit_distance(&tokens[i], &tokens[j])
-            });
-            let normalized: Vec<Vec<f64>> = (0..tokens.len())
-                .map(|i| {
-                    (0..tokens.len())
-                        .map(|j| {
-                            distance[i][j] as f64
-                                / tokens[i].len().max(tokens[j].len()).max(1) as f64
-                        })
-                        .collect()
-                })
-                .collect();
-            consensus::references(&normalized)
-                .iter()
-                .enumerate()
-                .map(|(i, refs)| {
-                    consensus::mean_over(refs, |j| {
-                        if tokens[j].is_empty() {
-                            f64::from(u8::from(!tokens[i].is_empty()))
-                        } else {
-                            distance[i][j] as f64 / tokens[j].len() as f64
-                        }
-                    })
-                })
-                .collect()
-        },
-    );
-    tokens
-        .iter()
-        .zip(&texts)
-        .enumerate()
-        .map(|(i, (t, text))| {
-            let error = errors.as_ref().map(|e| e[i]);
-            let agreement = error.map_or(SINGLE_ANSWER, |e| (1.0 - e).max(0.0));
-            let mut notes: Vec<String> = note.clone().into_iter().collect();
-            let checks = TextChecks::run(t, text, language, &mut notes);
-            let detail = ScoreDetail {
-                basis: basis.into(),
-                wer: error.filter(|_| unit == Unit::Word),
-                cer: error.filter(|_| unit == Unit::Character),
-                repetition: Some(checks.repetition),
-                script: checks.script,
-                notes,
-                ..ScoreDetail::default()
-            };
-            (agreement * checks.factor, detail)
-        })
-        .collect()
-}
-
-/// TTS: the signal checks times, with a recognizer, intelligibility (`1 − WER` of its
-/// transcript against the input text), or without one, agreement of the duration with the
-/// other answers (`0.5 + 0.5 × shorter/longer` against the medoid).
-fn tts(job: &Job<'_>, entries: &[Entry<'_>]) -> Vec<(f64, ScoreDetail)> {
-    let language = job.language;
-    let input = job.text.unwrap_or_default();
-    let mut vocab = Vocabulary::default();
-    let expected = vocab.text(input, language);
-    let durations: Vec<f64> = entries
-        .iter()
-        .map(|e| match e.answer {
-            Answer::Audio(s) => s.info.duration_s,
-            Answer::Text(_) => 0.0,
-        })
-        .collect();
-    let ratio = |a: f64, b: f64| {
-        let (lo, hi) = if a < b { (a, b) } else { (b, a) };
-        if hi <= 0.0 { 1.0 } else { lo / hi }
-    };
-    let distance: Vec<Vec<f64>> = durations
-        .iter()
-        .map(|a| durations.iter().map(|b| 1.0 - ratio(*a, *b)).collect())
-        .collect();
-    let refs = consensus::references(&distance);
-    entries
-        .iter()
-        .enumerate()
-        .map(|(i, entry)| {
-            let Answer::Audio(signal) = entry.answer else {
-                return (0.0, ScoreDetail::default());
-            };
-            let checks = speech::check(signal, input, language);
-            let mut notes = checks.notes;
-            let mut detail = ScoreDetail {
-                duration_ratio: Some(checks.duration_ratio),
-                rms_dbfs: Some(signal.rms_dbfs),
-                clipped: Some(signal.clipped),
-                dc_offset: Some(signal.dc_offset),
-                sample_rate: Some(signal.info.sample_rate),
-                channels: Some(signal.info.channels),
-                ..ScoreDetail::default()
-            };
-            let heard = match &entry.transcript {
-                Some(Ok(transcript)) => {
-                    let tokens = vocab.text(transcript, language);
-                    Some((1.0 - metrics::error_rate(&expected, &tokens)).max(0.0))
-                }
-                Some(Err(why)) => {
-                    notes.push(format!("recognizer failed ({why})"));
-                    None
-                }
-                None => None,
-            };
-            let agreement = match heard {
-                Some(intelligibility) => {
-                    detail.basis = "intelligibility".into();
-                    detail.intelligibility = Some(intelligibility);
-                    intelligibility
-                }
-                None => {
-                    detail.basis = "signal".into();
-                    notes.push(SIGNAL_ONLY.into());
-                    if refs[i].is_empty() {
-                        1.0
-                    } else {
-                        0.5 + 0.5
-                            * consensus::mean_over(&refs[i], |j| ratio(durations[i], durations[j]))
-                    }
-                }
-            };
-            detail.notes = notes;
-            (checks.factor * agreement, detail)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,8 +262,10 @@ mod tests {
     }
 
     fn scorer() -> Scorer {
-        Scorer::from_settings(
-            &crate::config::Settings::from_lookup(|_| None).expect("defaults are valid"),
+        Scorer::new(
+            &crate::config::Settings::from_lookup(|_| None)
+                .expect("defaults are valid")
+                .scoring,
         )
     }
 
@@ -525,12 +279,5 @@ mod tests {
         let floor = [scored(0.29, 0.95), scored(0.5, 0.6)];
         assert_eq!(s.best(&floor, &[1, 1], &[0, 1]), Some(1));
         assert_eq!(s.best(&floor[..1], &[1], &[0]), None);
-    }
-
-    #[test]
-    fn modes_parse_and_refuse_unknown_names() {
-        assert_eq!(Mode::parse(" Reference "), Ok(Mode::Reference));
-        assert_eq!(Mode::parse("auto"), Ok(Mode::Auto));
-        assert!(Mode::parse("majority").unwrap_err().contains("consensus"));
     }
 }

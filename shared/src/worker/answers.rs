@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::bittensor::MinerReply;
+use crate::domain::MinerReply;
 use crate::domain::{Outcome, ServiceKind};
 
 /// A validated answer.
@@ -134,7 +134,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::bittensor::SynapseAnswer;
+    use crate::domain::SynapseAnswer;
 
     fn reply(output: Option<&str>, error: Option<&str>) -> MinerReply {
         MinerReply {

@@ -9,42 +9,35 @@ mod answers;
 mod attempt;
 mod selection;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::{info, warn};
 
 use attempt::AttemptError;
 pub use attempt::AttemptPolicy;
-pub use selection::{SelectionPolicy, Selector};
+pub use selection::Selector;
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
-use crate::bittensor::MinerSnapshot;
 use crate::bittensor::{Hotkey, ProtocolClient};
-use crate::callback::CallbackSender;
-use crate::config::Settings;
-use crate::domain::{Candidate, ClaimOutcome, MinerHealth, Outcome, Task, now_millis};
+use crate::config::{Settings, WorkerSettings};
+use crate::domain::{
+    Candidate, ClaimOutcome, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
+};
+use crate::drain::DeliveryHandler;
+pub use crate::drain::Disposition;
+use crate::outbound::{HttpCallbacks, HttpReference};
 use crate::ports::{
-    AttemptEnd, BlobStore, Delivery, HealthStore, MinerClient, MinerDirectory, StoreError,
-    TaskWriter,
+    AttemptEnd, BlobGet, BlobPresign, BlobPut, CallbackNotifier, Delivery, HealthStore,
+    MinerClient, MinerDirectory, ReferenceEndpoints, StoreError, TaskLease,
 };
 use crate::scoring::Scorer;
-use crate::scoring::reference::ReferenceClient;
 use crate::views::TaskView;
 
-/// What to do with the message after handling it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
-    /// Delete it: the task is finished (or gone).
-    Done,
-    /// Leave it to be delivered again after the delay.
-    Retry(Duration),
-}
-
-/// Everything the worker uses. Its bounds are the worker Lambda's IAM policy.
-pub struct Worker<T, B, D, C> {
-    /// Task table.
+/// The outside world the worker is given: its stores and its outbound clients. The bounds on
+/// [`Worker`]'s handler are the worker Lambda's IAM policy.
+pub struct WorkerPorts<T, B, D, C, R, N> {
+    /// Task table and miner health.
     pub tasks: T,
     /// Blob store.
     pub blobs: B,
@@ -52,18 +45,48 @@ pub struct Worker<T, B, D, C> {
     pub directory: D,
     /// Miner client.
     pub client: C,
-    /// Selection and scoring.
-    pub policy: AttemptPolicy,
-    /// Tries before a task fails (`MAX_ATTEMPTS`).
-    pub max_attempts: u32,
-    /// How long one attempt holds the task.
-    pub lease: Duration,
-    /// Callback delivery.
-    pub callbacks: CallbackSender,
+    /// Reference endpoints.
+    pub reference: R,
+    /// Callback notifier.
+    pub callbacks: N,
 }
 
-impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory> Worker<T, B, D, ProtocolClient> {
-    /// A worker that queries miners over the protocol `settings` name (`MINER_PROTOCOL`).
+/// Takes queued tasks through their attempts.
+pub struct Worker<T, B, D, C, R = HttpReference, N = HttpCallbacks> {
+    ports: WorkerPorts<T, B, D, C, R, N>,
+    /// Selection and scoring.
+    policy: AttemptPolicy,
+    /// Tries before a task fails (`MAX_ATTEMPTS`).
+    max_attempts: u32,
+    /// How long one attempt holds the task.
+    lease: Duration,
+}
+
+impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N> {
+    /// A worker over `ports`, attempting tasks by `policy`.
+    pub fn new(
+        ports: WorkerPorts<T, B, D, C, R, N>,
+        settings: &WorkerSettings,
+        policy: AttemptPolicy,
+    ) -> Self {
+        Self {
+            ports,
+            policy,
+            max_attempts: settings.max_attempts,
+            lease: settings.lease(),
+        }
+    }
+
+    /// The worker's stores and clients.
+    pub fn ports(&self) -> &WorkerPorts<T, B, D, C, R, N> {
+        &self.ports
+    }
+}
+
+impl<T, B, D> Worker<T, B, D, ProtocolClient> {
+    /// The deployed worker: the miner client `MINER_PROTOCOL` names, the HTTP reference
+    /// endpoints and callbacks, each built from its own section of `settings`. The Lambda and
+    /// `taogate serve` both build their worker here.
     pub fn with_miner_client(
         settings: &Settings,
         tasks: T,
@@ -71,45 +94,35 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory> Worker<T, B, 
         directory: D,
         hotkey: Arc<Hotkey>,
     ) -> anyhow::Result<Self> {
-        let client = ProtocolClient::from_settings(settings, hotkey.clone())?;
-        Ok(Self {
+        let ports = WorkerPorts {
             tasks,
             blobs,
             directory,
-            client,
-            policy: AttemptPolicy {
-                miners_per_request: settings.max_miners_per_request,
-                required_answers: settings
-                    .required_answers
-                    .min(settings.max_miners_per_request),
-                hedge_after: settings.hedge_after,
-                hedge_miners: settings.hedge_miners,
-                deadline: settings.task_timeout,
-                scorer: Scorer::from_settings(settings),
-                scoring_mode: settings.scoring_mode,
-                reference: ReferenceClient::from_settings(settings).map(Arc::new),
-                own_hotkey: hotkey.ss58().to_owned(),
-                selector: Arc::new(
-                    Selector::new(settings.selection_policy, settings.selection_exploration)
-                        .with_allowlist(settings.miner_allowlist.clone()),
-                ),
-            },
-            max_attempts: settings.max_attempts,
-            lease: settings.lease(),
-            callbacks: CallbackSender::new(
-                settings.callback_allowlist.clone(),
-                settings.callback_max_attempts,
-            ),
-        })
+            client: ProtocolClient::new(&settings.miner_client, hotkey.clone())?,
+            reference: HttpReference::new(&settings.reference),
+            callbacks: HttpCallbacks::new(&settings.callbacks),
+        };
+        let policy = AttemptPolicy::new(
+            &settings.selection,
+            Scorer::new(&settings.scoring),
+            hotkey.ss58(),
+        );
+        Ok(Self::new(ports, &settings.worker, policy))
     }
 }
 
-impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClient>
-    Worker<T, B, D, C>
+impl<T, B, D, C, R, N> DeliveryHandler for Worker<T, B, D, C, R, N>
+where
+    T: TaskLease + HealthStore,
+    B: BlobGet + BlobPut + BlobPresign,
+    D: MinerDirectory,
+    C: MinerClient,
+    R: ReferenceEndpoints,
+    N: CallbackNotifier,
 {
     /// Handles one delivery.
     #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
-    pub async fn handle(&self, delivery: &Delivery) -> Disposition {
+    async fn handle(&self, delivery: &Delivery) -> Disposition {
         match self.try_handle(delivery).await {
             Ok(d) => d,
             Err(e) => {
@@ -118,10 +131,25 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
             }
         }
     }
+}
 
+impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N>
+where
+    T: TaskLease + HealthStore,
+    B: BlobGet + BlobPut + BlobPresign,
+    D: MinerDirectory,
+    C: MinerClient,
+    R: ReferenceEndpoints,
+    N: CallbackNotifier,
+{
     async fn try_handle(&self, delivery: &Delivery) -> Result<Disposition, StoreError> {
         let now = now_millis();
-        let task = match self.tasks.claim(delivery.task_id, now, self.lease).await? {
+        let task = match self
+            .ports
+            .tasks
+            .claim(delivery.task_id, now, self.lease)
+            .await?
+        {
             ClaimOutcome::Claimed(task) => task,
             ClaimOutcome::Finished => {
                 info!("task already finished; duplicate delivery acknowledged");
@@ -140,17 +168,9 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
         };
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
-        let snapshot = self.directory.snapshot().await?;
+        let snapshot = self.ports.directory.snapshot().await?;
         let health = self.load_health(&snapshot).await;
-        let outcome = attempt::run(
-            &task,
-            snapshot,
-            &self.client,
-            &self.blobs,
-            &self.policy,
-            &health,
-        )
-        .await;
+        let outcome = attempt::run(&task, snapshot, &self.ports, &self.policy, &health).await;
         let candidates = match &outcome {
             Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
                 candidates.as_slice()
@@ -163,7 +183,7 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
             .filter(|c| c.outcome == Outcome::Unauthorized)
         {
             warn!(miner_uid = refused.uid, hotkey = %refused.hotkey, "miner refused our signature; its metagraph entry is marked stale");
-            self.directory.mark_stale(&refused.hotkey);
+            self.ports.directory.mark_stale(&refused.hotkey);
         }
         let (end, disposition) = match outcome {
             Ok((result, candidates)) => {
@@ -201,6 +221,7 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
             }
         };
         match self
+            .ports
             .tasks
             .end_attempt(task.id, attempt, end, now_millis())
             .await
@@ -226,7 +247,7 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
             .policy
             .selector
             .candidates(snapshot, &self.policy.own_hotkey);
-        match self.tasks.load_health(hotkeys).await {
+        match self.ports.tasks.load_health(hotkeys).await {
             Ok(records) => records.into_iter().map(|h| (h.hotkey.clone(), h)).collect(),
             Err(e) => {
                 warn!(error = ?anyhow::Error::from(e), "miner health could not be read; selecting without it");
@@ -263,7 +284,7 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
         if records.is_empty() {
             return;
         }
-        if let Err(e) = self.tasks.save_health(records).await {
+        if let Err(e) = self.ports.tasks.save_health(records).await {
             warn!(error = ?anyhow::Error::from(e), "miner health could not be stored");
         }
     }
@@ -273,11 +294,11 @@ impl<T: TaskWriter + HealthStore, B: BlobStore, D: MinerDirectory, C: MinerClien
             return;
         };
         let audio_url = match TaskView::audio_key(task) {
-            Some(key) => self.blobs.public_url(task.id, key).await.ok(),
+            Some(key) => self.ports.blobs.public_url(task.id, key).await.ok(),
             None => None,
         };
         let body = serde_json::to_value(TaskView::new(task, audio_url)).unwrap_or_default();
-        match self.callbacks.deliver(url, &body).await {
+        match self.ports.callbacks.deliver(url, &body).await {
             Ok(attempts) => info!(attempts, "callback delivered"),
             Err(e) => warn!(error = %e, "callback not delivered"),
         }

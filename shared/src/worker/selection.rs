@@ -14,34 +14,8 @@ use rand::seq::SliceRandom;
 
 use std::collections::HashMap;
 
-use crate::bittensor::{Miner, MinerSnapshot};
-use crate::domain::InvalidValue;
-use crate::domain::{Millis, MinerHealth};
-
-/// How eligible miners are ranked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SelectionPolicy {
-    /// Highest stake first.
-    Stake,
-    /// Highest incentive first (what the subnet's validators reward).
-    Incentive,
-    /// Each attempt starts where the previous one stopped, by uid.
-    RoundRobin,
-}
-
-impl SelectionPolicy {
-    /// Parses `stake | incentive | round_robin`.
-    pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
-        match raw.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "stake" => Ok(Self::Stake),
-            "incentive" => Ok(Self::Incentive),
-            "round_robin" => Ok(Self::RoundRobin),
-            _ => Err(InvalidValue(format!(
-                "unknown selection policy {raw:?}; use stake, incentive or round_robin"
-            ))),
-        }
-    }
-}
+use crate::config::{SelectionPolicy, SelectionSettings};
+use crate::domain::{Millis, Miner, MinerHealth, MinerSnapshot, ip_allowed};
 
 /// A policy plus the state round-robin keeps between attempts.
 #[derive(Debug)]
@@ -63,12 +37,18 @@ impl Selector {
         }
     }
 
+    /// The selector `settings` configure (`SELECTION_POLICY`, `SELECTION_EXPLORATION`,
+    /// `MINER_ALLOWLIST`).
+    pub fn from_settings(settings: &SelectionSettings) -> Self {
+        Self::new(settings.policy, settings.exploration).with_allowlist(settings.allowlist.clone())
+    }
+
     /// Serving miners at allowed addresses, our own hotkey excluded.
     fn eligible<'s>(&self, snapshot: &'s MinerSnapshot, own_hotkey: &str) -> Vec<&'s Miner> {
         snapshot
             .serving()
             .filter(|m| m.hotkey != own_hotkey)
-            .filter(|m| crate::callback::ip_allowed(m.ip, &self.allowlist))
+            .filter(|m| ip_allowed(m.ip, &self.allowlist))
             .collect()
     }
 

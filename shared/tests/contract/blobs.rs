@@ -2,11 +2,11 @@
 
 use bytes::Bytes;
 use taogate_shared::domain::TaskId;
-use taogate_shared::ports::BlobStore;
+use taogate_shared::ports::{BlobGet, BlobPresign, BlobPut};
 
 use crate::aws_fixture::Backend;
 
-async fn round_trip<T, Q, B: BlobStore>(b: Backend<T, Q, B>) {
+async fn round_trip<T, Q, B: BlobPut + BlobGet + BlobPresign>(b: Backend<T, Q, B>) {
     let blobs = b.blobs;
     let data = Bytes::from((0..200_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
     blobs

@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use taogate_shared::domain::{Priority, TaskId};
-use taogate_shared::ports::TaskQueue;
+use taogate_shared::ports::{QueueConsume, QueueDepths, QueueSend};
 
 use crate::aws_fixture::{Backend, MAX_RECEIVES};
 
-async fn receive_one<Q: TaskQueue>(
+async fn receive_one<Q: QueueSend + QueueConsume + QueueDepths>(
     q: &Q,
     visibility: Duration,
 ) -> Option<taogate_shared::ports::Delivery> {
@@ -22,7 +22,9 @@ async fn receive_one<Q: TaskQueue>(
     None
 }
 
-async fn priorities_and_visibility<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
+async fn priorities_and_visibility<T, Q: QueueSend + QueueConsume + QueueDepths, B>(
+    b: Backend<T, Q, B>,
+) {
     let q = b.queue;
     let (low, high) = (TaskId::new(), TaskId::new());
     q.send(low, Priority::Low).await.unwrap();
@@ -66,7 +68,7 @@ async fn priorities_and_visibility<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
     );
 }
 
-async fn dead_letters<T, Q: TaskQueue, B>(b: Backend<T, Q, B>) {
+async fn dead_letters<T, Q: QueueSend + QueueConsume + QueueDepths, B>(b: Backend<T, Q, B>) {
     let q = b.queue;
     let id = TaskId::new();
     q.send(id, Priority::Normal).await.unwrap();

@@ -6,7 +6,7 @@ use taogate_shared::domain::{
     ClaimOutcome, Language, Priority, ServiceKind, Task, TaskInput, TaskOutput, TaskResult,
     TaskStatus,
 };
-use taogate_shared::ports::{AttemptEnd, StoreError, TaskQuery, TaskReader, TaskWriter};
+use taogate_shared::ports::{AttemptEnd, StoreError, TaskCreate, TaskLease, TaskQuery, TaskReader};
 
 use crate::aws_fixture::Backend;
 
@@ -42,7 +42,7 @@ fn result() -> TaskResult {
     }
 }
 
-async fn lifecycle<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
+async fn lifecycle<T: TaskReader + TaskCreate + TaskLease, Q, B>(b: Backend<T, Q, B>) {
     let store = b.tasks;
     let t = task(ServiceKind::Tts, 1_000);
     store.insert(&t).await.unwrap();
@@ -143,7 +143,7 @@ async fn lifecycle<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
     );
 }
 
-async fn listing<T: TaskReader + TaskWriter, Q, B>(b: Backend<T, Q, B>) {
+async fn listing<T: TaskReader + TaskCreate + TaskLease, Q, B>(b: Backend<T, Q, B>) {
     let store = b.tasks;
     let mut ids = Vec::new();
     for i in 0..7 {

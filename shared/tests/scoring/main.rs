@@ -14,7 +14,7 @@ use taogate_shared::scoring::{Answer, Entry, Job, Reference, Scored, Scorer};
 
 /// The default scorer: weights 0.7/0.3, floor 0.3, compression 0.05–0.6, 30 s deadline.
 pub fn scorer() -> Scorer {
-    Scorer::from_settings(&Settings::from_lookup(|_| None).unwrap())
+    Scorer::new(&Settings::from_lookup(|_| None).unwrap().scoring)
 }
 
 /// A language by code.

@@ -1,4 +1,5 @@
-//! Reference endpoints, called alongside the miners (`SCORING_MODE=reference|auto`).
+//! The HTTP adapter of the reference endpoints, called alongside the miners
+//! (`SCORING_MODE=reference|auto`).
 //!
 //! - `REFERENCE_URL`: a trusted pipeline speaking the `AudioTask` contract, such as the
 //!   operator's own miner or validator. taogate POSTs the synapse fields as JSON,
@@ -18,29 +19,16 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use crate::config::{Secret, Settings};
+use crate::config::{ReferenceSettings, Secret};
 use crate::domain::{Language, ServiceKind};
+use crate::ports::{ReferenceEndpoints, ReferenceInput as Input};
 
 /// The most read from a reference answer.
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
-/// The task's input, as the reference needs it.
-#[derive(Debug, Clone)]
-pub enum Input {
-    /// Text to summarize or speak.
-    Text(String),
-    /// Audio to transcribe, with a file name for its container.
-    Audio {
-        /// The file.
-        bytes: Bytes,
-        /// Its name (the extension tells the recognizer the container).
-        filename: String,
-    },
-}
-
 /// The configured reference endpoints.
 #[derive(Debug, Clone)]
-pub struct ReferenceClient {
+pub struct HttpReference {
     http: reqwest::Client,
     pipeline: Option<url::Url>,
     asr: Option<url::Url>,
@@ -59,27 +47,24 @@ struct AsrAnswer {
     text: String,
 }
 
-impl ReferenceClient {
-    /// The endpoints `settings` configure, or `None` when there are none.
-    pub fn from_settings(settings: &Settings) -> Option<Self> {
-        if settings.reference_url.is_none() && settings.reference_asr_url.is_none() {
-            return None;
-        }
-        Some(Self {
+impl HttpReference {
+    /// The endpoints `settings` configure (none may be: then it covers nothing).
+    pub fn new(settings: &ReferenceSettings) -> Self {
+        Self {
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(5))
                 .build()
                 .unwrap_or_default(),
-            pipeline: settings.reference_url.clone(),
-            asr: settings.reference_asr_url.clone(),
-            model: settings.reference_asr_model.clone(),
-            key: settings.reference_api_key.clone(),
-        })
+            pipeline: settings.url.clone(),
+            asr: settings.asr_url.clone(),
+            model: settings.asr_model.clone(),
+            key: settings.api_key.clone(),
+        }
     }
+}
 
-    /// Whether a task-level reference exists for `kind` (TTS has only per-answer
-    /// intelligibility, see [`Self::hears_speech`]).
-    pub fn covers(&self, kind: ServiceKind) -> bool {
+impl ReferenceEndpoints for HttpReference {
+    fn covers(&self, kind: ServiceKind) -> bool {
         match kind {
             ServiceKind::Transcription => self.pipeline.is_some() || self.asr.is_some(),
             ServiceKind::Summarization => self.pipeline.is_some(),
@@ -87,13 +72,11 @@ impl ReferenceClient {
         }
     }
 
-    /// Whether TTS answers can be transcribed.
-    pub fn hears_speech(&self) -> bool {
+    fn hears_speech(&self) -> bool {
         self.asr.is_some()
     }
 
-    /// The reference answer for a task, within `deadline`.
-    pub async fn reference(
+    async fn reference(
         &self,
         kind: ServiceKind,
         language: Language,
@@ -114,8 +97,7 @@ impl ReferenceClient {
             .unwrap_or_else(|_| Err(format!("no answer within {:.1} s", deadline.as_secs_f64())))
     }
 
-    /// The recognizer's transcript of `audio`, within `deadline`.
-    pub async fn transcribe(
+    async fn transcribe(
         &self,
         audio: Bytes,
         filename: &str,
@@ -126,7 +108,9 @@ impl ReferenceClient {
             .await
             .unwrap_or_else(|_| Err(format!("no answer within {:.1} s", deadline.as_secs_f64())))
     }
+}
 
+impl HttpReference {
     fn authorized(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match &self.key {
             Some(key) => request.bearer_auth(key.expose()),

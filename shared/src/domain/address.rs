@@ -1,18 +1,13 @@
-//! Callbacks: POSTing a task's terminal state to the URL its submitter gave.
-//!
-//! The gateway must not become a way to reach internal addresses. A callback URL must be http(s);
-//! at submission an IP-literal or `localhost` host is refused when it is loopback, private,
-//! link-local or otherwise non-public; at delivery every address the name resolves to is checked
-//! the same way and the connection is pinned to the checked addresses, so DNS cannot swap in an
-//! internal address afterwards. `CALLBACK_ALLOWLIST` (CIDRs) lifts the rule for chosen networks.
+//! Which network addresses the gateway may reach: callbacks and miners must be at public
+//! addresses unless an operator's allowlist (`CALLBACK_ALLOWLIST`, `MINER_ALLOWLIST`) opens a
+//! network, so that the gateway cannot be aimed at its own infrastructure.
 
-use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
+use std::net::IpAddr;
 
 use ipnet::IpNet;
 use url::Url;
 
-use crate::domain::InvalidValue;
+use super::InvalidValue;
 
 /// Longest accepted callback URL.
 const MAX_URL_LEN: usize = 2048;
@@ -81,87 +76,6 @@ pub fn parse_callback_url(raw: &str, allowlist: &[IpNet]) -> Result<Url, Invalid
         _ => {}
     }
     Ok(url)
-}
-
-/// Delivers callbacks with bounded retries.
-#[derive(Debug, Clone)]
-pub struct CallbackSender {
-    allowlist: Vec<IpNet>,
-    max_attempts: u32,
-    timeout: Duration,
-}
-
-/// Why a callback was not delivered (logged, never fails the task).
-#[derive(Debug, thiserror::Error)]
-pub enum CallbackError {
-    /// The URL or its resolved addresses are not allowed.
-    #[error("callback refused: {0}")]
-    Refused(String),
-    /// Every attempt failed.
-    #[error("callback failed after {attempts} attempts: {last}")]
-    Exhausted {
-        /// Attempts made.
-        attempts: u32,
-        /// The last failure.
-        last: String,
-    },
-}
-
-impl CallbackSender {
-    /// A sender honouring `allowlist`, trying at most `max_attempts` times.
-    pub fn new(allowlist: Vec<IpNet>, max_attempts: u32) -> Self {
-        Self {
-            allowlist,
-            max_attempts: max_attempts.max(1),
-            timeout: Duration::from_secs(5),
-        }
-    }
-
-    /// POSTs `body` as JSON to `raw_url`.
-    pub async fn deliver(
-        &self,
-        raw_url: &str,
-        body: &serde_json::Value,
-    ) -> Result<u32, CallbackError> {
-        let url = parse_callback_url(raw_url, &self.allowlist)
-            .map_err(|e| CallbackError::Refused(e.0))?;
-        let host = url
-            .host_str()
-            .unwrap_or_default()
-            .trim_matches(['[', ']'])
-            .to_owned();
-        let port = url.port_or_known_default().unwrap_or(80);
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| CallbackError::Refused(format!("cannot resolve {host}: {e}")))?
-            .collect();
-        if addrs.is_empty() || addrs.iter().any(|a| !ip_allowed(a.ip(), &self.allowlist)) {
-            return Err(CallbackError::Refused(format!(
-                "{host} resolves to a private, loopback or link-local address"
-            )));
-        }
-        let client = reqwest::Client::builder()
-            .resolve_to_addrs(&host, &addrs)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(self.timeout)
-            .build()
-            .map_err(|e| CallbackError::Refused(e.to_string()))?;
-        let mut last = String::new();
-        for attempt in 1..=self.max_attempts {
-            match client.post(url.clone()).json(body).send().await {
-                Ok(r) if r.status().is_success() => return Ok(attempt),
-                Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
-                Err(e) => last = e.without_url().to_string(),
-            }
-            if attempt < self.max_attempts {
-                tokio::time::sleep(Duration::from_millis(250 * 2u64.pow(attempt - 1))).await;
-            }
-        }
-        Err(CallbackError::Exhausted {
-            attempts: self.max_attempts,
-            last,
-        })
-    }
 }
 
 #[cfg(test)]

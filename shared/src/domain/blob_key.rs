@@ -1,0 +1,115 @@
+//! The layout of the blob store. Every key taogate writes or reads is made here, and each kind
+//! of key has its own prefix, because the IAM policies in `template.yaml` grant each function
+//! exactly the prefixes it uses (a test holds the template to [`BlobKey::PREFIXES`]).
+
+use std::fmt;
+
+use super::TaskId;
+
+/// A key in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BlobKey(String);
+
+impl BlobKey {
+    /// Input audio sent with a submission: `input/{task}`.
+    pub const INPUT: &'static str = "input/";
+    /// Audio uploaded through `POST /api/v1/uploads`: `uploads/{upload id}`.
+    pub const UPLOADS: &'static str = "uploads/";
+    /// Synthesized speech of a completed TTS task: `output/{task}.wav`.
+    pub const OUTPUT: &'static str = "output/";
+    /// Task bodies too large for one DynamoDB item: `tasks/{task}/{version}.json`.
+    pub const TASK_BODIES: &'static str = "tasks/";
+    /// The miner directory snapshot: `metagraph/snapshot.json`.
+    pub const METAGRAPH: &'static str = "metagraph/";
+
+    /// Every prefix, each granted separately by IAM.
+    pub const PREFIXES: [&'static str; 5] = [
+        Self::INPUT,
+        Self::UPLOADS,
+        Self::OUTPUT,
+        Self::TASK_BODIES,
+        Self::METAGRAPH,
+    ];
+
+    /// The input audio of task `id`.
+    pub fn input(id: TaskId) -> Self {
+        Self(format!("{}{id}", Self::INPUT))
+    }
+
+    /// A fresh upload: its id (what the client passes as `upload_id`) and its key.
+    pub fn new_upload() -> (String, Self) {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let key = Self(format!("{}{id}", Self::UPLOADS));
+        (id, key)
+    }
+
+    /// The key of a client-supplied upload id, if the id is well formed.
+    pub fn upload(upload_id: &str) -> Option<Self> {
+        uuid::Uuid::parse_str(upload_id)
+            .ok()
+            .map(|u| Self(format!("{}{}", Self::UPLOADS, u.simple())))
+    }
+
+    /// The upload id of an upload key.
+    pub fn upload_id(key: &str) -> Option<&str> {
+        key.strip_prefix(Self::UPLOADS)
+    }
+
+    /// The synthesized speech of task `id`.
+    pub fn output(id: TaskId) -> Self {
+        Self(format!("{}{id}.wav", Self::OUTPUT))
+    }
+
+    /// A fresh version of the spilled body of task `id`: a new key per write, so a write that
+    /// loses its condition leaves an orphan object, never a changed body.
+    pub fn task_body(id: TaskId) -> Self {
+        Self(format!(
+            "{}{id}/{}.json",
+            Self::TASK_BODIES,
+            uuid::Uuid::new_v4().simple()
+        ))
+    }
+
+    /// The default key of the miner directory snapshot.
+    pub fn snapshot() -> Self {
+        Self(format!("{}snapshot.json", Self::METAGRAPH))
+    }
+
+    /// The key as stored.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The key as an owned string.
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl fmt::Display for BlobKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_lives_under_its_own_prefix() {
+        let id = TaskId::new();
+        assert!(BlobKey::input(id).as_str().starts_with(BlobKey::INPUT));
+        assert!(BlobKey::output(id).as_str().starts_with(BlobKey::OUTPUT));
+        assert!(
+            BlobKey::task_body(id)
+                .as_str()
+                .starts_with(BlobKey::TASK_BODIES)
+        );
+        assert!(BlobKey::snapshot().as_str().starts_with(BlobKey::METAGRAPH));
+        let (upload_id, key) = BlobKey::new_upload();
+        assert_eq!(BlobKey::upload(&upload_id), Some(key.clone()));
+        assert_eq!(BlobKey::upload_id(key.as_str()), Some(upload_id.as_str()));
+        assert_eq!(BlobKey::upload("../../etc/passwd"), None);
+    }
+}

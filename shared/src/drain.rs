@@ -1,0 +1,113 @@
+//! The drain loop: takes messages off a queue and hands each to a handler, standing in for
+//! SQS's event source mapping wherever no Lambda runs. `taogate serve` drains the embedded queue
+//! with it, and its AWS backend drains the SQS queues with the very same loop.
+//!
+//! Each of `slots` loops receives up to `batch` messages (most urgent class first), handles them
+//! concurrently, and settles each as the handler says: acknowledged, or released for redelivery
+//! after a delay. A loop finishes the batch in hand before it stops.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::future::join_all;
+use tokio::sync::watch;
+use tracing::{Instrument, warn};
+
+use crate::ports::{Delivery, QueueConsume};
+
+/// What to do with a message after handling it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Delete it: the task is finished (or gone).
+    Done,
+    /// Leave it to be delivered again after the delay.
+    Retry(Duration),
+}
+
+/// Handles one delivered message (the worker).
+pub trait DeliveryHandler: Send + Sync + 'static {
+    /// Handles `delivery` and says what to do with its message.
+    fn handle(&self, delivery: &Delivery) -> impl Future<Output = Disposition> + Send;
+}
+
+/// How the loops poll.
+#[derive(Debug, Clone, Copy)]
+pub struct DrainOptions {
+    /// Concurrent loops.
+    pub slots: usize,
+    /// Messages one receive takes (SQS allows 1 to 10).
+    pub batch: usize,
+    /// How long a received message stays invisible (the worker's lease).
+    pub visibility: Duration,
+    /// Longest an idle loop waits before receiving again (messages released with a delay
+    /// become visible without any notification).
+    pub idle: Duration,
+}
+
+/// Runs the loops until `shutdown` turns true.
+pub async fn drain<Q, H>(
+    queue: Arc<Q>,
+    handler: Arc<H>,
+    options: DrainOptions,
+    shutdown: watch::Receiver<bool>,
+) where
+    Q: QueueConsume,
+    H: DeliveryHandler,
+{
+    let loops: Vec<_> = (0..options.slots)
+        .map(|slot| {
+            let (queue, handler, stop) = (queue.clone(), handler.clone(), shutdown.clone());
+            tokio::spawn(
+                drain_loop(queue, handler, options, stop)
+                    .instrument(tracing::info_span!("worker", slot)),
+            )
+        })
+        .collect();
+    for l in loops {
+        let _ = l.await;
+    }
+}
+
+async fn drain_loop<Q: QueueConsume, H: DeliveryHandler>(
+    queue: Arc<Q>,
+    handler: Arc<H>,
+    options: DrainOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    while !*stop.borrow() {
+        // Asked for before the receive, so a message sent in between still wakes the loop.
+        let arrival = queue.arrival();
+        let batch = match queue.receive(options.batch, options.visibility).await {
+            Ok(batch) => batch,
+            Err(e) => {
+                warn!(error = ?anyhow::Error::from(e), "queue receive failed");
+                Vec::new()
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                () = arrival => {}
+                () = tokio::time::sleep(options.idle) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
+        }
+        join_all(
+            batch
+                .iter()
+                .map(|delivery| settle(&*queue, &*handler, delivery)),
+        )
+        .await;
+    }
+}
+
+async fn settle<Q: QueueConsume, H: DeliveryHandler>(queue: &Q, handler: &H, delivery: &Delivery) {
+    let settled = match handler.handle(delivery).await {
+        Disposition::Done => queue.ack(&delivery.receipt).await,
+        Disposition::Retry(delay) => queue.release(&delivery.receipt, delay).await,
+    };
+    if let Err(e) = settled {
+        warn!(error = ?anyhow::Error::from(e), "could not settle a message; it will be redelivered");
+    }
+}

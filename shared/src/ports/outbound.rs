@@ -1,0 +1,64 @@
+//! Outbound calls besides miners: the reference endpoints and the callback notifier.
+
+use std::future::Future;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::domain::{Language, ServiceKind};
+
+/// The task's input, as a reference endpoint needs it.
+#[derive(Debug, Clone)]
+pub enum ReferenceInput {
+    /// Text to summarize or speak.
+    Text(String),
+    /// Audio to transcribe, with a file name for its container.
+    Audio {
+        /// The file.
+        bytes: Bytes,
+        /// Its name (the extension tells the recognizer the container).
+        filename: String,
+    },
+}
+
+/// Trusted endpoints whose answers score the miners' (`SCORING_MODE=reference|auto`). Failures
+/// are values (`Err(why)`): scoring then falls back to consensus and notes why.
+pub trait ReferenceEndpoints: Send + Sync + 'static {
+    /// Whether a task-level reference exists for `kind` (TTS has only per-answer
+    /// intelligibility, see [`Self::hears_speech`]).
+    fn covers(&self, kind: ServiceKind) -> bool;
+
+    /// Whether TTS answers can be transcribed.
+    fn hears_speech(&self) -> bool;
+
+    /// The reference answer for a task, within `deadline`.
+    fn reference(
+        &self,
+        kind: ServiceKind,
+        language: Language,
+        input: &ReferenceInput,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+
+    /// The recognizer's transcript of `audio`, within `deadline`.
+    fn transcribe(
+        &self,
+        audio: Bytes,
+        filename: &str,
+        language: Language,
+        deadline: Duration,
+    ) -> impl Future<Output = Result<String, String>> + Send;
+}
+
+/// Tells a submitter that its task finished, at the callback URL it gave.
+pub trait CallbackNotifier: Send + Sync + 'static {
+    /// Why a delivery failed (logged; it never fails the task).
+    type Error: std::fmt::Display + Send;
+
+    /// Delivers `body` to `url`; returns the number of tries it took.
+    fn deliver(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+    ) -> impl Future<Output = Result<u32, Self::Error>> + Send;
+}

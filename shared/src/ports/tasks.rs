@@ -1,0 +1,108 @@
+//! The task store's capabilities: reading (status), creating (submit), leasing and ending
+//! attempts (worker), and the miners' health records (worker).
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::StoreError;
+pub use crate::domain::AttemptEnd;
+use crate::domain::{
+    ClaimOutcome, Millis, MinerHealth, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
+};
+
+/// A page request for the task list.
+#[derive(Debug, Clone, Default)]
+pub struct TaskQuery {
+    /// Only tasks in this status.
+    pub status: Option<TaskStatus>,
+    /// Only tasks of this service.
+    pub kind: Option<ServiceKind>,
+    /// At most this many (1–100).
+    pub limit: usize,
+    /// Continue after this task (exclusive), newest first.
+    pub after: Option<TaskId>,
+}
+
+/// One page of tasks, newest first.
+#[derive(Debug, Clone)]
+pub struct TaskPage {
+    /// The tasks.
+    pub tasks: Vec<Task>,
+    /// Where the next page starts, if there is one.
+    pub next: Option<TaskId>,
+}
+
+impl TaskPage {
+    /// A page from `limit + 1` tasks read: the extra one only says that a next page exists.
+    pub fn from_overfetch(mut tasks: Vec<Task>, limit: usize) -> Self {
+        let next = if tasks.len() > limit {
+            tasks.truncate(limit);
+            tasks.last().map(|t| t.id)
+        } else {
+            None
+        };
+        Self { tasks, next }
+    }
+}
+
+/// Reads tasks (the status Lambda's `dynamodb:GetItem` + `Query`).
+pub trait TaskReader: Send + Sync + 'static {
+    /// One task.
+    fn get(&self, id: TaskId) -> impl Future<Output = Result<Option<Task>, StoreError>> + Send;
+    /// A page of tasks, newest first.
+    fn list(&self, query: TaskQuery) -> impl Future<Output = Result<TaskPage, StoreError>> + Send;
+    /// Counts by status.
+    fn counts(&self) -> impl Future<Output = Result<StatusCounts, StoreError>> + Send;
+}
+
+/// Creates tasks (the submit Lambda's conditional `dynamodb:PutItem`).
+pub trait TaskCreate: Send + Sync + 'static {
+    /// Stores a new pending task. Conflict if the id exists.
+    fn insert(&self, task: &Task) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Fails a task that was stored but could not be queued (so no attempt ever started):
+    /// `pending → failed` with `reason`. Conflict if it is no longer pending.
+    fn abandon(
+        &self,
+        id: TaskId,
+        reason: String,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Moves tasks through their attempts with conditional transitions only (the worker's
+/// conditional `dynamodb:PutItem`/`UpdateItem`).
+pub trait TaskLease: Send + Sync + 'static {
+    /// Starts an attempt if the task is claimable (see [`Task::claimable`]): sets `processing`,
+    /// increments `attempts`, sets the lease. Atomic.
+    fn claim(
+        &self,
+        id: TaskId,
+        now: Millis,
+        lease: Duration,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Ends attempt number `attempt`. Conflict unless the task is still non-terminal and still
+    /// on that attempt, so a worker whose lease was retaken cannot overwrite the newer attempt.
+    fn end_attempt(
+        &self,
+        id: TaskId,
+        attempt: u32,
+        end: AttemptEnd,
+        now: Millis,
+    ) -> impl Future<Output = Result<Task, StoreError>> + Send;
+}
+
+/// Per-miner health records (see [`MinerHealth`]), shared by every worker.
+pub trait HealthStore: Send + Sync + 'static {
+    /// The records of these hotkeys that exist.
+    fn load_health(
+        &self,
+        hotkeys: Vec<String>,
+    ) -> impl Future<Output = Result<Vec<MinerHealth>, StoreError>> + Send;
+    /// Stores these records, replacing older ones (last writer wins: health is advisory).
+    fn save_health(
+        &self,
+        records: Vec<MinerHealth>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}

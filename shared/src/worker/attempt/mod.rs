@@ -1,0 +1,127 @@
+//! One attempt: pick miners, query them all at once under one deadline, validate, score, and
+//! keep the best answer. Its steps, in order:
+//! - `request`: the shared synapse request, and the reference asked beside the miners;
+//! - `gather`: querying, hedging and validating as answers arrive;
+//! - `verdict`: scoring the valid answers, choosing the winner and storing its output.
+
+mod gather;
+mod request;
+mod verdict;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::WorkerPorts;
+use crate::config::{ScoringMode, SelectionSettings};
+use crate::domain::{Candidate, MinerHealth, MinerSnapshot, Task, TaskResult, now_millis};
+use crate::ports::{BlobGet, BlobPut, MinerClient, ReferenceEndpoints, StoreError};
+use crate::scoring::Scorer;
+
+/// How miners are picked and answers weighed.
+#[derive(Debug, Clone)]
+pub struct AttemptPolicy {
+    /// Miners queried per attempt.
+    pub miners_per_request: usize,
+    /// Valid answers after which the attempt stops waiting for the rest.
+    pub required_answers: usize,
+    /// Share of the deadline after which, short of `required_answers`, extra miners are asked.
+    pub hedge_after: f64,
+    /// Extra miners a hedge asks.
+    pub hedge_miners: usize,
+    /// The attempt's deadline for all miner answers.
+    pub deadline: Duration,
+    /// Weights, accuracy floor, summary compression range, scoring mode.
+    pub scorer: Scorer,
+    /// Our own hotkey, never queried.
+    pub own_hotkey: String,
+    /// Which miners to ask.
+    pub selector: Arc<super::Selector>,
+}
+
+impl AttemptPolicy {
+    /// The policy `selection` configures, weighing answers with `scorer`, never asking
+    /// `own_hotkey`.
+    pub fn new(selection: &SelectionSettings, scorer: Scorer, own_hotkey: &str) -> Self {
+        Self {
+            miners_per_request: selection.miners_per_request,
+            required_answers: selection.required_answers.min(selection.miners_per_request),
+            hedge_after: selection.hedge_after,
+            hedge_miners: selection.hedge_miners,
+            deadline: selection.deadline,
+            scorer,
+            own_hotkey: own_hotkey.to_owned(),
+            selector: Arc::new(super::Selector::from_settings(selection)),
+        }
+    }
+
+    /// Whether the scoring mode asks the reference endpoints.
+    fn uses_reference(&self) -> bool {
+        self.scorer.mode.uses_reference()
+    }
+
+    /// Whether a missing reference is a failure to report (mode `reference`).
+    fn requires_reference(&self) -> bool {
+        self.scorer.mode == ScoringMode::Reference
+    }
+}
+
+/// A failed attempt: why, and what each miner did.
+#[derive(Debug)]
+pub(super) enum AttemptError {
+    /// No usable answer; worth retrying.
+    NoAnswer {
+        reason: String,
+        candidates: Vec<Candidate>,
+    },
+    /// Infrastructure failed.
+    Store(StoreError),
+}
+
+/// Queries, validates and scores. Returns the best answer's result and every candidate.
+pub(super) async fn run<T, B, D, C, R, N>(
+    task: &Task,
+    snapshot: Arc<MinerSnapshot>,
+    ports: &WorkerPorts<T, B, D, C, R, N>,
+    policy: &AttemptPolicy,
+    health: &HashMap<String, MinerHealth>,
+) -> Result<(TaskResult, Vec<Candidate>), AttemptError>
+where
+    B: BlobGet + BlobPut,
+    C: MinerClient,
+    R: ReferenceEndpoints,
+{
+    let pool = policy.selector.select(
+        &snapshot,
+        &policy.own_hotkey,
+        policy.miners_per_request + policy.hedge_miners,
+        health,
+        now_millis(),
+    );
+    if pool.is_empty() {
+        return Err(AttemptError::NoAnswer {
+            reason: "no serving miners are available on the subnet".into(),
+            candidates: Vec::new(),
+        });
+    }
+    let (request, input) = request::build(task, &ports.blobs).await?;
+    let reference = policy.uses_reference().then_some(&ports.reference);
+    let first = pool.len().min(policy.miners_per_request);
+    let started = tokio::time::Instant::now();
+    // The reference is asked at the same time as the miners, under the same deadline.
+    let (gathered, task_reference) = tokio::join!(
+        gather::gather(&pool, first, &request, &ports.client, policy, task.kind),
+        request::task_reference(reference, policy, task, &input)
+    );
+    let answers = verdict::sort(&pool, gathered)?;
+    let transcripts = request::transcripts(reference, policy, task, &answers.valid, started).await;
+    verdict::decide(
+        task,
+        policy,
+        answers,
+        transcripts,
+        task_reference,
+        &ports.blobs,
+    )
+    .await
+}
