@@ -1,9 +1,9 @@
 //! taogate's library: everything the Lambdas, the local runtime and the CLI share.
 //!
 //! Layout, inside out (arrows point inward; ARCHITECTURE.md states the rules):
-//! - [`config`]: typed settings, one section per component; a leaf.
-//! - [`domain`]: tasks, miners, blob keys and the values they are made of; pure.
-//! - [`scoring`] and [`audio`]: how answers are weighed and audio is checked; pure.
+//! - The pure core, from the `taogate-core` crate (which depends on no HTTP, storage or AWS
+//!   crate) and re-exported here: [`config`] (typed settings, one section per component; a
+//!   leaf), [`domain`] (tasks, miners, blob keys and their values), [`audio`] and [`scoring`].
 //! - [`ports`]: the capability traits handlers depend on, each the size of one permission.
 //! - [`submission`], [`worker`] and [`drain`]: the use cases, written against the ports.
 //! - [`api`] and [`views`]: the HTTP routes and the JSON shapes clients see.
@@ -12,17 +12,15 @@
 //!   endpoints, callbacks).
 //! - [`secrets`]: secrets resolved once, before the settings are shared.
 
+pub use taogate_core::{audio, config, domain, scoring};
+
 pub mod api;
-pub mod audio;
 pub mod aws;
 pub mod bittensor;
-pub mod config;
-pub mod domain;
 pub mod drain;
 pub mod embedded;
 pub mod outbound;
 pub mod ports;
-pub mod scoring;
 pub mod secrets;
 pub mod submission;
 pub mod views;

@@ -63,8 +63,8 @@ async fn every_service_completes_on_localstack() {
     let api = Api::new(server.addr);
 
     let transcript = "serverless transcription works";
-    let (status, a) = api
-        .post_multipart(
+    let (_, t) = api
+        .submit_multipart_and_wait(
             "/api/v1/transcription",
             multipart(&[
                 (
@@ -74,11 +74,8 @@ async fn every_service_completes_on_localstack() {
                 ),
                 ("source_language", None, b"en"),
             ]),
+            Duration::from_secs(60),
         )
-        .await;
-    assert_eq!(status, 202, "{a}");
-    let t = api
-        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
         .await;
     assert_eq!(t["status"], "completed", "{t}\n{}", server.log());
     assert_eq!(t["result"]["output_text"], transcript);
@@ -86,28 +83,22 @@ async fn every_service_completes_on_localstack() {
 
     let article = "Queues decouple submission from work. Workers scale with the queue depth. \
         Dead letters keep failed messages for inspection. Priorities get their own queues.";
-    let (status, a) = api
-        .post_json(
+    let (_, t) = api
+        .submit_and_wait(
             "/api/v1/summarization",
             &json!({"text": article, "source_language": "en", "priority": "low"}),
+            Duration::from_secs(60),
         )
-        .await;
-    assert_eq!(status, 202, "{a}");
-    let t = api
-        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
         .await;
     assert_eq!(t["status"], "completed", "{t}");
     assert!(t["result"]["combined_score"].as_f64().unwrap() > 0.0);
 
-    let (status, a) = api
-        .post_json(
+    let (_, t) = api
+        .submit_and_wait(
             "/api/v1/tts",
             &json!({"text": "spoken through S3", "source_language": "en", "priority": "urgent"}),
+            Duration::from_secs(60),
         )
-        .await;
-    assert_eq!(status, 202, "{a}");
-    let t = api
-        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(60))
         .await;
     assert_eq!(t["status"], "completed", "{t}");
     assert_eq!(t["result"]["miner_uid"], 0);
@@ -143,15 +134,12 @@ async fn a_task_that_always_fails_ends_failed_with_its_message_in_the_dlq() {
         &with(&env, &[("TASK_TIMEOUT", "5")]),
     );
     let api = Api::new(server.addr);
-    let (status, a) = api
-        .post_json(
+    let (_, t) = api
+        .submit_and_wait(
             "/api/v1/tts",
             &json!({"text": "never works", "source_language": "en"}),
+            Duration::from_secs(90),
         )
-        .await;
-    assert_eq!(status, 202);
-    let t = api
-        .wait_terminal(a["task_id"].as_str().unwrap(), Duration::from_secs(90))
         .await;
     assert_eq!(t["status"], "failed", "{t}");
     assert_eq!(t["attempts"], 3);
@@ -285,16 +273,10 @@ async fn a_20_mb_recording_goes_through_a_presigned_upload() {
         "a presigned S3 PUT: {url}"
     );
     assert!((200..300).contains(&put_status), "{put_status}");
-    let (status, accepted) = api
-        .post_json(
+    let (_, task) = api
+        .submit_and_wait(
             "/api/v1/transcription",
             &json!({"upload_id": upload["upload_id"], "source_language": "en", "priority": "high"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(120),
         )
         .await;

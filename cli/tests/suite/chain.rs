@@ -177,15 +177,9 @@ async fn serve_on_a_fake_node_completes_tasks_on_python_axons() {
     let api = Api::new(serve.addr);
     let calls_at_start = node.state_calls();
 
-    let (status, task) = api
-        .post_json(
-            "/api/v1/summarization",
-            &serde_json::json!({"text": "Python axons answer real requests. Nothing is simulated here.", "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{task}");
-    let done = api
-        .wait_terminal(task["task_id"].as_str().unwrap(), Duration::from_secs(60))
+    let (_, done) = api
+        .submit_and_wait("/api/v1/summarization",
+            &serde_json::json!({"text": "Python axons answer real requests. Nothing is simulated here.", "source_language": "en"}), Duration::from_secs(60))
         .await;
     assert_eq!(done["status"], "completed", "{done}\n{}", serve.log());
     assert_eq!(
@@ -216,25 +210,20 @@ async fn serve_on_a_fake_node_completes_tasks_on_python_axons() {
         "/api/v1/tts",
         serde_json::json!({"text": "hello from taogate", "source_language": "en"}),
     )] {
-        let (status, task) = api.post_json(path, &body).await;
-        assert_eq!(status, 202, "{task}");
-        let done = api
-            .wait_terminal(task["task_id"].as_str().unwrap(), Duration::from_secs(60))
+        let (_, done) = api
+            .submit_and_wait(path, &body, Duration::from_secs(60))
             .await;
         assert_eq!(done["status"], "completed", "{done}\n{}", serve.log());
     }
-    let (status, task) = api
-        .post_multipart(
+    let (_, done) = api
+        .submit_multipart_and_wait(
             "/api/v1/transcription",
             multipart(&[
                 ("audio_file", Some("speech.wav"), &fixture("speech.wav")),
                 ("source_language", None, b"en"),
             ]),
+            Duration::from_secs(60),
         )
-        .await;
-    assert_eq!(status, 202, "{task}");
-    let done = api
-        .wait_terminal(task["task_id"].as_str().unwrap(), Duration::from_secs(60))
         .await;
     assert_eq!(done["status"], "completed", "{done}\n{}", serve.log());
     assert_eq!(done["result"]["output_text"], "hello from a python axon");

@@ -118,18 +118,9 @@ async fn the_hotkey_secret_never_reaches_logs_errors_or_stored_tasks() {
         ],
     );
     let api = Api::new(server.addr);
-    let (status, accepted) = api
-        .post_json(
-            "/api/v1/summarization",
-            &json!({"text": "A summary must be at least fifty characters long, so here is more text.", "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
-            Duration::from_secs(30),
-        )
+    let (_, task) = api
+        .submit_and_wait("/api/v1/summarization",
+            &json!({"text": "A summary must be at least fifty characters long, so here is more text.", "source_language": "en"}), Duration::from_secs(30))
         .await;
     assert_eq!(task["status"], "completed", "{task}");
     // Miner errors (an error_message, a 403) are stored with the task.

@@ -11,3 +11,4 @@ mod lifecycle;
 mod scoring;
 mod services;
 mod support;
+mod template;

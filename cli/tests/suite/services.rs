@@ -86,16 +86,10 @@ async fn every_service_completes_with_scores_and_candidates() {
     let article = "Rust is a systems programming language. It guarantees memory safety without a garbage collector. \
         Its ownership model checks borrowing at compile time. Many teams adopt Rust for network services. \
         The compiler's messages are known to be helpful. Rust also has a strong package ecosystem.";
-    let (status, accepted) = api
-        .post_json(
+    let (_, task) = api
+        .submit_and_wait(
             "/api/v1/summarization",
             &json!({"text": article, "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(30),
         )
         .await;
@@ -106,15 +100,8 @@ async fn every_service_completes_with_scores_and_candidates() {
         "{summary}"
     );
 
-    let (status, accepted) = api
-        .post_json("/api/v1/tts", &json!({"text": "  Hello from the gateway.  ", "source_language": "en", "priority": "low"}))
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
-            Duration::from_secs(30),
-        )
+    let (_, task) = api
+        .submit_and_wait("/api/v1/tts", &json!({"text": "  Hello from the gateway.  ", "source_language": "en", "priority": "low"}), Duration::from_secs(30))
         .await;
     assert_scored(&task);
     let url = task["result"]["audio_url"]
@@ -141,19 +128,13 @@ async fn real_speech_in_every_container_is_accepted_and_transcribed() {
     let api = Api::new(server.addr);
     for name in ["speech.flac", "speech.ogg", "speech.mp3"] {
         let audio = fixture(name);
-        let (status, accepted) = api
-            .post_multipart(
+        let (_, task) = api
+            .submit_multipart_and_wait(
                 "/api/v1/transcription",
                 multipart(&[
                     ("audio_file", Some(name), &audio),
                     ("source_language", None, b"en"),
                 ]),
-            )
-            .await;
-        assert_eq!(status, 202, "{name}: {accepted}");
-        let task = api
-            .wait_terminal(
-                accepted["task_id"].as_str().unwrap(),
                 Duration::from_secs(30),
             )
             .await;
@@ -215,15 +196,8 @@ async fn a_callback_receives_the_terminal_state() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let (status, accepted) = api
-        .post_json("/api/v1/tts", &json!({"text": "nobody listens", "source_language": "en", "callback_url": format!("http://{closed}/hook")}))
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
-            Duration::from_secs(30),
-        )
+    let (_, task) = api
+        .submit_and_wait("/api/v1/tts", &json!({"text": "nobody listens", "source_language": "en", "callback_url": format!("http://{closed}/hook")}), Duration::from_secs(30))
         .await;
     assert_eq!(task["status"], "completed", "{task}");
     assert_eq!(received.lock().unwrap().len(), 1);
@@ -257,16 +231,10 @@ async fn miners_can_come_from_a_static_file() {
     let (_, health) = api.get("/api/v1/health").await;
     assert_eq!(health["miners"]["netuid"], 42, "{health}");
     assert_eq!(health["miners"]["serving_miners"], 3, "{health}");
-    let (status, accepted) = api
-        .post_json(
+    let (_, task) = api
+        .submit_and_wait(
             "/api/v1/tts",
             &json!({"text": "from a file", "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202);
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(30),
         )
         .await;
@@ -298,16 +266,10 @@ async fn large_audio_goes_through_an_upload_and_is_probed_before_queueing() {
     let (upload, put_status) = api.upload(fixture("speech.ogg")).await;
     assert_eq!(upload["method"], "PUT");
     assert_eq!(put_status, 200);
-    let (status, accepted) = api
-        .post_json(
+    let (_, task) = api
+        .submit_and_wait(
             "/api/v1/transcription",
             &json!({"upload_id": upload["upload_id"], "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(30),
         )
         .await;
@@ -418,16 +380,10 @@ async fn a_50_mib_recording_completes_although_miners_echo_it_back() {
     assert!(wav.len() > 50_000_000 && wav.len() <= taogate_shared::api::MAX_AUDIO_BYTES);
     let (upload, put_status) = api.upload(wav).await;
     assert_eq!(put_status, 200);
-    let (status, accepted) = api
-        .post_json(
+    let (_, task) = api
+        .submit_and_wait(
             "/api/v1/transcription",
             &json!({"upload_id": upload["upload_id"], "source_language": "en"}),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(120),
         )
         .await;

@@ -197,6 +197,37 @@ impl Api {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// Submits `body` to `path` as JSON, which must be accepted (202), and waits until the task
+    /// is finished. Returns the acceptance and the finished task.
+    pub async fn submit_and_wait(
+        &self,
+        path: &str,
+        body: &Value,
+        limit: Duration,
+    ) -> (Value, Value) {
+        let (status, accepted) = self.post_json(path, body).await;
+        self.finished(status, accepted, limit).await
+    }
+
+    /// [`Self::submit_and_wait`] for a multipart body built by [`multipart`].
+    pub async fn submit_multipart_and_wait(
+        &self,
+        path: &str,
+        form: (String, Vec<u8>),
+        limit: Duration,
+    ) -> (Value, Value) {
+        let (status, accepted) = self.post_multipart(path, form).await;
+        self.finished(status, accepted, limit).await
+    }
+
+    async fn finished(&self, status: u16, accepted: Value, limit: Duration) -> (Value, Value) {
+        assert_eq!(status, 202, "{accepted}");
+        let task = self
+            .wait_terminal(accepted["task_id"].as_str().unwrap(), limit)
+            .await;
+        (accepted, task)
+    }
+
     /// Polls a task until it is completed or failed.
     pub async fn wait_terminal(&self, id: &str, limit: Duration) -> Value {
         let started = Instant::now();

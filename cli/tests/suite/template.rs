@@ -1,0 +1,111 @@
+//! The template's S3 permissions against the blob-key layout: every prefix IAM grants is one
+//! `BlobKey` makes, and each function is granted exactly the prefixes its ports use.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use taogate_shared::domain::BlobKey;
+
+/// `(function, action) → prefixes` as granted by `template.yaml`.
+fn s3_grants() -> BTreeMap<(String, String), BTreeSet<String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template = std::fs::read_to_string(path).unwrap();
+    let mut grants: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+    let (mut function, mut actions) = (String::new(), Vec::<String>::new());
+    for line in template.lines() {
+        let trimmed = line.trim();
+        // Resources sit two spaces in; a function's properties deeper.
+        if line.starts_with("  ") && !line.starts_with("   ") && trimmed.ends_with(':') {
+            function = trimmed.trim_end_matches(':').to_owned();
+            actions.clear();
+        }
+        if let Some(list) = trimmed.strip_prefix("Action: [") {
+            actions = list
+                .trim_end_matches(']')
+                .split(',')
+                .map(|a| a.trim().to_owned())
+                .filter(|a| a.starts_with("s3:"))
+                .collect();
+        }
+        let mut rest = trimmed;
+        while let Some(at) = rest.find("${BlobBucket.Arn}/") {
+            rest = &rest[at + "${BlobBucket.Arn}/".len()..];
+            let prefix = rest.split('*').next().unwrap_or_default().to_owned();
+            for action in &actions {
+                grants
+                    .entry((function.clone(), action.clone()))
+                    .or_default()
+                    .insert(prefix.clone());
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_ports_use() {
+    let grants = s3_grants();
+    let known: BTreeSet<&str> = BlobKey::PREFIXES.into_iter().collect();
+    for ((function, action), prefixes) in &grants {
+        for prefix in prefixes {
+            assert!(
+                known.contains(prefix.as_str()),
+                "{function} {action} on {prefix}* is no BlobKey prefix"
+            );
+        }
+    }
+    let set = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
+    let expected = [
+        // BlobPut (input) + TaskCreate (spilled bodies) + BlobPresign (upload PUTs).
+        (
+            "SubmitFunction",
+            "s3:PutObject",
+            set(&[BlobKey::INPUT, BlobKey::TASK_BODIES, BlobKey::UPLOADS]),
+        ),
+        // BlobGet (uploads) + TaskCreate (spilled bodies, read back on conflict).
+        (
+            "SubmitFunction",
+            "s3:GetObject",
+            set(&[BlobKey::UPLOADS, BlobKey::TASK_BODIES]),
+        ),
+        // BlobPresign (results) + MinerDirectory + TaskReader (spilled bodies).
+        (
+            "StatusFunction",
+            "s3:GetObject",
+            set(&[BlobKey::OUTPUT, BlobKey::METAGRAPH, BlobKey::TASK_BODIES]),
+        ),
+        // BlobGet (input, uploads) + BlobPresign (callback result URL) + MinerDirectory +
+        // TaskLease (spilled bodies).
+        (
+            "WorkerFunction",
+            "s3:GetObject",
+            set(&[
+                BlobKey::INPUT,
+                BlobKey::UPLOADS,
+                BlobKey::OUTPUT,
+                BlobKey::METAGRAPH,
+                BlobKey::TASK_BODIES,
+            ]),
+        ),
+        // BlobPut (output) + TaskLease (spilled bodies).
+        (
+            "WorkerFunction",
+            "s3:PutObject",
+            set(&[BlobKey::OUTPUT, BlobKey::TASK_BODIES]),
+        ),
+        // BlobPut (the snapshot).
+        (
+            "MetagraphSyncFunction",
+            "s3:PutObject",
+            set(&[BlobKey::METAGRAPH]),
+        ),
+    ];
+    for (function, action, prefixes) in expected {
+        assert_eq!(
+            grants.get(&(function.to_owned(), action.to_owned())),
+            Some(&prefixes),
+            "{function} {action}"
+        );
+    }
+    let functions: BTreeSet<&String> = grants.keys().map(|(f, _)| f).collect();
+    assert_eq!(functions.len(), 4, "{functions:?}");
+}
