@@ -118,3 +118,111 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
     }
     Ok(task)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::TaskStatus;
+    use crate::embedded::{BlobDir, Database, QueuePolicy};
+    use crate::ports::TaskReader;
+
+    /// A queue whose every send fails, as SQS does when it is unreachable.
+    struct Unreachable;
+
+    impl QueueSend for Unreachable {
+        async fn send(&self, _id: TaskId, _priority: Priority) -> Result<(), StoreError> {
+            Err(StoreError::backend(anyhow::anyhow!("connection refused")))
+        }
+    }
+
+    fn submission() -> Submission {
+        Submission {
+            kind: ServiceKind::Summarization,
+            priority: Priority::Normal,
+            language: Language::parse("en").unwrap(),
+            callback_url: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_task_whose_message_cannot_be_sent_is_failed_at_once_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(
+            dir.path(),
+            QueuePolicy {
+                max_receives: 3,
+                starvation_age_ms: 60_000,
+            },
+        )
+        .unwrap();
+        let blobs = BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+        let intake = Intake {
+            tasks: db.clone(),
+            queue: Unreachable,
+            blobs,
+        };
+        let refused = submit(&intake, submission(), Payload::Text("some text".into())).await;
+        assert!(
+            matches!(refused, Err(StoreError::Backend(_))),
+            "{refused:?}"
+        );
+        let page = db.list(crate::ports::TaskQuery {
+            limit: 10,
+            ..Default::default()
+        });
+        let stored = page.await.unwrap().tasks;
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].status, TaskStatus::Failed);
+        assert!(
+            stored[0]
+                .error_message
+                .as_deref()
+                .is_some_and(|m| m.contains("could not be queued")),
+            "{:?}",
+            stored[0].error_message
+        );
+    }
+
+    #[tokio::test]
+    async fn sent_audio_is_stored_under_the_tasks_input_key_before_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::open(
+            dir.path(),
+            QueuePolicy {
+                max_receives: 3,
+                starvation_age_ms: 60_000,
+            },
+        )
+        .unwrap();
+        let blobs = BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+        let intake = Intake {
+            tasks: db.clone(),
+            queue: db.clone(),
+            blobs: blobs.clone(),
+        };
+        let info = AudioInfo {
+            format: "wav".into(),
+            duration_s: 1.0,
+            sample_rate: 16_000,
+            channels: 1,
+        };
+        let payload = Payload::Audio {
+            data: Bytes::from_static(b"RIFF...."),
+            filename: Some("a.wav".into()),
+            info,
+        };
+        let mut sub = submission();
+        sub.kind = ServiceKind::Transcription;
+        let task = submit(&intake, sub, payload).await.unwrap();
+        let TaskInput::Audio { blob_key, .. } = &task.input else {
+            panic!("an audio task: {:?}", task.input);
+        };
+        assert_eq!(blob_key, BlobKey::input(task.id).as_str());
+        let stored = crate::ports::BlobGet::get(&blobs, blob_key).await.unwrap();
+        assert_eq!(stored.as_deref(), Some(&b"RIFF...."[..]));
+        assert_eq!(
+            db.get(task.id).await.unwrap().unwrap().status,
+            TaskStatus::Pending
+        );
+    }
+}

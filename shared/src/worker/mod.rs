@@ -304,3 +304,6 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! The worker with every outside port replaced in-process: scripted miners, a scripted
+//! reference, a recording notifier, over the embedded stores. Only the ports are doubles; the
+//! selection, validation, scoring and transitions are the real ones.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use super::*;
+use crate::bittensor::LiveDirectory;
+use crate::domain::{
+    Language, Miner, MinerReply, Priority, ServiceKind, SynapseAnswer, SynapseRequest, TaskInput,
+    TaskStatus,
+};
+use crate::embedded::{BlobDir, Database, QueuePolicy};
+use crate::ports::{ReferenceInput, TaskCreate, TaskReader};
+
+const TRUTH: &str = "the council approved the new bridge budget on monday";
+
+/// Miner `port` answers the summary `answers[port]` at once.
+struct Scripted {
+    answers: Vec<&'static str>,
+}
+
+impl MinerClient for Scripted {
+    async fn query(&self, miner: &Miner, _: &SynapseRequest, _: Duration) -> MinerReply {
+        let text = self.answers[usize::from(miner.port)];
+        MinerReply {
+            outcome: Outcome::Success,
+            latency: Duration::from_millis(10 + u64::from(miner.port)),
+            body: Some(Arc::new(SynapseAnswer {
+                output_data: Some(base64::engine::general_purpose::STANDARD.encode(text)),
+                ..Default::default()
+            })),
+            error: None,
+        }
+    }
+}
+
+/// A reference pipeline that knows the right summary.
+struct Oracle;
+
+impl ReferenceEndpoints for Oracle {
+    fn covers(&self, kind: ServiceKind) -> bool {
+        kind == ServiceKind::Summarization
+    }
+
+    fn hears_speech(&self) -> bool {
+        false
+    }
+
+    async fn reference(
+        &self,
+        _: ServiceKind,
+        _: Language,
+        input: &ReferenceInput,
+        _: Duration,
+    ) -> Result<String, String> {
+        match input {
+            ReferenceInput::Text(_) => Ok(TRUTH.to_owned()),
+            ReferenceInput::Audio { .. } => Err("no audio here".into()),
+        }
+    }
+
+    async fn transcribe(
+        &self,
+        _: Bytes,
+        _: &str,
+        _: Language,
+        _: Duration,
+    ) -> Result<String, String> {
+        Err("no recognizer".into())
+    }
+}
+
+/// Records every callback it is asked to deliver.
+#[derive(Default, Clone)]
+struct Recorder(Arc<Mutex<Vec<(String, serde_json::Value)>>>);
+
+impl CallbackNotifier for Recorder {
+    type Error = std::convert::Infallible;
+
+    async fn deliver(&self, url: &str, body: &serde_json::Value) -> Result<u32, Self::Error> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((url.to_owned(), body.clone()));
+        Ok(1)
+    }
+}
+
+fn snapshot(n: u16) -> crate::domain::MinerSnapshot {
+    crate::domain::MinerSnapshot {
+        netuid: 1,
+        network: "test".into(),
+        miners: (0..n)
+            .map(|uid| Miner {
+                uid,
+                hotkey: format!("hk{uid}"),
+                ip: "203.0.113.9".parse().unwrap(),
+                port: uid,
+                stake: 100.0 - f64::from(uid),
+                incentive: 0.0,
+                chain: None,
+            })
+            .collect(),
+        taken_at: 0,
+        block: None,
+    }
+}
+
+#[tokio::test]
+async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the_end() {
+    let settings = Settings::from_lookup(|k| {
+        [
+            ("SCORING_MODE", "reference"),
+            ("REFERENCE_URL", "http://127.0.0.1:9/never-called"),
+            ("MAX_MINERS_PER_REQUEST", "3"),
+            ("SELECTION_EXPLORATION", "0"),
+        ]
+        .iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        QueuePolicy {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        },
+    )
+    .unwrap();
+    let recorder = Recorder::default();
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs: BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap(),
+        directory: LiveDirectory::new(snapshot(3)),
+        // Miners 0 and 1 agree on a wrong summary; miner 2 says what the reference says.
+        client: Scripted {
+            answers: vec![
+                "stock markets fell sharply as investors feared rising rates",
+                "stock markets fell sharply as investors feared rising rates",
+                TRUTH,
+            ],
+        },
+        reference: Oracle,
+        callbacks: recorder.clone(),
+    };
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let worker = Worker::new(ports, &settings.worker, policy);
+
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
+        },
+        Some("https://example.com/hook".into()),
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    let delivery = Delivery {
+        task_id: task.id,
+        priority: task.priority,
+        receive_count: 1,
+        receipt: String::new(),
+    };
+    assert_eq!(worker.handle(&delivery).await, Disposition::Done);
+
+    let done = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        done.status,
+        TaskStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    assert_eq!(done.result.as_ref().unwrap().miner_uid, 2);
+    assert!(
+        done.candidates
+            .iter()
+            .all(|c| c.scores.as_ref().is_some_and(|s| s.basis == "reference")),
+        "{:?}",
+        done.candidates
+    );
+    let calls = recorder.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].0, "https://example.com/hook");
+    assert_eq!(calls[0].1["status"], "completed");
+    assert_eq!(calls[0].1["task_id"], task.id.to_string());
+}
