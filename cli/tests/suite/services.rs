@@ -56,8 +56,8 @@ async fn every_service_completes_with_scores_and_candidates() {
     let api = Api::new(server.addr);
 
     let transcript = "please transcribe this short sentence";
-    let (status, accepted) = api
-        .post_multipart(
+    let (accepted, task) = api
+        .submit_multipart_and_wait(
             "/api/v1/transcription",
             multipart(&[
                 (
@@ -68,18 +68,12 @@ async fn every_service_completes_with_scores_and_candidates() {
                 ("source_language", None, b"EN"),
                 ("priority", None, b"high"),
             ]),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    assert_eq!(accepted["status"], "pending");
-    assert_eq!(accepted["source_language"], "en");
-    assert_eq!(accepted["priority"], "high");
-    let task = api
-        .wait_terminal(
-            accepted["task_id"].as_str().unwrap(),
             Duration::from_secs(30),
         )
         .await;
+    assert_eq!(accepted["status"], "pending");
+    assert_eq!(accepted["source_language"], "en");
+    assert_eq!(accepted["priority"], "high");
     assert_scored(&task);
     assert_eq!(task["result"]["output_text"], transcript);
 
@@ -172,15 +166,14 @@ async fn a_callback_receives_the_terminal_state() {
         &[("CALLBACK_ALLOWLIST", "127.0.0.0/8")],
     );
     let api = Api::new(server.addr);
-    let (status, accepted) = api
-        .post_json(
+    let (accepted, _) = api
+        .submit_and_wait(
             "/api/v1/tts",
             &json!({"text": "call me back", "source_language": "en", "callback_url": hook}),
+            Duration::from_secs(30),
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
     let id = accepted["task_id"].as_str().unwrap().to_owned();
-    api.wait_terminal(&id, Duration::from_secs(30)).await;
     let started = std::time::Instant::now();
     while received.lock().unwrap().is_empty() && started.elapsed() < Duration::from_secs(10) {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -198,26 +198,8 @@ where
                 )
             }
             Err(AttemptError::Store(e)) => return Err(e),
-            Err(AttemptError::NoAnswer { reason, candidates }) if last => {
-                let reason = format!("failed after {attempt} attempts: {reason}");
-                warn!(reason = %reason, "task failed");
-                // Handing the message back lets the queue's redrive move it to the dead letters.
-                (
-                    AttemptEnd::Failed { reason, candidates },
-                    Disposition::Retry(Duration::ZERO),
-                )
-            }
             Err(AttemptError::NoAnswer { reason, candidates }) => {
-                let reason = format!(
-                    "attempt {attempt} of {} failed, retrying: {reason}",
-                    self.max_attempts
-                );
-                info!(reason = %reason, "attempt failed");
-                let backoff = Duration::from_millis(500 * u64::from(attempt));
-                (
-                    AttemptEnd::Retry { reason, candidates },
-                    Disposition::Retry(backoff),
-                )
+                self.unanswered(attempt, last, reason, candidates)
             }
         };
         match self
@@ -238,6 +220,36 @@ where
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// How an attempt without a usable answer ends: a retry with a backoff, or, on the last
+    /// attempt, a failure whose message the queue's redrive moves to the dead letters.
+    fn unanswered(
+        &self,
+        attempt: u32,
+        last: bool,
+        reason: String,
+        candidates: Vec<Candidate>,
+    ) -> (AttemptEnd, Disposition) {
+        if last {
+            let reason = format!("failed after {attempt} attempts: {reason}");
+            warn!(reason = %reason, "task failed");
+            // Handing the message back lets the queue's redrive move it to the dead letters.
+            return (
+                AttemptEnd::Failed { reason, candidates },
+                Disposition::Retry(Duration::ZERO),
+            );
+        }
+        let reason = format!(
+            "attempt {attempt} of {} failed, retrying: {reason}",
+            self.max_attempts
+        );
+        info!(reason = %reason, "attempt failed");
+        let backoff = Duration::from_millis(500 * u64::from(attempt));
+        (
+            AttemptEnd::Retry { reason, candidates },
+            Disposition::Retry(backoff),
+        )
     }
 
     /// The health records of the miners this attempt may pick. Health is advisory: if it cannot
