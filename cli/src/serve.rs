@@ -13,7 +13,7 @@ use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Dire
 use taogate_shared::bittensor::{
     ChainReader, Hotkey, LiveDirectory, ProtocolClient, read_miner_file, spawn_refresh,
 };
-use taogate_shared::config::Settings;
+use taogate_shared::config::{Settings, SubmissionSettings};
 use taogate_shared::domain::MinerSnapshot;
 use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
@@ -207,7 +207,7 @@ fn router<T, Q, B, D>(
     queue: Q,
     blobs: B,
     directory: D,
-    settings: &Settings,
+    submission: &SubmissionSettings,
     hotkey: &Hotkey,
     local: bool,
 ) -> axum::Router
@@ -224,7 +224,7 @@ where
                 queue: queue.clone(),
                 blobs: blobs.clone(),
             },
-            settings: settings.submission.clone(),
+            settings: submission.clone(),
         },
         local,
     );
@@ -303,7 +303,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 db.clone(),
                 blobs,
                 directory,
-                &settings,
+                &settings.submission,
                 &hotkey,
                 true,
             );
@@ -344,7 +344,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 queues.clone(),
                 blobs,
                 directory,
-                &settings,
+                &settings.submission,
                 &hotkey,
                 false,
             );
