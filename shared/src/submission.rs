@@ -123,7 +123,6 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
 mod tests {
     use super::*;
     use crate::domain::TaskStatus;
-    use crate::embedded::{BlobDir, Database, QueuePolicy};
     use crate::ports::TaskReader;
 
     /// A queue whose every send fails, as SQS does when it is unreachable.
@@ -147,15 +146,7 @@ mod tests {
     #[tokio::test]
     async fn a_task_whose_message_cannot_be_sent_is_failed_at_once_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(
-            dir.path(),
-            QueuePolicy {
-                max_receives: 3,
-                starvation_age_ms: 60_000,
-            },
-        )
-        .unwrap();
-        let blobs = BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+        let (db, blobs) = crate::embedded::test_stores(dir.path());
         let intake = Intake {
             tasks: db.clone(),
             queue: Unreachable,
@@ -186,15 +177,7 @@ mod tests {
     #[tokio::test]
     async fn sent_audio_is_stored_under_the_tasks_input_key_before_the_task() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(
-            dir.path(),
-            QueuePolicy {
-                max_receives: 3,
-                starvation_age_ms: 60_000,
-            },
-        )
-        .unwrap();
-        let blobs = BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+        let (db, blobs) = crate::embedded::test_stores(dir.path());
         let intake = Intake {
             tasks: db.clone(),
             queue: db.clone(),

@@ -14,7 +14,6 @@ use crate::domain::{
     Language, Miner, MinerReply, Priority, ServiceKind, SynapseAnswer, SynapseRequest, TaskInput,
     TaskStatus,
 };
-use crate::embedded::{BlobDir, Database, QueuePolicy};
 use crate::ports::{ReferenceInput, TaskCreate, TaskReader};
 
 const TRUTH: &str = "the council approved the new bridge budget on monday";
@@ -126,18 +125,11 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
     })
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
-    )
-    .unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
     let recorder = Recorder::default();
     let ports = WorkerPorts {
         tasks: db.clone(),
-        blobs: BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap(),
+        blobs,
         directory: LiveDirectory::new(snapshot(3)),
         // Miners 0 and 1 agree on a wrong summary; miner 2 says what the reference says.
         client: Scripted {
