@@ -109,3 +109,57 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
     let functions: BTreeSet<&String> = grants.keys().map(|(f, _)| f).collect();
     assert_eq!(functions.len(), 4, "{functions:?}");
 }
+
+/// `(function, METHOD path)` of every HTTP API event in `template.yaml`.
+fn routed() -> BTreeSet<(String, String)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template = std::fs::read_to_string(path).unwrap();
+    let mut routes = BTreeSet::new();
+    let mut function = String::new();
+    for line in template.lines() {
+        let trimmed = line.trim();
+        if line.starts_with("  ") && !line.starts_with("   ") && trimmed.ends_with(':') {
+            function = trimmed.trim_end_matches(':').to_owned();
+        }
+        if let Some(props) = trimmed.strip_prefix("Properties: {ApiId: !Ref HttpApi, Path: ") {
+            let (path, method) = props
+                .trim_end_matches('}')
+                .split_once(", Method: ")
+                .unwrap();
+            let path = path.trim_matches('"');
+            routes.insert((function.clone(), format!("{method} {path}")));
+        }
+    }
+    routes
+}
+
+#[test]
+fn every_documented_route_is_routed_to_the_function_whose_router_serves_it() {
+    let routed = routed();
+    let doc = serde_json::to_value(taogate_shared::api::document()).unwrap();
+    // Served by `taogate serve` only: on AWS, S3 takes the upload and serves the audio.
+    let local_only = ["PUT /api/v1/uploads/{id}", "GET /api/v1/tasks/{id}/audio"];
+    let mut checked = 0;
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let route = format!("{} {path}", method.to_uppercase());
+            if local_only.contains(&route.as_str()) {
+                continue;
+            }
+            let function = match operation["tags"][0].as_str() {
+                Some("submit") => "SubmitFunction",
+                Some("status") => "StatusFunction",
+                other => panic!("{route} has no router tag: {other:?}"),
+            };
+            assert!(
+                routed.contains(&(function.to_owned(), route.clone())),
+                "{route} is not routed to {function}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} routes checked");
+    for route in ["GET /openapi.json", "GET /docs"] {
+        assert!(routed.contains(&("StatusFunction".to_owned(), route.to_owned())));
+    }
+}
