@@ -163,3 +163,58 @@ fn every_documented_route_is_routed_to_the_function_whose_router_serves_it() {
         assert!(routed.contains(&("StatusFunction".to_owned(), route.to_owned())));
     }
 }
+
+#[test]
+fn the_timeouts_hold_together() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template = std::fs::read_to_string(path).unwrap();
+    let after = |marker: &str| -> Vec<&str> {
+        let at = template.find(marker).unwrap();
+        template[at..].lines().skip(1).take(8).collect()
+    };
+    // The worker timeouts the template allows, and the queue visibility derived from each.
+    let allowed: Vec<u64> = after("  WorkerTimeout:")
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("AllowedValues: ["))
+        .unwrap()
+        .trim_end_matches(']')
+        .split(',')
+        .map(|v| v.trim().trim_matches('"').parse().unwrap())
+        .collect();
+    let rows = after("  VisibilityTimeout:\n");
+    for worker in &allowed {
+        let row = rows
+            .iter()
+            .find(|l| l.trim().starts_with(&format!("\"{worker}\":")))
+            .unwrap_or_else(|| panic!("no visibility row for WorkerTimeout {worker}"));
+        let seconds: u64 = row
+            .split("Seconds:")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .trim_end_matches('}')
+            .trim()
+            .parse()
+            .unwrap();
+        assert!(
+            seconds >= 6 * worker,
+            "visibility {seconds} s for worker {worker} s"
+        );
+    }
+    // The worker knows its own timeout, so a TASK_TIMEOUT that cannot fit is refused at start.
+    assert!(template.contains("          WORKER_TIMEOUT: !Ref WorkerTimeout"));
+    assert!(template.contains("      Timeout: !Ref WorkerTimeout"));
+    // The default TASK_TIMEOUT fits the smallest worker timeout.
+    let default_task: String = after("  TaskTimeout:")
+        .iter()
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .unwrap()
+        .to_owned();
+    let smallest = allowed.iter().min().unwrap().to_string();
+    let settings = taogate_shared::config::Settings::from_lookup(|k| match k {
+        "TASK_TIMEOUT" => Some(default_task.clone()),
+        "WORKER_TIMEOUT" => Some(smallest.clone()),
+        _ => None,
+    });
+    assert!(settings.is_ok(), "{settings:?}");
+}

@@ -148,6 +148,10 @@ pub struct WorkerSettings {
     pub task_timeout: Duration,
     /// `MAX_ATTEMPTS`: tries before a task fails.
     pub max_attempts: u32,
+    /// `WORKER_TIMEOUT`: the worker Lambda's own timeout in seconds, set by the template. When
+    /// set, a lease longer than it is refused at start: the Lambda would be stopped while it
+    /// stores an attempt's result.
+    pub invocation_timeout: Option<Duration>,
 }
 
 impl WorkerSettings {
@@ -293,6 +297,9 @@ impl Settings {
                 max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
                 task_timeout,
                 max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
+                invocation_timeout: r
+                    .raw("WORKER_TIMEOUT")
+                    .map(|_| Duration::from_secs(r.parse("WORKER_TIMEOUT", 0u64))),
             },
             submission: SubmissionSettings {
                 callback_allowlist,
@@ -339,6 +346,17 @@ impl Settings {
             || worker.task_timeout > Duration::from_secs(900)
         {
             p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
+        }
+        if let Some(limit) = worker.invocation_timeout
+            && worker.lease() > limit
+        {
+            p.push(format!(
+                "TASK_TIMEOUT={} s needs a worker timeout of at least {} s (the attempt plus room \
+                 to store its result), but WORKER_TIMEOUT is {} s",
+                worker.task_timeout.as_secs_f64(),
+                worker.lease().as_secs_f64().ceil(),
+                limit.as_secs()
+            ));
         }
         if selection.required_answers == 0 {
             p.push("REQUIRED_ANSWERS must be at least 1".into());
@@ -459,6 +477,16 @@ mod tests {
         ])
         .unwrap();
         assert!(!format!("{key:?}").contains("very-secret"));
+    }
+
+    #[test]
+    fn an_attempt_that_cannot_end_inside_the_worker_timeout_is_refused() {
+        assert!(with(&[("TASK_TIMEOUT", "30"), ("WORKER_TIMEOUT", "60")]).is_ok());
+        let err = with(&[("TASK_TIMEOUT", "50"), ("WORKER_TIMEOUT", "60")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 75 s"), "{err}");
+        assert!(with(&[("WORKER_TIMEOUT", "soon")]).is_err());
     }
 
     #[test]
