@@ -38,18 +38,18 @@ def client(service):
 
 def table(name):
     ddb = client("dynamodb")
-    indexes = [("by_created", "all"), ("by_status", "status"), ("by_kind", "kind"), ("by_status_kind", "status_kind")]
+    indexes = [("by_created", "list_all"), ("by_status", "list_status"), ("by_kind", "list_kind"), ("by_status_kind", "list_status_kind")]
     try:
         ddb.create_table(
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["id", "all", "status", "kind", "status_kind"]],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["id", "list_all", "list_status", "list_kind", "list_status_kind"]],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[
                 {
                     "IndexName": index,
                     "KeySchema": [{"AttributeName": key, "KeyType": "HASH"}, {"AttributeName": "id", "KeyType": "RANGE"}],
-                    "Projection": {"ProjectionType": "ALL"},
+                    "Projection": {"ProjectionType": "KEYS_ONLY"},
                 }
                 for index, key in indexes
             ],

@@ -15,6 +15,11 @@ impl TaskId {
     pub fn new() -> Self {
         Self(uuid::Uuid::now_v7())
     }
+
+    /// The UUID itself.
+    pub fn as_uuid(&self) -> &uuid::Uuid {
+        &self.0
+    }
 }
 
 impl Default for TaskId {

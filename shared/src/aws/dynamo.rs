@@ -3,10 +3,16 @@
 //! Item: `id` (key), `status`, `kind`, `attempts`, `lease_until`, `created_at`, the whole task as
 //! JSON in `body`, and `expires_at` (TTL) once finished. A body too large for DynamoDB's 400 KB
 //! item limit (a 50,000-character text with its summary and candidates can be) is written to S3
-//! under `tasks/{id}/…` first, and the item holds its key in `body_key` instead. Global secondary indexes serve the list
-//! newest first without scanning: `by_created` (`all`, `id`), `by_status` (`status`, `id`),
-//! `by_kind` (`kind`, `id`) and `by_status_kind` (`status_kind`, `id`); ids are UUIDv7, so they
-//! sort by creation time.
+//! under `tasks/{id}/…` first, and the item holds its key in `body_key` instead.
+//!
+//! Global secondary indexes serve the list newest first without scanning: `by_created`
+//! (`list_all`, `id`), `by_status` (`list_status`, `id`), `by_kind` (`list_kind`, `id`) and
+//! `by_status_kind` (`list_status_kind`, `id`); ids are UUIDv7, so they sort by creation time.
+//! Each hash key ends in one of [`LIST_SHARDS`] shards taken from the task id, so one busy value
+//! (every task, `pending`, one service) is spread over that many index partitions, and the
+//! indexes project keys only: an index write costs one write unit whatever the body's size. A
+//! page queries every shard for its newest ids, merges them, and reads the items with
+//! `BatchGetItem`.
 //!
 //! Every transition is a put conditioned on the status and attempt count read before it: a
 //! concurrent writer makes it fail as a conflict, never overwrite.
@@ -84,16 +90,23 @@ impl DynamoTasks {
         } else {
             ("body", body)
         };
+        let (status, kind, shard) = (
+            task.status.as_str(),
+            task.kind.as_str(),
+            list_shard(task.id),
+        );
         let mut item = HashMap::from([
             ("id".to_owned(), s(task.id.to_string())),
             ("owner".to_owned(), s(task.owner.clone())),
-            ("kind".to_owned(), s(task.kind.as_str())),
-            ("status".to_owned(), s(task.status.as_str())),
+            ("kind".to_owned(), s(kind)),
+            ("status".to_owned(), s(status)),
+            ("list_all".to_owned(), s(format!("all#{shard}"))),
+            ("list_status".to_owned(), s(format!("{status}#{shard}"))),
+            ("list_kind".to_owned(), s(format!("{kind}#{shard}"))),
             (
-                "status_kind".to_owned(),
-                s(format!("{}#{}", task.status.as_str(), task.kind.as_str())),
+                "list_status_kind".to_owned(),
+                s(format!("{status}#{kind}#{shard}")),
             ),
-            ("all".to_owned(), s("task")),
             ("attempts".to_owned(), n(task.attempts)),
             ("created_at".to_owned(), n(task.created_at)),
             (body_attribute.0.to_owned(), s(body_attribute.1)),
@@ -140,6 +153,84 @@ impl DynamoTasks {
             Some(item) => Ok(Some(self.decode(item).await?)),
             None => Ok(None),
         }
+    }
+
+    /// Up to `limit` ids of one listing shard, newest first, older than `after` if given. The
+    /// index holds keys only, so a page of up to 101 keys is far below DynamoDB's 1 MB page.
+    async fn list_shard(
+        &self,
+        index: &str,
+        key_name: &str,
+        key: String,
+        after: Option<TaskId>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut request = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .expression_attribute_names("#k", key_name)
+            .expression_attribute_values(":k", s(key))
+            .scan_index_forward(false)
+            .limit(limit as i32);
+        request = match after {
+            Some(after) => request
+                .key_condition_expression("#k = :k AND id < :after")
+                .expression_attribute_values(":after", s(after.to_string())),
+            None => request.key_condition_expression("#k = :k"),
+        };
+        let out = request.send().await.map_err(backend)?;
+        Ok(out
+            .items()
+            .iter()
+            .filter_map(|item| item.get("id").and_then(|v| v.as_s().ok()).cloned())
+            .collect())
+    }
+
+    /// The tasks `ids` name, in that order, read 100 at a time (BatchGetItem's limit); an id
+    /// whose item is gone (expired) is skipped.
+    async fn load_many(&self, ids: &[String]) -> Result<Vec<Task>, StoreError> {
+        let mut items: HashMap<String, HashMap<String, AttributeValue>> = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let mut pending = KeysAndAttributes::builder().consistent_read(true);
+            for id in chunk {
+                pending = pending.keys(HashMap::from([("id".to_owned(), s(id.clone()))]));
+            }
+            let mut request = Some(pending.build().map_err(backend)?);
+            while let Some(keys) = request.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
+                        items.insert(id.clone(), item.clone());
+                    }
+                }
+                // Throttled or oversized: DynamoDB hands back what it did not read.
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
+            }
+        }
+        let mut tasks = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(item) = items.get(id) {
+                tasks.push(self.decode(item).await?);
+            }
+        }
+        Ok(tasks)
     }
 
     /// Moves one count from `from` (None: a new task) to `to`, on a random shard.
@@ -209,6 +300,16 @@ impl DynamoTasks {
     }
 }
 
+/// Shards of each listing index key: a task's index entries carry `{value}#{shard}`, so the
+/// writes of one busy value (all tasks, `pending`, one service) spread over this many index
+/// partitions instead of one. A list page queries every shard.
+pub const LIST_SHARDS: u128 = 16;
+
+/// The listing shard of a task: from the random low bits of its UUIDv7, so it never changes.
+fn list_shard(id: TaskId) -> u128 {
+    id.as_uuid().as_u128() % LIST_SHARDS
+}
+
 fn rand_shard() -> usize {
     // Spreading, not security: the low bits of a v4 uuid are random enough.
     (uuid::Uuid::new_v4().as_u128() % COUNTER_SHARDS as u128) as usize
@@ -221,47 +322,28 @@ impl TaskReader for DynamoTasks {
 
     async fn list(&self, query: TaskQuery) -> Result<TaskPage, StoreError> {
         let limit = query.limit.clamp(1, 100);
-        let (index, key_name, key_value) = match (query.status, query.kind) {
+        let (index, key_name, value) = match (query.status, query.kind) {
             (Some(st), Some(k)) => (
                 "by_status_kind",
-                "status_kind",
+                "list_status_kind",
                 format!("{}#{}", st.as_str(), k.as_str()),
             ),
-            (Some(st), None) => ("by_status", "status", st.as_str().to_owned()),
-            (None, Some(k)) => ("by_kind", "kind", k.as_str().to_owned()),
-            (None, None) => ("by_created", "all", "task".to_owned()),
+            (Some(st), None) => ("by_status", "list_status", st.as_str().to_owned()),
+            (None, Some(k)) => ("by_kind", "list_kind", k.as_str().to_owned()),
+            (None, None) => ("by_created", "list_all", "all".to_owned()),
         };
-        let mut tasks = Vec::with_capacity(limit + 1);
-        let mut start = query.after.map(|after| {
-            HashMap::from([
-                ("id".to_owned(), s(after.to_string())),
-                (key_name.to_owned(), s(key_value.clone())),
-            ])
+        // Every shard's newest `limit + 1` ids, merged: the page is the newest of them all.
+        let shards = (0..LIST_SHARDS).map(|shard| {
+            let key = format!("{value}#{shard}");
+            self.list_shard(index, key_name, key, query.after, limit + 1)
         });
-        // A page may come back short of `limit` (DynamoDB's 1 MB page); keep reading.
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#k = :k")
-                .expression_attribute_names("#k", key_name)
-                .expression_attribute_values(":k", s(key_value.clone()))
-                .scan_index_forward(false)
-                .limit((limit + 1 - tasks.len()) as i32)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in out.items() {
-                tasks.push(self.decode(item).await?);
-            }
-            match out.last_evaluated_key() {
-                Some(key) if tasks.len() <= limit => start = Some(key.clone()),
-                _ => break,
-            }
+        let mut ids: Vec<String> = Vec::new();
+        for shard in futures::future::join_all(shards).await {
+            ids.extend(shard?);
         }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.truncate(limit + 1);
+        let tasks = self.load_many(&ids).await?;
         Ok(TaskPage::from_overfetch(tasks, limit))
     }
 
@@ -445,5 +527,25 @@ impl crate::ports::HealthStore for DynamoTasks {
                 .map(|_| ())
         });
         futures::future::try_join_all(puts).await.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listing_shards_are_stable_per_task_and_spread_evenly() {
+        let mut per_shard = [0u32; LIST_SHARDS as usize];
+        for _ in 0..1_600 {
+            let id = TaskId::new();
+            assert_eq!(list_shard(id), list_shard(id));
+            per_shard[list_shard(id) as usize] += 1;
+        }
+        // 100 expected per shard; a shard outside 40..=160 would mean the bits are not random.
+        assert!(
+            per_shard.iter().all(|n| (40..=160).contains(n)),
+            "{per_shard:?}"
+        );
     }
 }

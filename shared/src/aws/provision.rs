@@ -11,12 +11,13 @@ use aws_sdk_sqs::types::QueueAttributeName;
 
 use super::{AwsClients, AwsResources};
 
-/// The indexes of the task table: name and hash key (the range key is always `id`).
+/// The indexes of the task table: name and hash key (the range key is always `id`). Each hash
+/// key carries a listing shard (see `dynamo`), and the indexes project keys only.
 pub const INDEXES: [(&str, &str); 4] = [
-    ("by_created", "all"),
-    ("by_status", "status"),
-    ("by_kind", "kind"),
-    ("by_status_kind", "status_kind"),
+    ("by_created", "list_all"),
+    ("by_status", "list_status"),
+    ("by_kind", "list_kind"),
+    ("by_status_kind", "list_status_kind"),
 ];
 
 fn key(name: &str, kind: KeyType) -> anyhow::Result<KeySchemaElement> {
@@ -40,7 +41,7 @@ pub async fn provision(
         .table_name(&table)
         .billing_mode(BillingMode::PayPerRequest)
         .key_schema(key("id", KeyType::Hash)?);
-    for attr in ["id", "all", "status", "kind", "status_kind"] {
+    for attr in std::iter::once("id").chain(INDEXES.iter().map(|(_, hash)| *hash)) {
         create = create.attribute_definitions(
             AttributeDefinition::builder()
                 .attribute_name(attr)
@@ -56,7 +57,7 @@ pub async fn provision(
                 .key_schema(key("id", KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()?,
