@@ -23,6 +23,10 @@ pub enum Disposition {
     Done,
     /// Leave it to be delivered again after the delay.
     Retry(Duration),
+    /// Deliver it again after the delay as if it had not been received: the task waited (no
+    /// miner could be asked) and used no attempt, so this delivery must not count toward the
+    /// queue's dead-letter limit either.
+    Postpone(Duration),
 }
 
 /// Handles one delivered message (the worker).
@@ -106,6 +110,7 @@ async fn settle<Q: QueueConsume, H: DeliveryHandler>(queue: &Q, handler: &H, del
     let settled = match handler.handle(delivery).await {
         Disposition::Done => queue.ack(&delivery.receipt).await,
         Disposition::Retry(delay) => queue.release(&delivery.receipt, delay).await,
+        Disposition::Postpone(delay) => queue.postpone(delivery, delay).await,
     };
     if let Err(e) = settled {
         warn!(error = ?anyhow::Error::from(e), "could not settle a message; it will be redelivered");

@@ -234,6 +234,10 @@ pub struct MinerDirectoryView {
 pub struct HealthView {
     /// `healthy`, or `degraded` when no miner is serving.
     pub status: String,
+    /// Why the service is degraded: tasks wait (using no attempt) until a miner serves again,
+    /// at most `MAX_TASK_AGE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
     /// taogate version.
     pub version: String,
     /// Messages waiting or in flight, per priority.

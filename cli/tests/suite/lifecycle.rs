@@ -483,3 +483,52 @@ fn invalid_configuration_is_refused_at_start_with_every_problem() {
         assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
     }
 }
+
+#[tokio::test]
+async fn with_no_miner_serving_tasks_wait_without_attempts_then_fail_naming_the_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("miners.json");
+    // Registered on the subnet, serving no axon.
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&json!({"miners": [
+            {"uid": 0, "hotkey": "5Dnone0", "ip": "0.0.0.0", "port": 0},
+            {"uid": 1, "hotkey": "5Dnone1", "ip": "0.0.0.0", "port": 0}
+        ]}))
+        .unwrap(),
+    )
+    .unwrap();
+    let running = in_process(
+        &dir.path().join("data"),
+        file.to_str().unwrap(),
+        2,
+        &[("MAX_TASK_AGE", "3")],
+    )
+    .await;
+    let api = Api::new(running.addr);
+    let (_, health) = api.get("/api/v1/health").await;
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(
+        health["cause"].as_str().unwrap().contains("no miner"),
+        "{health}"
+    );
+    let (status, accepted) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "is anyone there", "source_language": "en"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    let id = accepted["task_id"].as_str().unwrap();
+    // While it waits it uses no attempt.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let (_, waiting) = api.get(&format!("/api/v1/tasks/{id}")).await;
+    assert_eq!(waiting["status"], "pending", "{waiting}");
+    assert_eq!(waiting["attempts"], 0, "{waiting}");
+    let task = api.wait_terminal(id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "failed", "{task}");
+    let reason = task["error_message"].as_str().unwrap();
+    assert!(reason.contains("no miner was available for"), "{reason}");
+    assert!(reason.contains("MAX_TASK_AGE is 3 s"), "{reason}");
+    running.shutdown().await.unwrap();
+}

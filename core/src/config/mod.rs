@@ -152,6 +152,9 @@ pub struct WorkerSettings {
     /// set, a lease longer than it is refused at start: the Lambda would be stopped while it
     /// stores an attempt's result.
     pub invocation_timeout: Option<Duration>,
+    /// `MAX_TASK_AGE`: how long a task may wait for a miner to be available (no snapshot, no
+    /// serving miner) before it fails; waiting uses no attempt (600 s).
+    pub max_task_age: Duration,
 }
 
 impl WorkerSettings {
@@ -297,6 +300,7 @@ impl Settings {
                 max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
                 task_timeout,
                 max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
+                max_task_age: Duration::from_secs_f64(r.parse("MAX_TASK_AGE", 600.0f64).max(0.0)),
                 invocation_timeout: r
                     .raw("WORKER_TIMEOUT")
                     .map(|_| Duration::from_secs(r.parse("WORKER_TIMEOUT", 0u64))),
@@ -357,6 +361,11 @@ impl Settings {
                 worker.lease().as_secs_f64().ceil(),
                 limit.as_secs()
             ));
+        }
+        if worker.max_task_age < Duration::from_secs(1)
+            || worker.max_task_age > Duration::from_secs(7 * 24 * 3600)
+        {
+            p.push("MAX_TASK_AGE must be between 1 second and 7 days".into());
         }
         if selection.required_answers == 0 {
             p.push("REQUIRED_ANSWERS must be at least 1".into());

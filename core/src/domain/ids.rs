@@ -16,6 +16,15 @@ impl TaskId {
         Self(uuid::Uuid::now_v7())
     }
 
+    /// When the id was made (its UUIDv7 timestamp), in milliseconds since the epoch; 0 for an
+    /// id of another version.
+    pub fn created_at(&self) -> super::Millis {
+        self.0.get_timestamp().map_or(0, |t| {
+            let (secs, nanos) = t.to_unix();
+            secs as i64 * 1_000 + i64::from(nanos / 1_000_000)
+        })
+    }
+
     /// The UUID itself.
     pub fn as_uuid(&self) -> &uuid::Uuid {
         &self.0

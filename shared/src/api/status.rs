@@ -181,25 +181,36 @@ pub async fn health<R: TaskReader, Q: QueueDepths, B: BlobGet + BlobPresign, D: 
     let counts = state.tasks.counts().await?;
     // No snapshot yet (or an unreadable one) makes the service degraded, not the health check
     // unavailable.
-    let miners = match directory_view(&state.directory).await {
-        Ok((view, _)) => view,
-        Err(_) => MinerDirectoryView {
-            netuid: 0,
-            network: "unknown: no miner snapshot could be read".into(),
-            total_miners: 0,
-            serving_miners: 0,
-            total_stake: 0.0,
-            snapshot_age_s: 0.0,
-            block: None,
-        },
+    let (miners, unreadable) = match directory_view(&state.directory).await {
+        Ok((view, _)) => (view, false),
+        Err(_) => (
+            MinerDirectoryView {
+                netuid: 0,
+                network: "unknown: no miner snapshot could be read".into(),
+                total_miners: 0,
+                serving_miners: 0,
+                total_stake: 0.0,
+                snapshot_age_s: 0.0,
+                block: None,
+            },
+            true,
+        ),
+    };
+    let cause = if unreadable {
+        Some("no miner snapshot could be read; tasks wait for one".to_owned())
+    } else if miners.serving_miners == 0 {
+        Some("no miner in the snapshot serves an axon; tasks wait for one".to_owned())
+    } else {
+        None
     };
     Ok(Json(HealthView {
-        status: if miners.serving_miners > 0 {
+        status: if cause.is_none() {
             "healthy"
         } else {
             "degraded"
         }
         .into(),
+        cause,
         version: env!("CARGO_PKG_VERSION").into(),
         queue_depth: depths
             .iter()

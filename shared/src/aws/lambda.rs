@@ -58,6 +58,16 @@ pub async fn handle_sqs_batch(
             };
             match handler.handle(&delivery).await {
                 Disposition::Done => None,
+                // A delayed copy; the event source mapping deletes this one. Should the copy not
+                // go out, the record is handed back and comes again (counted, but not lost).
+                Disposition::Postpone(delay) => queues
+                    .send_after(delivery.task_id, delivery.priority, delay)
+                    .await
+                    .err()
+                    .map(|e| {
+                        warn!(error = %e, "could not postpone the message; it will come back");
+                        id
+                    }),
                 Disposition::Retry(delay) => {
                     let receipt = record.receipt_handle.as_deref().and_then(|handle| {
                         queues.record_receipt(record.event_source_arn.as_deref(), handle)

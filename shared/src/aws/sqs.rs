@@ -112,6 +112,18 @@ impl SqsQueues {
 
 impl QueueSend for SqsQueues {
     async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
+        self.send_after(id, priority, Duration::ZERO).await
+    }
+}
+
+impl SqsQueues {
+    /// Sends a task's message, invisible for `delay` (SQS allows at most 15 minutes).
+    pub async fn send_after(
+        &self,
+        id: TaskId,
+        priority: Priority,
+        delay: Duration,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(&QueueMessage {
             task_id: id,
             priority,
@@ -121,6 +133,7 @@ impl QueueSend for SqsQueues {
             .send_message()
             .queue_url(&self.queues[index(priority)])
             .message_body(body)
+            .delay_seconds(delay.as_secs().min(900) as i32)
             .send()
             .await
             .map_err(StoreError::backend)?;
@@ -197,6 +210,19 @@ impl QueueConsume for SqsQueues {
             .await
             .map_err(StoreError::backend)?;
         Ok(())
+    }
+
+    async fn postpone(&self, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
+        self.resend_later(delivery, delay).await
+    }
+}
+
+impl SqsQueues {
+    /// The postponement of [`QueueConsume::postpone`]: a delayed copy, then the original gone.
+    async fn resend_later(&self, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
+        self.send_after(delivery.task_id, delivery.priority, delay)
+            .await?;
+        self.ack(&delivery.receipt).await
     }
 }
 

@@ -186,6 +186,22 @@ impl QueueConsume for Database {
         Ok(())
     }
 
+    async fn postpone(&self, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
+        let receipt = delivery.receipt.clone();
+        let visible_at = now_millis() + delay.as_millis() as i64;
+        self.write(move |c| {
+            c.execute(
+                "UPDATE queue SET visible_at = ?2, receipt = NULL,
+                    receive_count = MAX(receive_count - 1, 0) WHERE receipt = ?1",
+                params![receipt, visible_at],
+            )?;
+            Ok(())
+        })
+        .await?;
+        self.inner.notify.notify_waiters();
+        Ok(())
+    }
+
     /// Wakes when a message is sent or released, so idle loops need not poll.
     fn arrival(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
         self.inner.notify.clone().notified_owned()

@@ -61,6 +61,15 @@ pub trait QueueConsume: Send + Sync + 'static {
         delay: Duration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// Makes a message visible again after `delay` without counting this delivery toward the
+    /// dead-letter limit (on SQS, whose receive count cannot be lowered: a delayed copy is sent
+    /// and the original deleted).
+    fn postpone(
+        &self,
+        delivery: &Delivery,
+        delay: Duration,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Resolves when a message may have arrived since this was called; the drain loop calls it
     /// before a receive and waits on it (besides a short poll) when the receive was empty. The
     /// default never resolves: the loop polls.

@@ -22,7 +22,7 @@ pub use selection::Selector;
 use crate::bittensor::{Hotkey, ProtocolClient};
 use crate::config::{Settings, WorkerSettings};
 use crate::domain::{
-    Candidate, ClaimOutcome, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
+    Candidate, ClaimOutcome, Millis, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
 };
 use crate::drain::DeliveryHandler;
 pub use crate::drain::Disposition;
@@ -51,6 +51,27 @@ pub struct WorkerPorts<T, B, D, C, R, N> {
     pub callbacks: N,
 }
 
+/// How long a task waits before it looks for a miner again, when none was available.
+pub const WAIT_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What to do with a message whose task could not be claimed.
+fn unclaimed(outcome: ClaimOutcome, now: Millis) -> Disposition {
+    match outcome {
+        ClaimOutcome::Claimed(_) | ClaimOutcome::Finished => {
+            info!("task already finished; duplicate delivery acknowledged");
+            Disposition::Done
+        }
+        ClaimOutcome::Missing => {
+            warn!("message names an unknown task; dropped");
+            Disposition::Done
+        }
+        ClaimOutcome::Leased(until) => {
+            info!("task is leased by another worker; delivery handed back");
+            Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64))
+        }
+    }
+}
+
 /// Takes queued tasks through their attempts.
 pub struct Worker<T, B, D, C, R = HttpReference, N = HttpCallbacks> {
     ports: WorkerPorts<T, B, D, C, R, N>,
@@ -60,6 +81,8 @@ pub struct Worker<T, B, D, C, R = HttpReference, N = HttpCallbacks> {
     max_attempts: u32,
     /// How long one attempt holds the task.
     lease: Duration,
+    /// How long a task may wait for a miner (`MAX_TASK_AGE`).
+    max_task_age: Duration,
 }
 
 impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N> {
@@ -74,6 +97,7 @@ impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N> {
             policy,
             max_attempts: settings.max_attempts,
             lease: settings.lease(),
+            max_task_age: settings.max_task_age,
         }
     }
 
@@ -144,6 +168,11 @@ where
 {
     async fn try_handle(&self, delivery: &Delivery) -> Result<Disposition, StoreError> {
         let now = now_millis();
+        // Waiting is not failing: with no miner to ask, no attempt is claimed.
+        let snapshot = match self.available_miners().await {
+            Ok(snapshot) => snapshot,
+            Err(cause) => return self.wait_or_give_up(delivery, &cause, now).await,
+        };
         let task = match self
             .ports
             .tasks
@@ -151,24 +180,10 @@ where
             .await?
         {
             ClaimOutcome::Claimed(task) => task,
-            ClaimOutcome::Finished => {
-                info!("task already finished; duplicate delivery acknowledged");
-                return Ok(Disposition::Done);
-            }
-            ClaimOutcome::Missing => {
-                warn!("message names an unknown task; dropped");
-                return Ok(Disposition::Done);
-            }
-            ClaimOutcome::Leased(until) => {
-                info!("task is leased by another worker; delivery handed back");
-                return Ok(Disposition::Retry(Duration::from_millis(
-                    (until - now).max(1_000) as u64,
-                )));
-            }
+            other => return Ok(unclaimed(other, now)),
         };
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
-        let snapshot = self.ports.directory.snapshot().await?;
         let health = self.load_health(&snapshot).await;
         let outcome = attempt::run(&task, snapshot, &self.ports, &self.policy, &health).await;
         let candidates = match &outcome {
@@ -202,6 +217,75 @@ where
                 self.unanswered(attempt, last, reason, candidates)
             }
         };
+        self.finish(&task, attempt, end, disposition).await
+    }
+
+    /// The snapshot, if it names at least one miner an attempt may ask; else why not.
+    async fn available_miners(&self) -> Result<Arc<MinerSnapshot>, String> {
+        let snapshot = self
+            .ports
+            .directory
+            .snapshot()
+            .await
+            .map_err(|e| format!("no miner snapshot could be read ({e})"))?;
+        if self
+            .policy
+            .selector
+            .candidates(&snapshot, &self.policy.own_hotkey)
+            .is_empty()
+        {
+            return Err(format!(
+                "none of the {} miners in the snapshot serves at an address the gateway may call",
+                snapshot.miners.len()
+            ));
+        }
+        Ok(snapshot)
+    }
+
+    /// With no miner to ask: the message comes back later without using an attempt, until the
+    /// task is older than `MAX_TASK_AGE`; then the task fails, naming how long it waited.
+    async fn wait_or_give_up(
+        &self,
+        delivery: &Delivery,
+        cause: &str,
+        now: Millis,
+    ) -> Result<Disposition, StoreError> {
+        let age = Duration::from_millis((now - delivery.task_id.created_at()).max(0) as u64);
+        if age < self.max_task_age {
+            info!(cause = %cause, waited_s = age.as_secs(), "no miner available; the task waits without using an attempt");
+            return Ok(Disposition::Postpone(WAIT_BACKOFF));
+        }
+        let task = match self
+            .ports
+            .tasks
+            .claim(delivery.task_id, now, self.lease)
+            .await?
+        {
+            ClaimOutcome::Claimed(task) => task,
+            other => return Ok(unclaimed(other, now)),
+        };
+        let reason = format!(
+            "no miner was available for {} s (MAX_TASK_AGE is {} s): {cause}",
+            age.as_secs(),
+            self.max_task_age.as_secs()
+        );
+        warn!(reason = %reason, "task failed");
+        let end = AttemptEnd::Failed {
+            reason,
+            candidates: Vec::new(),
+        };
+        self.finish(&task, task.attempts, end, Disposition::Done)
+            .await
+    }
+
+    /// Writes the end of attempt `attempt` and, for a terminal state, tells the submitter.
+    async fn finish(
+        &self,
+        task: &Task,
+        attempt: u32,
+        end: AttemptEnd,
+        disposition: Disposition,
+    ) -> Result<Disposition, StoreError> {
         match self
             .ports
             .tasks

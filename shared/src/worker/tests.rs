@@ -185,3 +185,81 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
     assert_eq!(calls[0].1["status"], "completed");
     assert_eq!(calls[0].1["task_id"], task.id.to_string());
 }
+
+/// A task id made `age` ago.
+fn id_made_ago(age: Duration) -> crate::domain::TaskId {
+    let then = std::time::SystemTime::now() - age;
+    let since = then.duration_since(std::time::UNIX_EPOCH).unwrap();
+    let stamp = uuid::Timestamp::from_unix(uuid::NoContext, since.as_secs(), since.subsec_nanos());
+    uuid::Uuid::new_v7(stamp).to_string().parse().unwrap()
+}
+
+#[tokio::test]
+async fn with_no_miner_to_ask_a_task_waits_without_an_attempt_until_it_is_too_old() {
+    let settings =
+        Settings::from_lookup(|k| (k == "MAX_TASK_AGE").then(|| "600".to_owned())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let mut silent = snapshot(2);
+    for miner in &mut silent.miners {
+        miner.ip = "0.0.0.0".parse().unwrap(); // registered, serving no axon
+    }
+    let recorder = Recorder::default();
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(silent),
+        client: Scripted { answers: vec![] },
+        reference: Oracle,
+        callbacks: recorder.clone(),
+    };
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let worker = Worker::new(ports, &settings.worker, policy);
+    let text = || TaskInput::Text {
+        text: "nobody is listening".into(),
+    };
+    let en = Language::parse("en").unwrap();
+    let young = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        en,
+        text(),
+        None,
+        now_millis(),
+    );
+    let mut old = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        en,
+        text(),
+        Some("https://example.com/hook".into()),
+        now_millis(),
+    );
+    old.id = id_made_ago(Duration::from_secs(601));
+    for task in [&young, &old] {
+        db.insert(task).await.unwrap();
+    }
+    let delivery = |task: &Task| Delivery {
+        task_id: task.id,
+        priority: task.priority,
+        receive_count: 1,
+        receipt: String::new(),
+    };
+
+    for _ in 0..3 {
+        assert_eq!(
+            worker.handle(&delivery(&young)).await,
+            Disposition::Postpone(WAIT_BACKOFF)
+        );
+    }
+    let waiting = db.get(young.id).await.unwrap().unwrap();
+    assert_eq!((waiting.status, waiting.attempts), (TaskStatus::Pending, 0));
+
+    assert_eq!(worker.handle(&delivery(&old)).await, Disposition::Done);
+    let given_up = db.get(old.id).await.unwrap().unwrap();
+    assert_eq!(given_up.status, TaskStatus::Failed);
+    let reason = given_up.error_message.unwrap_or_default();
+    assert!(reason.contains("no miner was available for 60"), "{reason}");
+    assert!(reason.contains("serves at an address"), "{reason}");
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+}

@@ -103,5 +103,28 @@ async fn dead_letters<T, Q: QueueSend + QueueConsume + QueueDepths, B>(b: Backen
     assert_eq!(dead, 1, "the message is in the normal class's dead letters");
 }
 
+/// A postponed message comes back, as often as needed, without nearing the dead letters.
+async fn postponing_does_not_count<T, Q: QueueSend + QueueConsume + QueueDepths, B>(
+    b: Backend<T, Q, B>,
+) {
+    let q = b.queue;
+    let id = TaskId::new();
+    q.send(id, Priority::High).await.unwrap();
+    for _ in 0..=MAX_RECEIVES + 1 {
+        let d = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+        assert_eq!(
+            (d.task_id, d.priority, d.receive_count),
+            (id, Priority::High, 1)
+        );
+        q.postpone(&d, Duration::ZERO).await.unwrap();
+    }
+    let d = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(d.receive_count, 1);
+    q.ack(&d.receipt).await.unwrap();
+    let depths = q.depths().await.unwrap();
+    assert!(depths.iter().all(|(_, d)| d.dead == 0), "{depths:?}");
+}
+
 crate::both_backends!(priorities_and_visibility);
 crate::both_backends!(dead_letters);
+crate::both_backends!(postponing_does_not_count);
