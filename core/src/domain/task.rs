@@ -325,6 +325,38 @@ impl Task {
     }
 }
 
+/// What giving up on a dead-lettered task found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GiveUp {
+    /// The task was unfinished and is now failed.
+    Failed(Box<Task>),
+    /// It had already finished: nothing to do.
+    Finished,
+    /// A worker holds a live lease until then: ask again after it.
+    Leased(Millis),
+    /// There is no such task.
+    Missing,
+}
+
+impl Task {
+    /// Fails an unfinished task whose message went to the dead letters, unless a worker holds a
+    /// live lease on it. Returns what the store must still find to write it, or why not.
+    pub fn give_up(&mut self, reason: String, now: Millis) -> Result<Expected, GiveUp> {
+        if self.status.is_terminal() {
+            return Err(GiveUp::Finished);
+        }
+        if let Some(until) = self.lease_until.filter(|until| *until > now) {
+            return Err(GiveUp::Leased(until));
+        }
+        let expected = (self.status, self.attempts);
+        self.status = TaskStatus::Failed;
+        self.lease_until = None;
+        self.completed_at = Some(now);
+        self.error_message = Some(reason);
+        Ok(expected)
+    }
+}
+
 /// What a claim attempt found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClaimOutcome {

@@ -29,7 +29,7 @@ use std::time::Duration;
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::{AwsResources, S3Blobs};
-use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
+use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
     AttemptEnd, BlobGet, BlobPut, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery,
     TaskReader,
@@ -427,6 +427,22 @@ impl TaskLease for DynamoTasks {
                 Some(t) => Ok(ClaimOutcome::Leased(t.lease_until.unwrap_or(now))),
                 None => Ok(ClaimOutcome::Missing),
             },
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
+        let Some(mut task) = self.load(id).await? else {
+            return Ok(GiveUp::Missing);
+        };
+        let expected = match task.give_up(reason, now) {
+            Ok(expected) => expected,
+            Err(outcome) => return Ok(outcome),
+        };
+        match self.write(&task, Some(expected)).await {
+            Ok(()) => Ok(GiveUp::Failed(Box::new(task))),
+            // It moved on between our read and write: look again next time.
+            Err(StoreError::Conflict(_)) => Ok(GiveUp::Leased(now + 1_000)),
             Err(e) => Err(e),
         }
     }

@@ -52,7 +52,9 @@ pub async fn handle_sqs_batch(
         async move {
             let count = receive_count(&record);
             let body = record.body.as_deref().unwrap_or_default();
-            let Some(delivery) = SqsQueues::delivery(body, count, String::new()) else {
+            let dead_letter = queues.is_dead_letter(record.event_source_arn.as_deref());
+            let Some(delivery) = SqsQueues::delivery(body, count, String::new(), dead_letter)
+            else {
                 warn!("message body is not a task message; dropped");
                 return None;
             };

@@ -53,13 +53,41 @@ impl SqsQueues {
     }
 
     /// Parses a message body into a delivery (used by the worker Lambda for event records).
-    pub fn delivery(body: &str, receive_count: u32, receipt: String) -> Option<Delivery> {
+    pub fn delivery(
+        body: &str,
+        receive_count: u32,
+        receipt: String,
+        dead_letter: bool,
+    ) -> Option<Delivery> {
         let message: QueueMessage = serde_json::from_str(body).ok()?;
         Some(Delivery {
             task_id: message.task_id,
             priority: message.priority,
             receive_count,
             receipt,
+            dead_letter,
+        })
+    }
+
+    /// Every queue by receipt index: the three classes, then their dead-letter queues.
+    fn url(&self, index: usize) -> Option<&str> {
+        match index {
+            0..3 => Some(&self.queues[index]),
+            3..6 => self.dead[index - 3].as_deref(),
+            _ => None,
+        }
+    }
+
+    /// Whether the queue whose ARN is `arn` is one of the dead-letter queues.
+    pub fn is_dead_letter(&self, arn: Option<&str>) -> bool {
+        self.index_of(arn).is_some_and(|i| i >= 3)
+    }
+
+    fn index_of(&self, arn: Option<&str>) -> Option<usize> {
+        let name = arn?.rsplit(':').next()?;
+        (0..6).find(|&i| {
+            self.url(i)
+                .is_some_and(|url| url.rsplit('/').next() == Some(name))
         })
     }
 
@@ -72,18 +100,14 @@ impl SqsQueues {
     /// The receipt of an event record from the queue whose ARN is `arn` (matched by the queue
     /// name at its end), for settling it outside the event source mapping.
     pub fn record_receipt(&self, arn: Option<&str>, handle: &str) -> Option<String> {
-        let name = arn?.rsplit(':').next()?;
-        let queue = self
-            .queues
-            .iter()
-            .position(|url| url.rsplit('/').next() == Some(name))?;
-        Some(Self::receipt(queue, handle))
+        Some(Self::receipt(self.index_of(arn)?, handle))
     }
 
-    fn split(receipt: &str) -> Result<(usize, &str), StoreError> {
+    /// The queue URL and SQS receipt handle of one of our receipts.
+    fn split<'r>(&self, receipt: &'r str) -> Result<(&str, &'r str), StoreError> {
         receipt
             .split_once('|')
-            .and_then(|(i, h)| Some((i.parse::<usize>().ok().filter(|i| *i < 3)?, h)))
+            .and_then(|(i, h)| Some((self.url(i.parse::<usize>().ok()?)?, h)))
             .ok_or_else(|| StoreError::backend(anyhow::anyhow!("malformed receipt")))
     }
 
@@ -144,8 +168,10 @@ impl SqsQueues {
 impl QueueConsume for SqsQueues {
     /// Receives from the most urgent non-empty queue. Used by the local poller that stands in for
     /// the event source mappings; in Lambda, SQS delivers the batches itself.
+    /// Receives from the most urgent non-empty queue, then from the dead-letter queues: their
+    /// messages come marked, for the worker to reconcile their tasks.
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
-        for (i, url) in self.queues.iter().enumerate() {
+        for (i, url) in (0..6).filter_map(|i| Some((i, self.url(i)?))) {
             let out = self
                 .client
                 .receive_message()
@@ -166,7 +192,7 @@ impl QueueConsume for SqsQueues {
                 let (Some(body), Some(handle)) = (m.body(), m.receipt_handle()) else {
                     continue;
                 };
-                match Self::delivery(body, count, Self::receipt(i, handle)) {
+                match Self::delivery(body, count, Self::receipt(i, handle), i >= 3) {
                     Some(d) => deliveries.push(d),
                     None => {
                         // Not ours: drop it rather than let it cycle into the dead letters.
@@ -188,10 +214,10 @@ impl QueueConsume for SqsQueues {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
-        let (i, handle) = Self::split(receipt)?;
+        let (url, handle) = self.split(receipt)?;
         self.client
             .delete_message()
-            .queue_url(&self.queues[i])
+            .queue_url(url)
             .receipt_handle(handle)
             .send()
             .await
@@ -200,10 +226,10 @@ impl QueueConsume for SqsQueues {
     }
 
     async fn release(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
-        let (i, handle) = Self::split(receipt)?;
+        let (url, handle) = self.split(receipt)?;
         self.client
             .change_message_visibility()
-            .queue_url(&self.queues[i])
+            .queue_url(url)
             .receipt_handle(handle)
             .visibility_timeout(delay.as_secs().min(43_200) as i32)
             .send()
@@ -231,8 +257,12 @@ impl QueueDepths for SqsQueues {
         let mut out = Vec::with_capacity(3);
         for (i, priority) in CLASSES.into_iter().enumerate() {
             let (visible, in_flight) = self.depth(&self.queues[i]).await?;
+            // Waiting or being reconciled: either way not yet explained.
             let dead = match &self.dead[i] {
-                Some(url) => self.depth(url).await?.0,
+                Some(url) => {
+                    let (visible, in_flight) = self.depth(url).await?;
+                    visible + in_flight
+                }
                 None => 0,
             };
             out.push((
@@ -272,11 +302,18 @@ mod tests {
                 "handle|with|bars",
             )
             .unwrap();
-        assert_eq!(SqsQueues::split(&receipt).unwrap(), (2, "handle|with|bars"));
+        assert_eq!(
+            queues.split(&receipt).unwrap(),
+            (queues.queues[2].as_str(), "handle|with|bars")
+        );
         assert_eq!(
             queues.record_receipt(Some("arn:aws:sqs:us-east-1:000000000000:other"), "h"),
             None
         );
-        assert!(SqsQueues::split("9|h").is_err());
+        assert!(queues.split("9|h").is_err());
+        assert!(
+            queues.split("4|h").is_err(),
+            "no dead-letter queue is configured"
+        );
     }
 }

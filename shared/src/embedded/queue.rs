@@ -11,6 +11,10 @@ use crate::ports::{
     AttemptEnd, Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend, StoreError,
 };
 
+/// The receipt prefix of a delivery from the dead letters. Left unacknowledged, a dead letter
+/// stays where it is, and start-up recovery fails its task.
+const DEAD: &str = "dead:";
+
 fn priority_of_rank(rank: i64) -> Priority {
     Priority::ALL
         .into_iter()
@@ -138,6 +142,16 @@ impl QueueConsume for Database {
                         params![id, task_id, rank, enqueued_at, count, now],
                     )?;
                     tx.execute("DELETE FROM queue WHERE id = ?1", [id])?;
+                    // Delivered once more, from the dead letters, for the worker to reconcile.
+                    if let Ok(task_id) = task_id.parse::<TaskId>() {
+                        out.push(Delivery {
+                            task_id,
+                            priority: priority_of_rank(rank),
+                            receive_count: count,
+                            receipt: format!("{DEAD}{id}"),
+                            dead_letter: true,
+                        });
+                    }
                     continue;
                 }
                 let receipt = format!("{id}:{}", uuid::Uuid::new_v4().simple());
@@ -154,6 +168,7 @@ impl QueueConsume for Database {
                     priority: priority_of_rank(rank),
                     receive_count: count + 1,
                     receipt,
+                    dead_letter: false,
                 });
             }
             tx.commit()?;
@@ -162,10 +177,14 @@ impl QueueConsume for Database {
         .await
     }
 
+    /// A dead letter, once handled, is gone: the task's own record explains it.
     async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
         let receipt = receipt.to_owned();
         self.write(move |c| {
-            c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])?;
+            match receipt.strip_prefix(DEAD) {
+                Some(id) => c.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?,
+                None => c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])?,
+            };
             Ok(())
         })
         .await

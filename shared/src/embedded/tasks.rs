@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::Database;
-use crate::domain::{ClaimOutcome, Millis, StatusCounts, Task, TaskId, TaskStatus};
+use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
     AttemptEnd, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
 };
@@ -171,6 +171,16 @@ impl TaskLease for Database {
         .await
     }
 
+    async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let outcome = give_up_in(&tx, &id.to_string(), reason, now)?;
+            tx.commit()?;
+            Ok(outcome)
+        })
+        .await
+    }
+
     async fn end_attempt(
         &self,
         id: TaskId,
@@ -236,5 +246,25 @@ impl crate::ports::HealthStore for Database {
             tx.commit().map_err(StoreError::backend)
         })
         .await
+    }
+}
+
+/// Gives up on task `id` inside a transaction (see `Task::give_up`): shared by the port and by
+/// the queue, which dead-letters a message and reconciles its task in one transaction.
+pub(super) fn give_up_in(
+    tx: &rusqlite::Transaction<'_>,
+    id: &str,
+    reason: String,
+    now: Millis,
+) -> Result<GiveUp, StoreError> {
+    let Some(mut task) = load(tx, id)? else {
+        return Ok(GiveUp::Missing);
+    };
+    match task.give_up(reason, now) {
+        Ok(expected) => {
+            replace(tx, &task, expected)?;
+            Ok(GiveUp::Failed(Box::new(task)))
+        }
+        Err(outcome) => Ok(outcome),
     }
 }

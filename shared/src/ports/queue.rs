@@ -17,6 +17,9 @@ pub struct Delivery {
     pub receive_count: u32,
     /// The handle to acknowledge or release this delivery.
     pub receipt: String,
+    /// Whether it comes from the dead letters: it was delivered the queue's maximum number of
+    /// times and no attempt ended, so the worker reconciles the task instead of attempting it.
+    pub dead_letter: bool,
 }
 
 /// Queue depth per priority class.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use super::StoreError;
 pub use crate::domain::AttemptEnd;
 use crate::domain::{
-    ClaimOutcome, Millis, MinerHealth, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
+    ClaimOutcome, GiveUp, Millis, MinerHealth, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
 };
 
 /// A page request for the task list.
@@ -81,6 +81,15 @@ pub trait TaskLease: Send + Sync + 'static {
         now: Millis,
         lease: Duration,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
+
+    /// Fails an unfinished task whose message went to the dead letters (see
+    /// [`Task::give_up`]): conditional on the state read, like every transition.
+    fn give_up(
+        &self,
+        id: TaskId,
+        reason: String,
+        now: Millis,
+    ) -> impl Future<Output = Result<GiveUp, StoreError>> + Send;
 
     /// Ends attempt number `attempt`. Conflict unless the task is still non-terminal and still
     /// on that attempt, so a worker whose lease was retaken cannot overwrite the newer attempt.

@@ -22,7 +22,7 @@ pub use selection::Selector;
 use crate::bittensor::{Hotkey, ProtocolClient};
 use crate::config::{Settings, WorkerSettings};
 use crate::domain::{
-    Candidate, ClaimOutcome, Millis, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
+    Candidate, ClaimOutcome, GiveUp, Millis, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
 };
 use crate::drain::DeliveryHandler;
 pub use crate::drain::Disposition;
@@ -168,6 +168,9 @@ where
 {
     async fn try_handle(&self, delivery: &Delivery) -> Result<Disposition, StoreError> {
         let now = now_millis();
+        if delivery.dead_letter {
+            return self.reconcile_dead_letter(delivery, now).await;
+        }
         // Waiting is not failing: with no miner to ask, no attempt is claimed.
         let snapshot = match self.available_miners().await {
             Ok(snapshot) => snapshot,
@@ -218,6 +221,44 @@ where
             }
         };
         self.finish(&task, attempt, end, disposition).await
+    }
+
+    /// A message that went to the dead letters: delivered the queue's maximum number of times
+    /// and no attempt ended (the worker was stopped each time: a crash, a timeout, a store that
+    /// kept failing). Its task, if still unfinished, fails with that reason and its submitter is
+    /// told; a task a worker still holds is looked at again when the lease ends.
+    async fn reconcile_dead_letter(
+        &self,
+        delivery: &Delivery,
+        now: Millis,
+    ) -> Result<Disposition, StoreError> {
+        let reason = format!(
+            "no attempt finished although the task was delivered {} times (the worker was \
+             stopped each time: a crash, a timeout or a failing store); it went to the dead letters",
+            self.max_attempts
+        );
+        match self
+            .ports
+            .tasks
+            .give_up(delivery.task_id, reason, now)
+            .await?
+        {
+            GiveUp::Failed(task) => {
+                warn!(
+                    reason = task.error_message.as_deref().unwrap_or_default(),
+                    "dead-lettered task failed"
+                );
+                self.notify(&task).await;
+                Ok(Disposition::Done)
+            }
+            GiveUp::Finished | GiveUp::Missing => {
+                info!("dead letter of a finished task acknowledged");
+                Ok(Disposition::Done)
+            }
+            GiveUp::Leased(until) => Ok(Disposition::Retry(Duration::from_millis(
+                (until - now).max(1_000) as u64,
+            ))),
+        }
     }
 
     /// The snapshot, if it names at least one miner an attempt may ask; else why not.
@@ -307,7 +348,8 @@ where
     }
 
     /// How an attempt without a usable answer ends: a retry with a backoff, or, on the last
-    /// attempt, a failure whose message the queue's redrive moves to the dead letters.
+    /// attempt, a failure. The failed task's own record explains it, so its message is deleted;
+    /// the dead letters keep only messages whose attempts never ended.
     fn unanswered(
         &self,
         attempt: u32,
@@ -318,11 +360,7 @@ where
         if last {
             let reason = format!("failed after {attempt} attempts: {reason}");
             warn!(reason = %reason, "task failed");
-            // Handing the message back lets the queue's redrive move it to the dead letters.
-            return (
-                AttemptEnd::Failed { reason, candidates },
-                Disposition::Retry(Duration::ZERO),
-            );
+            return (AttemptEnd::Failed { reason, candidates }, Disposition::Done);
         }
         let reason = format!(
             "attempt {attempt} of {} failed, retrying: {reason}",

@@ -14,7 +14,7 @@ use crate::domain::{
     Language, Miner, MinerReply, Priority, ServiceKind, SynapseAnswer, SynapseRequest, TaskInput,
     TaskStatus,
 };
-use crate::ports::{ReferenceInput, TaskCreate, TaskReader};
+use crate::ports::{QueueConsume, QueueSend, ReferenceInput, TaskCreate, TaskLease, TaskReader};
 
 const TRUTH: &str = "the council approved the new bridge budget on monday";
 
@@ -161,6 +161,7 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
         priority: task.priority,
         receive_count: 1,
         receipt: String::new(),
+        dead_letter: false,
     };
     assert_eq!(worker.handle(&delivery).await, Disposition::Done);
 
@@ -244,6 +245,7 @@ async fn with_no_miner_to_ask_a_task_waits_without_an_attempt_until_it_is_too_ol
         priority: task.priority,
         receive_count: 1,
         receipt: String::new(),
+        dead_letter: false,
     };
 
     for _ in 0..3 {
@@ -261,5 +263,76 @@ async fn with_no_miner_to_ask_a_task_waits_without_an_attempt_until_it_is_too_ol
     let reason = given_up.error_message.unwrap_or_default();
     assert!(reason.contains("no miner was available for 60"), "{reason}");
     assert!(reason.contains("serves at an address"), "{reason}");
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_dead_lettered_task_fails_with_the_reason_and_its_submitter_is_told() {
+    let settings =
+        Settings::from_lookup(|k| (k == "MAX_ATTEMPTS").then(|| "2".to_owned())).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let recorder = Recorder::default();
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(1)),
+        client: Scripted {
+            answers: vec![TRUTH],
+        },
+        reference: Oracle,
+        callbacks: recorder.clone(),
+    };
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let worker = Worker::new(ports, &settings.worker, policy);
+    let task = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "never finished".into(),
+        },
+        Some("https://example.com/hook".into()),
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+    // Three deliveries whose worker was stopped before it ended the attempt: this store
+    // dead-letters on the receive after the third.
+    for _ in 0..3 {
+        let d = db
+            .receive(1, Duration::from_secs(60))
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(!d.dead_letter);
+        db.claim(task.id, now_millis() - 120_000, Duration::from_secs(1))
+            .await
+            .unwrap();
+        db.release(&d.receipt, Duration::ZERO).await.unwrap();
+    }
+    let dead = db
+        .receive(1, Duration::from_secs(60))
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(dead.dead_letter, "{dead:?}");
+    assert_eq!(dead.task_id, task.id);
+    assert_eq!(worker.handle(&dead).await, Disposition::Done);
+    db.ack(&dead.receipt).await.unwrap();
+
+    let failed = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(failed.status, TaskStatus::Failed);
+    let reason = failed.error_message.unwrap_or_default();
+    assert!(reason.contains("dead letters"), "{reason}");
+    let calls = recorder.0.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert_eq!(calls[0].1["status"], "failed");
+    assert!(
+        db.dead_letters().await.unwrap().is_empty(),
+        "explained, so gone"
+    );
+    // A second copy of the dead letter finds the task finished and does nothing.
+    assert_eq!(worker.handle(&dead).await, Disposition::Done);
     assert_eq!(recorder.0.lock().unwrap().len(), 1);
 }
