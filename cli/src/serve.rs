@@ -22,6 +22,7 @@ use taogate_shared::ports::{
 };
 use taogate_shared::secrets::{self, Fallback, NoSecretStore};
 use taogate_shared::submission::Intake;
+use taogate_shared::sweep::sweep_every;
 use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
@@ -30,6 +31,9 @@ use tracing::info;
 /// Longest an idle embedded worker sleeps before looking at the queue again: messages released
 /// with a delay become visible without a notification.
 const EMBEDDED_IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// How often the local runtime sweeps for stranded tasks.
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Messages one SQS receive takes, as the template's `BatchSize`.
 const SQS_BATCH: usize = 5;
@@ -307,6 +311,13 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 true,
             );
+            tokio::spawn(sweep_every(
+                db.clone(),
+                db.clone(),
+                settings.sweep.after,
+                SWEEP_INTERVAL,
+                stopped.clone(),
+            ));
             let pool = tokio::spawn(drain(
                 Arc::new(db.clone()),
                 worker,
@@ -326,6 +337,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             let blobs = S3Blobs::new(clients.s3.clone(), &resources);
             let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs.clone(), &resources);
             let queues = SqsQueues::new(clients.sqs.clone(), &resources);
+            let tasks_for_sweep = tasks.clone();
             // Publish the directory where the worker reads it, as the metagraph sync does.
             taogate_shared::aws::publish_snapshot(&blobs, &resources.snapshot_key, &snapshot)
                 .await
@@ -348,6 +360,13 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 false,
             );
+            tokio::spawn(sweep_every(
+                tasks_for_sweep,
+                queues.clone(),
+                settings.sweep.after,
+                SWEEP_INTERVAL,
+                stopped.clone(),
+            ));
             let poller = tokio::spawn(drain(
                 Arc::new(queues),
                 worker,

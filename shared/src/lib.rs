@@ -5,7 +5,8 @@
 //!   crate) and re-exported here: [`config`] (typed settings, one section per component; a
 //!   leaf), [`domain`] (tasks, miners, blob keys and their values), [`audio`] and [`scoring`].
 //! - [`ports`]: the capability traits handlers depend on, each the size of one permission.
-//! - [`submission`], [`worker`] and [`drain`]: the use cases, written against the ports.
+//! - [`submission`], [`worker`], [`drain`] and [`sweep`]: the use cases, written against the
+//!   ports.
 //! - [`api`] and [`views`]: the HTTP routes and the JSON shapes clients see.
 //! - Adapters: [`embedded`] (SQLite + files), [`aws`] (DynamoDB, SQS, S3, Secrets Manager),
 //!   [`bittensor`] (hotkeys, the chain, the miner protocols), [`outbound`] (reference
@@ -23,5 +24,6 @@ pub mod outbound;
 pub mod ports;
 pub mod secrets;
 pub mod submission;
+pub mod sweep;
 pub mod views;
 pub mod worker;

@@ -98,6 +98,17 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
             "s3:PutObject",
             set(&[BlobKey::METAGRAPH]),
         ),
+        // TaskSweep (spilled bodies, read and rewritten).
+        (
+            "SweeperFunction",
+            "s3:GetObject",
+            set(&[BlobKey::TASK_BODIES]),
+        ),
+        (
+            "SweeperFunction",
+            "s3:PutObject",
+            set(&[BlobKey::TASK_BODIES]),
+        ),
     ];
     for (function, action, prefixes) in expected {
         assert_eq!(
@@ -107,7 +118,7 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
         );
     }
     let functions: BTreeSet<&String> = grants.keys().map(|(f, _)| f).collect();
-    assert_eq!(functions.len(), 4, "{functions:?}");
+    assert_eq!(functions.len(), 5, "{functions:?}");
 }
 
 /// `(function, METHOD path)` of every HTTP API event in `template.yaml`.

@@ -165,6 +165,14 @@ impl WorkerSettings {
     }
 }
 
+/// The sweeper's section.
+#[derive(Debug, Clone, Copy)]
+pub struct SweepSettings {
+    /// `SWEEP_AFTER`: how long an unfinished task may stay quiet (pending since accepted,
+    /// processing since its lease ran out) before the sweeper sends it a new message (900 s).
+    pub after: Duration,
+}
+
 /// The direct-upload limit behind a Lambda: its event carries at most 6 MB, and binary bodies
 /// arrive base64-encoded (4/3 larger), so about 4 MiB of audio fits with room for the form.
 pub const LAMBDA_DIRECT_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
@@ -220,6 +228,8 @@ pub struct Settings {
     pub worker: WorkerSettings,
     /// The submission routes.
     pub submission: SubmissionSettings,
+    /// The sweeper.
+    pub sweep: SweepSettings,
 }
 
 /// Every problem found in the configuration.
@@ -310,6 +320,9 @@ impl Settings {
                 estimated_seconds: task_timeout.as_secs().max(1),
                 max_direct_upload: None,
             },
+            sweep: SweepSettings {
+                after: Duration::from_secs_f64(r.parse("SWEEP_AFTER", 900.0f64).max(0.0)),
+            },
         };
         let mut problems = r.problems;
         problems.extend(settings.check());
@@ -366,6 +379,9 @@ impl Settings {
             || worker.max_task_age > Duration::from_secs(7 * 24 * 3600)
         {
             p.push("MAX_TASK_AGE must be between 1 second and 7 days".into());
+        }
+        if self.sweep.after < Duration::from_secs(60) {
+            p.push("SWEEP_AFTER must be at least 60 seconds".into());
         }
         if selection.required_answers == 0 {
             p.push("REQUIRED_ANSWERS must be at least 1".into());

@@ -25,6 +25,11 @@ impl TaskId {
         })
     }
 
+    /// The smallest id made at `millis`: every id made then or later sorts at or after it.
+    pub fn first_at(millis: super::Millis) -> Self {
+        Self(uuid::Builder::from_unix_timestamp_millis(millis.max(0) as u64, &[0; 10]).into_uuid())
+    }
+
     /// The UUID itself.
     pub fn as_uuid(&self) -> &uuid::Uuid {
         &self.0

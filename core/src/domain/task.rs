@@ -162,6 +162,9 @@ pub struct Task {
     pub result: Option<TaskResult>,
     /// Every queried miner of the latest attempt.
     pub candidates: Vec<Candidate>,
+    /// When the sweeper last sent it a new message, believing its message lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requeued_at: Option<Millis>,
 }
 
 impl Task {
@@ -212,6 +215,7 @@ impl Task {
             input,
             result: None,
             candidates: Vec::new(),
+            requeued_at: None,
         }
     }
 
@@ -325,6 +329,38 @@ impl Task {
     }
 }
 
+impl Task {
+    /// Whether the task looks stranded at `now`: unfinished, nothing has happened to it for
+    /// `bound` (pending since it was accepted, processing since its lease ran out or its last
+    /// attempt started), and the sweeper has not already sent it a message within `bound`.
+    /// Its message may be lost (a submission stopped between storing the task and sending its
+    /// message; a queue that dropped it), so the sweeper sends another: a duplicate is harmless.
+    pub fn stranded(&self, now: Millis, bound: std::time::Duration) -> bool {
+        let bound = bound.as_millis() as i64;
+        let quiet_since = match self.status {
+            TaskStatus::Pending => self.created_at,
+            TaskStatus::Processing => self
+                .lease_until
+                .or(self.started_at)
+                .unwrap_or(self.created_at),
+            TaskStatus::Completed | TaskStatus::Failed => return false,
+        };
+        let quiet_since = quiet_since.max(self.requeued_at.unwrap_or(Millis::MIN));
+        quiet_since + bound <= now
+    }
+
+    /// Records that the sweeper sent the task a new message at `now`. Returns what the store
+    /// must still find to write it.
+    pub fn mark_requeued(&mut self, now: Millis) -> Result<Expected, String> {
+        if self.status.is_terminal() {
+            return Err(format!("task {} has finished", self.id));
+        }
+        let expected = (self.status, self.attempts);
+        self.requeued_at = Some(now);
+        Ok(expected)
+    }
+}
+
 /// What giving up on a dead-lettered task found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GiveUp {
@@ -415,5 +451,27 @@ mod tests {
         t.lease_until = Some(5_000);
         assert!(!t.claimable(4_999));
         assert!(t.claimable(5_000));
+    }
+
+    #[test]
+    fn a_task_is_stranded_only_after_a_quiet_bound_and_once_per_bound() {
+        let bound = std::time::Duration::from_secs(60);
+        let mut t = task();
+        t.created_at = 1_000;
+        assert!(!t.stranded(60_999, bound));
+        assert!(t.stranded(61_000, bound));
+        t.mark_requeued(61_000).unwrap();
+        assert!(!t.stranded(120_000, bound), "re-sent within the bound");
+        assert!(t.stranded(121_000, bound));
+        t.begin_attempt(200_000, std::time::Duration::from_secs(30))
+            .unwrap();
+        assert!(
+            !t.stranded(250_000, bound),
+            "leased until 230 s, quiet only since then"
+        );
+        assert!(t.stranded(290_000, bound));
+        t.status = TaskStatus::Completed;
+        assert!(!t.stranded(i64::MAX / 2, bound));
+        assert!(t.mark_requeued(300_000).is_err());
     }
 }

@@ -32,7 +32,7 @@ use super::{AwsResources, S3Blobs};
 use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
     AttemptEnd, BlobGet, BlobPut, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery,
-    TaskReader,
+    TaskReader, TaskSweep,
 };
 
 /// Counter items the health counts are spread over.
@@ -463,6 +463,53 @@ impl TaskLease for DynamoTasks {
             .map_err(StoreError::Conflict)?;
         self.write(&task, Some(expected)).await?;
         Ok(task)
+    }
+}
+
+impl TaskSweep for DynamoTasks {
+    async fn stranded(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        // Pending ones accepted before the bound (ids sort by time), and every processing one:
+        // few, as many as the workers hold or retry.
+        let cutoff = TaskId::first_at(now - bound.as_millis() as i64);
+        let mut queries = Vec::new();
+        for shard in 0..LIST_SHARDS {
+            let pending = format!("{}#{shard}", TaskStatus::Pending.as_str());
+            queries.push(self.list_shard("by_status", "list_status", pending, Some(cutoff), 1_000));
+            let processing = format!("{}#{shard}", TaskStatus::Processing.as_str());
+            queries.push(self.list_shard("by_status", "list_status", processing, None, 1_000));
+        }
+        let mut ids = Vec::new();
+        for shard in futures::future::join_all(queries).await {
+            ids.extend(shard?);
+        }
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            for task in self.load_many(chunk).await? {
+                if task.stranded(now, bound) {
+                    out.push(task);
+                }
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {
+        let mut task = self
+            .load(id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
+        let expected = task.mark_requeued(now).map_err(StoreError::Conflict)?;
+        self.write(&task, Some(expected)).await
     }
 }
 

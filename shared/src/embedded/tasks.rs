@@ -7,7 +7,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Database;
 use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
-    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
+    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader, TaskSweep,
 };
 
 fn decode(body: &str) -> Result<Task, StoreError> {
@@ -199,6 +199,48 @@ impl TaskLease for Database {
             replace(&tx, &task, expected)?;
             tx.commit()?;
             Ok(task)
+        })
+        .await
+    }
+}
+
+impl TaskSweep for Database {
+    async fn stranded(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.read(move |c| {
+            let mut query = c.prepare_cached(
+                "SELECT body FROM tasks WHERE status IN ('pending', 'processing') ORDER BY id",
+            )?;
+            let bodies = query.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for body in bodies {
+                let task: Task = serde_json::from_str(&body?).map_err(StoreError::backend)?;
+                if task.stranded(now, bound) {
+                    out.push(task);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Err(StoreError::Conflict(format!("task {id} does not exist")));
+            };
+            let expected = task.mark_requeued(now).map_err(StoreError::Conflict)?;
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -6,7 +6,8 @@
 //! - status: [`TaskReader`] + [`QueueDepths`] + [`BlobGet`] + [`BlobPresign`] + [`MinerDirectory`];
 //! - worker: [`TaskLease`] + [`HealthStore`] + [`BlobGet`] + [`BlobPut`] + [`BlobPresign`] +
 //!   [`MinerDirectory`] + [`MinerClient`] + [`ReferenceEndpoints`] + [`CallbackNotifier`], fed by
-//!   [`QueueConsume`].
+//!   [`QueueConsume`];
+//! - sweeper: [`TaskSweep`] + [`QueueSend`].
 //!
 //! Adapters (embedded, AWS, HTTP) implement them and own every wire conversion; each store
 //! adapter implements all of its store's capabilities.
@@ -21,7 +22,9 @@ pub use blobs::{BlobGet, BlobPresign, BlobPut, UploadTarget};
 pub use miners::{MinerClient, MinerDirectory};
 pub use outbound::{CallbackNotifier, ReferenceEndpoints, ReferenceInput};
 pub use queue::{Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend};
-pub use tasks::{AttemptEnd, HealthStore, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader};
+pub use tasks::{
+    AttemptEnd, HealthStore, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader, TaskSweep,
+};
 
 /// An infrastructure failure, translated once by the adapter.
 #[derive(Debug, thiserror::Error)]

@@ -102,6 +102,26 @@ pub trait TaskLease: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 }
 
+/// Finds and marks stranded tasks (the sweeper's `dynamodb:Query` on the status index,
+/// `BatchGetItem` and conditional `PutItem`).
+pub trait TaskSweep: Send + Sync + 'static {
+    /// Up to `limit` unfinished tasks that are [`Task::stranded`] at `now` for `bound`.
+    fn stranded(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
+
+    /// Records that a new message was sent for task `id` (see [`Task::mark_requeued`]);
+    /// conditional on the state read. Conflict if it moved on meanwhile.
+    fn mark_requeued(
+        &self,
+        id: TaskId,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 /// Per-miner health records (see [`MinerHealth`]), shared by every worker.
 pub trait HealthStore: Send + Sync + 'static {
     /// The records of these hotkeys that exist.

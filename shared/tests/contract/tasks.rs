@@ -6,7 +6,9 @@ use taogate_shared::domain::{
     ClaimOutcome, Language, Priority, ServiceKind, Task, TaskInput, TaskOutput, TaskResult,
     TaskStatus,
 };
-use taogate_shared::ports::{AttemptEnd, StoreError, TaskCreate, TaskLease, TaskQuery, TaskReader};
+use taogate_shared::ports::{
+    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskQuery, TaskReader, TaskSweep,
+};
 
 use crate::aws_fixture::Backend;
 
@@ -273,7 +275,58 @@ async fn paging_across_many_tasks<T: TaskReader + TaskCreate, Q, B>(b: Backend<T
     }
 }
 
+/// The sweeper's view: unfinished tasks quiet past the bound, each once per bound.
+async fn sweeping<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, B>) {
+    let store = b.tasks;
+    let now = taogate_shared::domain::now_millis();
+    let bound = Duration::from_secs(60);
+    let made_at = |at: i64| {
+        let mut t = task(ServiceKind::Tts, at);
+        t.id = taogate_shared::domain::TaskId::first_at(at);
+        t
+    };
+    let quiet_pending = made_at(now - 120_000);
+    let fresh_pending = made_at(now - 1_000);
+    let lapsed = made_at(now - 300_000);
+    let held = made_at(now - 290_000);
+    for t in [&quiet_pending, &fresh_pending, &lapsed, &held] {
+        store.insert(t).await.unwrap();
+    }
+    // One worker's lease ran out long ago; another's holds for a minute more.
+    store
+        .claim(lapsed.id, now - 200_000, Duration::from_secs(1))
+        .await
+        .unwrap();
+    store
+        .claim(held.id, now, Duration::from_secs(60))
+        .await
+        .unwrap();
+
+    let mut found: Vec<_> = store
+        .stranded(now, bound, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    found.sort();
+    let mut expected = vec![quiet_pending.id, lapsed.id];
+    expected.sort();
+    assert_eq!(found, expected);
+
+    store.mark_requeued(quiet_pending.id, now).await.unwrap();
+    let found: Vec<_> = store
+        .stranded(now, bound, 100)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(found, vec![lapsed.id], "sent once per bound");
+}
+
 crate::both_backends!(lifecycle);
+crate::both_backends!(sweeping);
 crate::both_backends!(listing);
 crate::both_backends!(paging_across_many_tasks);
 

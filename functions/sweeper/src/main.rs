@@ -1,0 +1,27 @@
+//! The sweeper Lambda, run by an EventBridge schedule: sends every task that has been quiet for
+//! `SWEEP_AFTER` (its message never sent, or lost) a new message.
+//! Wiring only; the sweep lives in `taogate_shared::sweep`.
+
+use lambda_runtime::{LambdaEvent, service_fn};
+use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
+use taogate_shared::config::Settings;
+use taogate_shared::domain::now_millis;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    aws::init_tracing();
+    let settings = Settings::from_env()?;
+    let resources = AwsResources::from_env()?;
+    let clients = AwsClients::load(resources.s3_path_style).await;
+    let blobs = S3Blobs::new(clients.s3, &resources);
+    let tasks = DynamoTasks::new(clients.dynamodb, blobs, &resources);
+    let queues = SqsQueues::new(clients.sqs, &resources);
+    let (tasks, queues, bound) = (&tasks, &queues, settings.sweep.after);
+    lambda_runtime::run(service_fn(
+        move |_: LambdaEvent<serde_json::Value>| async move {
+            let report = taogate_shared::sweep::sweep(tasks, queues, bound, now_millis()).await?;
+            Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
+        },
+    ))
+    .await
+}
