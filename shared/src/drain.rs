@@ -33,6 +33,18 @@ pub enum Disposition {
 pub trait DeliveryHandler: Send + Sync + 'static {
     /// Handles `delivery` and says what to do with its message.
     fn handle(&self, delivery: &Delivery) -> impl Future<Output = Disposition> + Send;
+
+    /// Handles `delivery` so that its outcome is recorded before `deadline` (a Lambda
+    /// invocation's): what cannot finish by then is handed back without using an attempt. The
+    /// default ignores the deadline.
+    fn handle_before(
+        &self,
+        delivery: &Delivery,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Disposition> + Send {
+        let _ = deadline;
+        self.handle(delivery)
+    }
 }
 
 /// How the loops poll.

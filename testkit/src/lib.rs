@@ -34,7 +34,7 @@ pub enum Answer {
 
 #[derive(Default)]
 struct Inner {
-    queue: VecDeque<(String, serde_json::Value)>,
+    queue: VecDeque<(String, serde_json::Value, Duration)>,
     waiting: Vec<(String, oneshot::Sender<Answer>)>,
     first_poll: Option<Instant>,
     init_error: Option<serde_json::Value>,
@@ -72,10 +72,23 @@ impl RuntimeApi {
         Ok(api)
     }
 
-    /// Invokes the function with `event` and waits (at most `limit`) for its answer.
+    /// Invokes the function with `event` and waits (at most `limit`) for its answer. The
+    /// invocation's deadline is 15 minutes away, Lambda's longest timeout.
     pub async fn invoke(
         &self,
         event: serde_json::Value,
+        limit: Duration,
+    ) -> anyhow::Result<Answer> {
+        self.invoke_within(event, Duration::from_secs(900), limit)
+            .await
+    }
+
+    /// Invokes the function with `event` as a function whose timeout is `timeout` (the deadline
+    /// the runtime is told), and waits (at most `limit`) for its answer.
+    pub async fn invoke_within(
+        &self,
+        event: serde_json::Value,
+        timeout: Duration,
         limit: Duration,
     ) -> anyhow::Result<Answer> {
         let (tx, rx) = oneshot::channel();
@@ -83,7 +96,7 @@ impl RuntimeApi {
             let mut inner = self.inner.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
             inner.next_id += 1;
             let id = format!("request-{}", inner.next_id);
-            inner.queue.push_back((id.clone(), event));
+            inner.queue.push_back((id.clone(), event, timeout));
             inner.waiting.push((id, tx));
         }
         self.ready.notify_waiters();
@@ -169,10 +182,10 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
                 return StatusCode::INTERNAL_SERVER_ERROR.into_response();
             };
             inner.first_poll.get_or_insert_with(Instant::now);
-            if let Some((id, event)) = inner.queue.pop_front() {
+            if let Some((id, event, timeout)) = inner.queue.pop_front() {
                 let deadline = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() + 900_000)
+                    .map(|d| (d + timeout).as_millis())
                     .unwrap_or_default();
                 let mut headers = HeaderMap::new();
                 for (name, value) in [

@@ -248,6 +248,10 @@ pub enum AttemptEnd {
         /// Every queried miner.
         candidates: Vec<Candidate>,
     },
+    /// The attempt was cut short by its worker's own deadline (a Lambda invocation ending): it
+    /// does not count, so the task stays `processing` with its lease released and the attempt
+    /// count it had before the claim.
+    Interrupted,
     /// The last attempt failed: `→ failed`.
     Failed {
         /// Why, for the user.
@@ -314,6 +318,12 @@ impl Task {
                 self.candidates = candidates;
                 // Stays `processing` (never back to `pending`) with no lease: the next delivery
                 // claims it.
+                if self.status == TaskStatus::Pending {
+                    self.status = TaskStatus::Processing;
+                }
+            }
+            AttemptEnd::Interrupted => {
+                self.attempts = self.attempts.saturating_sub(1);
                 if self.status == TaskStatus::Pending {
                     self.status = TaskStatus::Processing;
                 }

@@ -29,7 +29,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let queues = SqsQueues::new(clients.sqs, &resources);
     let (worker, queues) = (&worker, &queues);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(aws::handle_sqs_batch(worker, queues, event.payload).await)
+        let deadline = aws::invocation_deadline(event.context.deadline);
+        Ok::<_, lambda_runtime::Error>(
+            aws::handle_sqs_batch(worker, queues, event.payload, deadline).await,
+        )
     }))
     .await
 }

@@ -115,6 +115,64 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
 }
 
 #[tokio::test]
+async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attempt() {
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Good],
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
+    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
+    blobs
+        .put(&resources.snapshot_key, snapshot.into(), "application/json")
+        .await
+        .unwrap();
+    let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
+    let task = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "too late".into(),
+        },
+        None,
+        now_millis(),
+    );
+    tasks.insert(&task).await.unwrap();
+    env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
+    env.push(("TASK_TIMEOUT".into(), "5".into()));
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            &env,
+            &dir.path().join("worker.log"),
+        )
+        .unwrap();
+    let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
+    let event = serde_json::json!({"Records": [record("m-late", &task, &queue_name, 1)]});
+    // The attempt needs a 10 s lease; this invocation has 4 s.
+    let Answer::Response(r) = api
+        .invoke_within(event, Duration::from_secs(4), Duration::from_secs(30))
+        .await
+        .unwrap()
+    else {
+        panic!("the handler failed");
+    };
+    assert_eq!(
+        r["batchItemFailures"],
+        serde_json::json!([{"itemIdentifier": "m-late"}]),
+        "{r}"
+    );
+    let stored = tasks.get(task.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (TaskStatus::Pending, 0));
+    assert_eq!(subnet.served(0), 0, "no miner was asked");
+}
+
+#[tokio::test]
 async fn without_a_hotkey_the_binary_refuses_to_start() {
     let (_, _, mut env) = fresh_resources(3).await.unwrap();
     // A mnemonic-looking secret that does not parse: the error must not echo it.

@@ -37,7 +37,16 @@ fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
-/// Handles one SQS batch: every record concurrently, one span each. Records the handler hands
+/// The invocation's deadline as an instant, from the runtime's epoch milliseconds.
+pub fn invocation_deadline(deadline_ms: u64) -> tokio::time::Instant {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    tokio::time::Instant::now() + Duration::from_millis(deadline_ms.saturating_sub(now_ms))
+}
+
+/// Handles one SQS batch: every record concurrently, one span each, each outcome recorded
+/// before `deadline` (the invocation's). Records the handler hands
 /// back become batch item failures (SQS redelivers them; after `maxReceiveCount` they go to the
 /// dead-letter queue); when the handler asks for a shorter delay than the visibility timeout,
 /// the message's visibility is shortened to match.
@@ -45,6 +54,7 @@ pub async fn handle_sqs_batch(
     handler: &impl DeliveryHandler,
     queues: &SqsQueues,
     event: SqsEvent,
+    deadline: tokio::time::Instant,
 ) -> SqsBatchResponse {
     let handled = join_all(event.records.into_iter().map(|record| {
         let id = record.message_id.clone().unwrap_or_default();
@@ -58,7 +68,7 @@ pub async fn handle_sqs_batch(
                 warn!("message body is not a task message; dropped");
                 return None;
             };
-            match handler.handle(&delivery).await {
+            match handler.handle_before(&delivery, deadline).await {
                 Disposition::Done => None,
                 // A delayed copy; the event source mapping deletes this one. Should the copy not
                 // go out, the record is handed back and comes again (counted, but not lost).

@@ -13,7 +13,7 @@ mod s3;
 mod sqs;
 
 pub use dynamo::DynamoTasks;
-pub use lambda::{handle_sqs_batch, init_tracing};
+pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline};
 pub use metagraph_sync::{MetagraphSync, SyncReport};
 pub use provision::{INDEXES, provision};
 pub use s3::{S3Blobs, S3Directory, publish_snapshot};

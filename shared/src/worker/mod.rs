@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::{info, warn};
 
 use attempt::AttemptError;
@@ -147,15 +148,19 @@ where
     /// Handles one delivery.
     #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
     async fn handle(&self, delivery: &Delivery) -> Disposition {
-        match self.try_handle(delivery).await {
-            Ok(d) => d,
-            Err(e) => {
-                warn!(error = ?anyhow::Error::from(e), "storage failed; the message will be delivered again");
-                Disposition::Retry(Duration::from_secs(5))
-            }
-        }
+        self.settle(self.try_handle(delivery, None).await)
+    }
+
+    /// Handles one delivery before an invocation's deadline.
+    #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
+    async fn handle_before(&self, delivery: &Delivery, deadline: Instant) -> Disposition {
+        self.settle(self.try_handle(delivery, Some(deadline)).await)
     }
 }
+
+/// What is left before an invocation's deadline for the worker itself: ending an attempt,
+/// telling the submitter, answering the runtime.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N>
 where
@@ -166,10 +171,27 @@ where
     R: ReferenceEndpoints,
     N: CallbackNotifier,
 {
-    async fn try_handle(&self, delivery: &Delivery) -> Result<Disposition, StoreError> {
+    fn settle(&self, handled: Result<Disposition, StoreError>) -> Disposition {
+        handled.unwrap_or_else(|e| {
+            warn!(error = ?anyhow::Error::from(e), "storage failed; the message will be delivered again");
+            Disposition::Retry(Duration::from_secs(5))
+        })
+    }
+
+    async fn try_handle(
+        &self,
+        delivery: &Delivery,
+        deadline: Option<Instant>,
+    ) -> Result<Disposition, StoreError> {
         let now = now_millis();
         if delivery.dead_letter {
             return self.reconcile_dead_letter(delivery, now).await;
+        }
+        // An attempt is started only if it can end, result stored, before the invocation does.
+        let cutoff = deadline.map(|d| d - DEADLINE_MARGIN);
+        if cutoff.is_some_and(|c| c.saturating_duration_since(Instant::now()) < self.lease) {
+            info!("too little of the invocation is left for an attempt; handed back unclaimed");
+            return Ok(Disposition::Retry(Duration::ZERO));
         }
         // Waiting is not failing: with no miner to ask, no attempt is claimed.
         let snapshot = match self.available_miners().await {
@@ -188,7 +210,20 @@ where
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
         let health = self.load_health(&snapshot).await;
-        let outcome = attempt::run(&task, snapshot, &self.ports, &self.policy, &health).await;
+        let attempt_run = attempt::run(&task, snapshot, &self.ports, &self.policy, &health);
+        let outcome = match cutoff {
+            None => attempt_run.await,
+            Some(cutoff) => match tokio::time::timeout_at(cutoff, attempt_run).await {
+                Ok(outcome) => outcome,
+                Err(_) => {
+                    warn!("the invocation ends before the attempt: it is handed back uncounted");
+                    let end = AttemptEnd::Interrupted;
+                    return self
+                        .finish(&task, attempt, end, Disposition::Retry(Duration::ZERO))
+                        .await;
+                }
+            },
+        };
         let candidates = match &outcome {
             Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
                 candidates.as_slice()

@@ -336,3 +336,114 @@ async fn a_dead_lettered_task_fails_with_the_reason_and_its_submitter_is_told() 
     assert_eq!(worker.handle(&dead).await, Disposition::Done);
     assert_eq!(recorder.0.lock().unwrap().len(), 1);
 }
+
+/// A reference endpoint that never answers, whatever deadline it is given.
+struct Hanging;
+
+impl ReferenceEndpoints for Hanging {
+    fn covers(&self, _: ServiceKind) -> bool {
+        true
+    }
+
+    fn hears_speech(&self) -> bool {
+        false
+    }
+
+    async fn reference(
+        &self,
+        _: ServiceKind,
+        _: Language,
+        _: &ReferenceInput,
+        _: Duration,
+    ) -> Result<String, String> {
+        std::future::pending().await
+    }
+
+    async fn transcribe(
+        &self,
+        _: Bytes,
+        _: &str,
+        _: Language,
+        _: Duration,
+    ) -> Result<String, String> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
+    let settings = Settings::from_lookup(|k| match k {
+        "SCORING_MODE" => Some("reference".to_owned()),
+        "REFERENCE_URL" => Some("http://127.0.0.1:9/hangs".to_owned()),
+        "TASK_TIMEOUT" => Some("0.2".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let lease = settings.worker.lease();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(2)),
+        client: Scripted {
+            answers: vec![TRUTH, TRUTH],
+        },
+        reference: Hanging,
+        callbacks: Recorder::default(),
+    };
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let worker = Worker::new(ports, &settings.worker, policy);
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "The council approved the bridge budget on Monday.".into(),
+        },
+        None,
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    let delivery = Delivery {
+        task_id: task.id,
+        priority: task.priority,
+        receive_count: 1,
+        receipt: String::new(),
+        dead_letter: false,
+    };
+
+    // Too little time left for a whole lease: not even claimed.
+    let short = Instant::now() + lease;
+    assert_eq!(
+        worker.handle_before(&delivery, short).await,
+        Disposition::Retry(Duration::ZERO)
+    );
+    let untouched = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.status, untouched.attempts),
+        (TaskStatus::Pending, 0)
+    );
+
+    // Enough for a lease, but the attempt hangs on its reference: cut at the deadline, uncounted.
+    let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(300);
+    let started = Instant::now();
+    assert_eq!(
+        worker.handle_before(&delivery, deadline).await,
+        Disposition::Retry(Duration::ZERO)
+    );
+    assert!(
+        Instant::now() <= deadline,
+        "answered before the invocation ended"
+    );
+    assert!(started.elapsed() >= lease, "{:?}", started.elapsed());
+    let handed_back = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            handed_back.status,
+            handed_back.attempts,
+            handed_back.lease_until
+        ),
+        (TaskStatus::Processing, 0, None)
+    );
+}
