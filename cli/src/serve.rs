@@ -17,12 +17,13 @@ use taogate_shared::config::{Settings, SubmissionSettings};
 use taogate_shared::domain::MinerSnapshot;
 use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
+use taogate_shared::outbound::HttpCallbacks;
 use taogate_shared::ports::{
     BlobGet, BlobPresign, BlobPut, MinerDirectory, QueueDepths, QueueSend, TaskCreate, TaskReader,
 };
 use taogate_shared::secrets::{self, Fallback, NoSecretStore};
 use taogate_shared::submission::Intake;
-use taogate_shared::sweep::sweep_every;
+use taogate_shared::sweep::Sweeper;
 use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
@@ -302,6 +303,14 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 directory.clone(),
                 hotkey.clone(),
             )?);
+            let sweeper = Sweeper {
+                tasks: db.clone(),
+                queue: db.clone(),
+                blobs: blobs.clone(),
+                callbacks: HttpCallbacks::new(&settings.callbacks),
+                bound: settings.sweep.after,
+            };
+            tokio::spawn(sweeper.every(SWEEP_INTERVAL, stopped.clone()));
             let router = router(
                 db.clone(),
                 db.clone(),
@@ -311,13 +320,6 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 true,
             );
-            tokio::spawn(sweep_every(
-                db.clone(),
-                db.clone(),
-                settings.sweep.after,
-                SWEEP_INTERVAL,
-                stopped.clone(),
-            ));
             let pool = tokio::spawn(drain(
                 Arc::new(db.clone()),
                 worker,
@@ -337,7 +339,6 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             let blobs = S3Blobs::new(clients.s3.clone(), &resources);
             let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs.clone(), &resources);
             let queues = SqsQueues::new(clients.sqs.clone(), &resources);
-            let tasks_for_sweep = tasks.clone();
             // Publish the directory where the worker reads it, as the metagraph sync does.
             taogate_shared::aws::publish_snapshot(&blobs, &resources.snapshot_key, &snapshot)
                 .await
@@ -351,6 +352,14 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 directory.clone(),
                 hotkey.clone(),
             )?);
+            let sweeper = Sweeper {
+                tasks: tasks.clone(),
+                queue: queues.clone(),
+                blobs: blobs.clone(),
+                callbacks: HttpCallbacks::new(&settings.callbacks),
+                bound: settings.sweep.after,
+            };
+            tokio::spawn(sweeper.every(SWEEP_INTERVAL, stopped.clone()));
             let router = router(
                 tasks,
                 queues.clone(),
@@ -360,13 +369,6 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &hotkey,
                 false,
             );
-            tokio::spawn(sweep_every(
-                tasks_for_sweep,
-                queues.clone(),
-                settings.sweep.after,
-                SWEEP_INTERVAL,
-                stopped.clone(),
-            ));
             let poller = tokio::spawn(drain(
                 Arc::new(queues),
                 worker,

@@ -20,6 +20,7 @@ pub mod aws;
 pub mod bittensor;
 pub mod drain;
 pub mod embedded;
+pub mod notice;
 pub mod outbound;
 pub mod ports;
 pub mod secrets;

@@ -144,16 +144,24 @@ async fn real_speech_in_every_container_is_accepted_and_transcribed() {
 async fn a_callback_receives_the_terminal_state() {
     use std::sync::{Arc, Mutex};
     let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let sink = received.clone();
+    let ids: Arc<Mutex<Vec<String>>> = Arc::default();
+    let (sink, id_sink) = (received.clone(), ids.clone());
     let app = axum::Router::new().route(
         "/hook",
-        axum::routing::post(move |axum::Json(v): axum::Json<serde_json::Value>| {
-            let sink = sink.clone();
-            async move {
-                sink.lock().unwrap().push(v);
-                "ok"
-            }
-        }),
+        axum::routing::post(
+            move |headers: axum::http::HeaderMap, axum::Json(v): axum::Json<serde_json::Value>| {
+                let (sink, id_sink) = (sink.clone(), id_sink.clone());
+                async move {
+                    let id = headers.get("webhook-id").and_then(|v| v.to_str().ok());
+                    id_sink
+                        .lock()
+                        .unwrap()
+                        .push(id.unwrap_or_default().to_owned());
+                    sink.lock().unwrap().push(v);
+                    "ok"
+                }
+            },
+        ),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let hook = format!("http://{}/hook", listener.local_addr().unwrap());
@@ -182,6 +190,9 @@ async fn a_callback_receives_the_terminal_state() {
     assert_eq!(got.len(), 1, "exactly one delivery: {got:?}");
     assert_eq!(got[0]["task_id"], id);
     assert_eq!(got[0]["status"], "completed");
+    // The delivery id receivers de-duplicate by, the same on every try of this callback.
+    let delivery_ids = ids.lock().unwrap().clone();
+    assert!(delivery_ids[0].starts_with("msg_"), "{delivery_ids:?}");
     assert!(got[0]["result"]["audio_url"].as_str().is_some());
 
     // A callback that cannot be delivered (nothing listens there) never fails its task.

@@ -99,10 +99,11 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
             set(&[BlobKey::METAGRAPH]),
         ),
         // TaskSweep (spilled bodies, read and rewritten).
+        // + BlobPresign (the result URL in the callbacks it retries).
         (
             "SweeperFunction",
             "s3:GetObject",
-            set(&[BlobKey::TASK_BODIES]),
+            set(&[BlobKey::TASK_BODIES, BlobKey::OUTPUT]),
         ),
         (
             "SweeperFunction",

@@ -165,6 +165,9 @@ pub struct Task {
     /// When the sweeper last sent it a new message, believing its message lost.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requeued_at: Option<Millis>,
+    /// The callback owed since it finished, if a callback URL was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice: Option<super::Notice>,
 }
 
 impl Task {
@@ -216,6 +219,7 @@ impl Task {
             result: None,
             candidates: Vec::new(),
             requeued_at: None,
+            notice: None,
         }
     }
 
@@ -312,6 +316,7 @@ impl Task {
                 self.error_message = None;
                 self.result = Some(result);
                 self.candidates = candidates;
+                self.owe_notice();
             }
             AttemptEnd::Retry { reason, candidates } => {
                 self.error_message = Some(reason);
@@ -333,6 +338,7 @@ impl Task {
                 self.completed_at = Some(now);
                 self.error_message = Some(reason);
                 self.candidates = candidates;
+                self.owe_notice();
             }
         }
         Ok(expected)
@@ -399,6 +405,7 @@ impl Task {
         self.lease_until = None;
         self.completed_at = Some(now);
         self.error_message = Some(reason);
+        self.owe_notice();
         Ok(expected)
     }
 }

@@ -1,11 +1,13 @@
 //! The sweeper Lambda, run by an EventBridge schedule: sends every task that has been quiet for
-//! `SWEEP_AFTER` (its message never sent, or lost) a new message.
-//! Wiring only; the sweep lives in `taogate_shared::sweep`.
+//! `SWEEP_AFTER` (its message never sent, or lost) a new message, and tries every callback still
+//! owed. Wiring only; the sweep lives in `taogate_shared::sweep`.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
 use taogate_shared::config::Settings;
 use taogate_shared::domain::now_millis;
+use taogate_shared::outbound::HttpCallbacks;
+use taogate_shared::sweep::Sweeper;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -14,12 +16,17 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let tasks = DynamoTasks::new(clients.dynamodb, blobs, &resources);
-    let queues = SqsQueues::new(clients.sqs, &resources);
-    let (tasks, queues, bound) = (&tasks, &queues, settings.sweep.after);
+    let sweeper = Sweeper {
+        tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
+        queue: SqsQueues::new(clients.sqs, &resources),
+        blobs,
+        callbacks: HttpCallbacks::new(&settings.callbacks),
+        bound: settings.sweep.after,
+    };
+    let sweeper = &sweeper;
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = taogate_shared::sweep::sweep(tasks, queues, bound, now_millis()).await?;
+            let report = sweeper.run(now_millis()).await?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
         },
     ))

@@ -55,7 +55,11 @@ async fn a_scheduled_run_sends_a_stranded_task_a_new_message() {
     else {
         panic!("the sweep failed");
     };
-    assert_eq!(r, serde_json::json!({"stranded": 1, "requeued": 1}));
+    assert_eq!(
+        (&r["stranded"], &r["requeued"]),
+        (&serde_json::json!(1), &serde_json::json!(1)),
+        "{r}"
+    );
     let mut sent = Vec::new();
     for _ in 0..20 {
         sent = queues.receive(10, Duration::from_secs(30)).await.unwrap();
@@ -74,5 +78,5 @@ async fn a_scheduled_run_sends_a_stranded_task_a_new_message() {
     let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
         panic!("the sweep failed");
     };
-    assert_eq!(r, serde_json::json!({"stranded": 0, "requeued": 0}));
+    assert_eq!(r["stranded"], 0, "{r}");
 }

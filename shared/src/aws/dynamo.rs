@@ -114,6 +114,10 @@ impl DynamoTasks {
         if let Some(lease) = task.lease_until {
             item.insert("lease_until".into(), n(lease));
         }
+        // Present only while a callback is owed: a sparse index of what the sweeper must send.
+        if task.status.is_terminal() && task.notice.as_ref().is_some_and(|n| n.owed()) {
+            item.insert("notice_owed".into(), s(format!("owed#{shard}")));
+        }
         if let (true, Some(done)) = (task.status.is_terminal(), task.completed_at) {
             item.insert(
                 "expires_at".into(),
@@ -431,6 +435,22 @@ impl TaskLease for DynamoTasks {
         }
     }
 
+    async fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let mut task = self
+            .load(id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
+        let expected = task
+            .note_try(delivered, now)
+            .map_err(StoreError::Conflict)?;
+        self.write(&task, Some(expected)).await
+    }
+
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
         let Some(mut task) = self.load(id).await? else {
             return Ok(GiveUp::Missing);
@@ -495,6 +515,37 @@ impl TaskSweep for DynamoTasks {
                     out.push(task);
                 }
             }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    async fn due_notices(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        let shards = (0..LIST_SHARDS).map(|shard| {
+            let key = format!("owed#{shard}");
+            self.list_shard("by_notice", "notice_owed", key, None, 1_000)
+        });
+        let mut ids = Vec::new();
+        for shard in futures::future::join_all(shards).await {
+            ids.extend(shard?);
+        }
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            out.extend(
+                self.load_many(chunk)
+                    .await?
+                    .into_iter()
+                    .filter(|t| t.notice_due(now, bound)),
+            );
             if out.len() >= limit {
                 break;
             }

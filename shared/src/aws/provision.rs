@@ -12,12 +12,14 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use super::{AwsClients, AwsResources};
 
 /// The indexes of the task table: name and hash key (the range key is always `id`). Each hash
-/// key carries a listing shard (see `dynamo`), and the indexes project keys only.
-pub const INDEXES: [(&str, &str); 4] = [
+/// key carries a listing shard (see `dynamo`), and the indexes project keys only. `by_notice`
+/// is sparse: only finished tasks that still owe a callback have its key.
+pub const INDEXES: [(&str, &str); 5] = [
     ("by_created", "list_all"),
     ("by_status", "list_status"),
     ("by_kind", "list_kind"),
     ("by_status_kind", "list_status_kind"),
+    ("by_notice", "notice_owed"),
 ];
 
 fn key(name: &str, kind: KeyType) -> anyhow::Result<KeySchemaElement> {

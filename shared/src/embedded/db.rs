@@ -86,6 +86,7 @@ impl Database {
         let path = dir.join("taogate.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
+        migrate(&writer)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer: Mutex::new(writer),
@@ -138,6 +139,21 @@ impl Database {
         .await
         .map_err(StoreError::backend)?
     }
+}
+
+/// Brings a database made by an earlier version up to the current schema.
+fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    // `notice_owed`: 1 while a finished task owes its submitter a callback (the sweeper's index).
+    let has_notice: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('tasks') WHERE name = 'notice_owed'",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has_notice {
+        conn.execute_batch("ALTER TABLE tasks ADD COLUMN notice_owed INTEGER NOT NULL DEFAULT 0")?;
+    }
+    conn.execute_batch("CREATE INDEX IF NOT EXISTS tasks_notice_owed ON tasks (notice_owed, id)")?;
+    Ok(())
 }
 
 fn open_connection(path: &Path) -> anyhow::Result<Connection> {

@@ -18,6 +18,11 @@ fn encode(task: &Task) -> Result<String, StoreError> {
     serde_json::to_string(task).map_err(StoreError::backend)
 }
 
+/// Whether a finished task still owes its submitter a callback.
+pub(super) fn owes_notice(task: &Task) -> bool {
+    task.status.is_terminal() && task.notice.as_ref().is_some_and(|n| n.owed())
+}
+
 pub(super) fn load(conn: &Connection, id: &str) -> Result<Option<Task>, StoreError> {
     let body: Option<String> = conn
         .query_row("SELECT body FROM tasks WHERE id = ?1", [id], |r| r.get(0))
@@ -33,7 +38,8 @@ pub(super) fn replace(
     expected: (TaskStatus, u32),
 ) -> Result<(), StoreError> {
     let changed = conn.execute(
-        "UPDATE tasks SET status = ?2, attempts = ?3, lease_until = ?4, body = ?5
+        "UPDATE tasks SET status = ?2, attempts = ?3, lease_until = ?4, body = ?5,
+             notice_owed = ?8
          WHERE id = ?1 AND status = ?6 AND attempts = ?7",
         params![
             task.id.to_string(),
@@ -42,7 +48,8 @@ pub(super) fn replace(
             task.lease_until,
             encode(task)?,
             expected.0.as_str(),
-            expected.1
+            expected.1,
+            owes_notice(task)
         ],
     )?;
     if changed == 1 {
@@ -171,6 +178,27 @@ impl TaskLease for Database {
         .await
     }
 
+    async fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Err(StoreError::Conflict(format!("task {id} does not exist")));
+            };
+            let expected = task
+                .note_try(delivered, now)
+                .map_err(StoreError::Conflict)?;
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
         self.write(move |c| {
             let tx = c.transaction()?;
@@ -220,6 +248,31 @@ impl TaskSweep for Database {
             for body in bodies {
                 let task: Task = serde_json::from_str(&body?).map_err(StoreError::backend)?;
                 if task.stranded(now, bound) {
+                    out.push(task);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn due_notices(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.read(move |c| {
+            let mut query =
+                c.prepare_cached("SELECT body FROM tasks WHERE notice_owed = 1 ORDER BY id")?;
+            let bodies = query.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for body in bodies {
+                let task = decode(&body?)?;
+                if task.notice_due(now, bound) {
                     out.push(task);
                     if out.len() == limit {
                         break;

@@ -14,6 +14,9 @@ use crate::config::CallbackSettings;
 use crate::domain::{ip_allowed, parse_callback_url};
 use crate::ports::CallbackNotifier;
 
+/// The header carrying the delivery id, as Standard Webhooks names it.
+pub const DELIVERY_ID_HEADER: &str = "webhook-id";
+
 /// Delivers callbacks with bounded retries.
 #[derive(Debug, Clone)]
 pub struct HttpCallbacks {
@@ -41,8 +44,13 @@ pub enum CallbackError {
 impl CallbackNotifier for HttpCallbacks {
     type Error = CallbackError;
 
-    async fn deliver(&self, url: &str, body: &serde_json::Value) -> Result<u32, CallbackError> {
-        self.post(url, body).await
+    async fn deliver(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        delivery_id: &str,
+    ) -> Result<u32, CallbackError> {
+        self.post(url, body, delivery_id).await
     }
 }
 
@@ -57,7 +65,12 @@ impl HttpCallbacks {
     }
 
     /// POSTs `body` as JSON to `raw_url`.
-    async fn post(&self, raw_url: &str, body: &serde_json::Value) -> Result<u32, CallbackError> {
+    async fn post(
+        &self,
+        raw_url: &str,
+        body: &serde_json::Value,
+        delivery_id: &str,
+    ) -> Result<u32, CallbackError> {
         let url = parse_callback_url(raw_url, &self.allowlist)
             .map_err(|e| CallbackError::Refused(e.0))?;
         let host = url
@@ -83,7 +96,11 @@ impl HttpCallbacks {
             .map_err(|e| CallbackError::Refused(e.to_string()))?;
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
-            match client.post(url.clone()).json(body).send().await {
+            let request = client
+                .post(url.clone())
+                .header(DELIVERY_ID_HEADER, delivery_id)
+                .json(body);
+            match request.send().await {
                 Ok(r) if r.status().is_success() => return Ok(attempt),
                 Ok(r) => last = format!("HTTP {}", r.status().as_u16()),
                 Err(e) => last = e.without_url().to_string(),

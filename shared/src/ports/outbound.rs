@@ -55,10 +55,12 @@ pub trait CallbackNotifier: Send + Sync + 'static {
     /// Why a delivery failed (logged; it never fails the task).
     type Error: std::fmt::Display + Send;
 
-    /// Delivers `body` to `url`; returns the number of tries it took.
+    /// Delivers `body` to `url` under `delivery_id`, the same on every try of one callback so
+    /// that the receiver can drop duplicates; returns the number of requests it took.
     fn deliver(
         &self,
         url: &str,
         body: &serde_json::Value,
+        delivery_id: &str,
     ) -> impl Future<Output = Result<u32, Self::Error>> + Send;
 }

@@ -91,6 +91,15 @@ pub trait TaskLease: Send + Sync + 'static {
         now: Millis,
     ) -> impl Future<Output = Result<GiveUp, StoreError>> + Send;
 
+    /// Records one try of the callback task `id` owes (see [`Task::note_try`]); conditional on
+    /// the state read. Conflict if another try was recorded meanwhile.
+    fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
     /// Ends attempt number `attempt`. Conflict unless the task is still non-terminal and still
     /// on that attempt, so a worker whose lease was retaken cannot overwrite the newer attempt.
     fn end_attempt(
@@ -107,6 +116,14 @@ pub trait TaskLease: Send + Sync + 'static {
 pub trait TaskSweep: Send + Sync + 'static {
     /// Up to `limit` unfinished tasks that are [`Task::stranded`] at `now` for `bound`.
     fn stranded(
+        &self,
+        now: Millis,
+        bound: Duration,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<Task>, StoreError>> + Send;
+
+    /// Up to `limit` finished tasks whose owed callback is due (see [`Task::notice_due`]).
+    fn due_notices(
         &self,
         now: Millis,
         bound: Duration,

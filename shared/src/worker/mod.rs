@@ -33,7 +33,6 @@ use crate::ports::{
     MinerClient, MinerDirectory, ReferenceEndpoints, StoreError, TaskLease,
 };
 use crate::scoring::Scorer;
-use crate::views::TaskView;
 
 /// The outside world the worker is given: its stores and its outbound clients. The bounds on
 /// [`Worker`]'s handler are the worker Lambda's IAM policy.
@@ -458,18 +457,21 @@ where
         }
     }
 
+    /// Tells the submitter, if a callback is owed, and records the try: an unacknowledged one
+    /// stays owed for the sweeper.
     async fn notify(&self, task: &Task) {
-        let Some(url) = task.callback_url.as_deref() else {
+        let Some(delivered) =
+            crate::notice::tell_submitter(task, &self.ports.blobs, &self.ports.callbacks).await
+        else {
             return;
         };
-        let audio_url = match TaskView::audio_key(task) {
-            Some(key) => self.ports.blobs.public_url(task.id, key).await.ok(),
-            None => None,
-        };
-        let body = serde_json::to_value(TaskView::new(task, audio_url)).unwrap_or_default();
-        match self.ports.callbacks.deliver(url, &body).await {
-            Ok(attempts) => info!(attempts, "callback delivered"),
-            Err(e) => warn!(error = %e, "callback not delivered"),
+        if let Err(e) = self
+            .ports
+            .tasks
+            .note_notice(task.id, delivered, now_millis())
+            .await
+        {
+            warn!(error = ?anyhow::Error::from(e), "the callback's try could not be recorded; it may be sent again");
         }
     }
 }

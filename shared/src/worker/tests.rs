@@ -74,14 +74,48 @@ impl ReferenceEndpoints for Oracle {
     }
 }
 
-/// Records every callback it is asked to deliver.
+/// Records every callback it is asked to deliver, with its delivery id; refuses the first
+/// `refusals` of them, as a receiver that is down would.
 #[derive(Default, Clone)]
-struct Recorder(Arc<Mutex<Vec<(String, serde_json::Value)>>>);
+struct Recorder(
+    Arc<Mutex<Vec<(String, serde_json::Value)>>>,
+    Arc<Mutex<Vec<String>>>,
+    Arc<std::sync::atomic::AtomicU32>,
+);
+
+impl Recorder {
+    fn refusing(refusals: u32) -> Self {
+        let r = Self::default();
+        r.2.store(refusals, std::sync::atomic::Ordering::SeqCst);
+        r
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.1.lock().unwrap().clone()
+    }
+}
 
 impl CallbackNotifier for Recorder {
-    type Error = std::convert::Infallible;
+    type Error = String;
 
-    async fn deliver(&self, url: &str, body: &serde_json::Value) -> Result<u32, Self::Error> {
+    async fn deliver(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        delivery_id: &str,
+    ) -> Result<u32, Self::Error> {
+        self.1.lock().unwrap().push(delivery_id.to_owned());
+        let refusals = &self.2;
+        if refusals
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok()
+        {
+            return Err("HTTP 503".into());
+        }
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -446,4 +480,74 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
         ),
         (TaskStatus::Processing, 0, None)
     );
+}
+
+#[tokio::test]
+async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_the_same_id() {
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let receiver = Recorder::refusing(1);
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs: blobs.clone(),
+        directory: LiveDirectory::new(snapshot(2)),
+        client: Scripted {
+            answers: vec![TRUTH, TRUTH],
+        },
+        reference: Oracle,
+        callbacks: receiver.clone(),
+    };
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let worker = Worker::new(ports, &settings.worker, policy);
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
+        },
+        Some("https://example.com/hook".into()),
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    let delivery = Delivery {
+        task_id: task.id,
+        priority: task.priority,
+        receive_count: 1,
+        receipt: String::new(),
+        dead_letter: false,
+    };
+    assert_eq!(worker.handle(&delivery).await, Disposition::Done);
+    let done = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Completed);
+    let notice = done.notice.clone().unwrap();
+    assert_eq!(
+        (notice.tries, notice.delivered_at),
+        (1, None),
+        "refused: still owed"
+    );
+
+    let bound = Duration::from_secs(60);
+    let sweeper = crate::sweep::Sweeper {
+        tasks: db.clone(),
+        queue: db.clone(),
+        blobs,
+        callbacks: receiver.clone(),
+        bound,
+    };
+    let soon = sweeper.run(now_millis()).await.unwrap();
+    assert_eq!(soon.callbacks_tried, 0, "not due within the bound");
+    let later = sweeper.run(now_millis() + 61_000).await.unwrap();
+    assert_eq!((later.callbacks_tried, later.callbacks_delivered), (1, 1));
+    let after = sweeper.run(now_millis() + 200_000).await.unwrap();
+    assert_eq!(after.callbacks_tried, 0, "delivered: owed no more");
+
+    assert_eq!(receiver.ids(), vec![notice.id.clone(), notice.id.clone()]);
+    let delivered = receiver.0.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].1["status"], "completed");
+    let stored = db.get(task.id).await.unwrap().unwrap().notice.unwrap();
+    assert_eq!(stored.tries, 2);
+    assert!(stored.delivered_at.is_some());
 }

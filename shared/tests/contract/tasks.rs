@@ -325,7 +325,73 @@ async fn sweeping<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, 
     assert_eq!(found, vec![lapsed.id], "sent once per bound");
 }
 
+/// A finished task with a callback owes it until a try is acknowledged; the sweeper finds it.
+async fn owed_callbacks<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, B>) {
+    let store = b.tasks;
+    let now = taogate_shared::domain::now_millis();
+    let bound = Duration::from_secs(60);
+    let mut with_hook = task(ServiceKind::Tts, now);
+    with_hook.callback_url = Some("https://example.com/hook".into());
+    let without = task(ServiceKind::Tts, now);
+    for t in [&with_hook, &without] {
+        store.insert(t).await.unwrap();
+        store
+            .claim(t.id, now, Duration::from_secs(5))
+            .await
+            .unwrap();
+        let end = AttemptEnd::Failed {
+            reason: "no".into(),
+            candidates: vec![],
+        };
+        store.end_attempt(t.id, 1, end, now).await.unwrap();
+    }
+    let found = store.due_notices(now + 61_000, bound, 100).await.unwrap();
+    assert_eq!(
+        found.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![with_hook.id]
+    );
+    assert!(
+        store
+            .due_notices(now + 1_000, bound, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    store
+        .note_notice(with_hook.id, false, now + 61_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_notices(now + 100_000, bound, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .due_notices(now + 122_000, bound, 100)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    store
+        .note_notice(with_hook.id, true, now + 122_000)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .due_notices(now + 999_000, bound, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 crate::both_backends!(lifecycle);
+crate::both_backends!(owed_callbacks);
 crate::both_backends!(sweeping);
 crate::both_backends!(listing);
 crate::both_backends!(paging_across_many_tasks);
