@@ -43,7 +43,7 @@ def table(name):
         ddb.create_table(
             TableName=name,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["id", "list_all", "list_status", "list_kind", "list_status_kind"]],
+            AttributeDefinitions=[{"AttributeName": a, "AttributeType": "S"} for a in ["id"] + [key for _, key in indexes]],
             KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
             GlobalSecondaryIndexes=[
                 {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::Millis;
-use crate::ports::{BlobPresign, CallbackNotifier, QueueSend, StoreError, TaskLease, TaskSweep};
+use crate::ports::{BlobPresign, CallbackNotifier, NoticeLedger, QueueSend, StoreError, TaskSweep};
 
 /// Tasks one sweep handles at most, of each kind; the next sweep takes the rest.
 pub const SWEEP_BATCH: usize = 500;
@@ -50,7 +50,7 @@ pub struct Sweeper<T, Q, B, N> {
 
 impl<T, Q, B, N> Sweeper<T, Q, B, N>
 where
-    T: TaskSweep + TaskLease,
+    T: TaskSweep + NoticeLedger,
     Q: QueueSend,
     B: BlobPresign,
     N: CallbackNotifier,

@@ -230,3 +230,98 @@ fn the_timeouts_hold_together() {
     });
     assert!(settings.is_ok(), "{settings:?}");
 }
+
+/// The ports each function's handler is written against (see `shared/src/ports/mod.rs`).
+const FUNCTION_PORTS: &[(&str, &[&str])] = &[
+    (
+        "SubmitFunction",
+        &[
+            "TaskCreate",
+            "QueueSend",
+            "BlobPut",
+            "BlobGet",
+            "BlobPresign",
+        ],
+    ),
+    (
+        "StatusFunction",
+        &[
+            "TaskReader",
+            "QueueDepths",
+            "BlobGet",
+            "BlobPresign",
+            "MinerDirectory",
+        ],
+    ),
+    (
+        "WorkerFunction",
+        &[
+            "TaskLease",
+            "NoticeLedger",
+            "HealthStore",
+            "BlobGet",
+            "BlobPut",
+            "BlobPresign",
+            "MinerDirectory",
+            "QueueConsume",
+            "SecretSource",
+        ],
+    ),
+    ("MetagraphSyncFunction", &["BlobPut"]),
+    (
+        "SweeperFunction",
+        &["TaskSweep", "NoticeLedger", "QueueSend", "BlobPresign"],
+    ),
+];
+
+/// `function → actions` granted by `template.yaml` (every service, without resources).
+fn granted_actions() -> BTreeMap<String, BTreeSet<String>> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    let template = std::fs::read_to_string(path).unwrap();
+    let mut granted: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut function = String::new();
+    for line in template.lines() {
+        let trimmed = line.trim();
+        if line.starts_with("  ") && !line.starts_with("   ") && trimmed.ends_with(':') {
+            function = trimmed.trim_end_matches(':').to_owned();
+        }
+        if let Some(list) = trimmed.strip_prefix("Action: [") {
+            granted.entry(function.clone()).or_default().extend(
+                list.trim_end_matches(']')
+                    .split(',')
+                    .map(|a| a.trim().to_owned()),
+            );
+        }
+    }
+    granted
+}
+
+#[test]
+fn each_function_is_granted_exactly_the_calls_of_its_ports() {
+    let granted = granted_actions();
+    let actions: BTreeMap<&str, &[&str]> =
+        taogate_shared::ports::AWS_ACTIONS.iter().copied().collect();
+    for (function, ports) in FUNCTION_PORTS {
+        let needed: BTreeSet<String> = ports
+            .iter()
+            .flat_map(|port| {
+                actions
+                    .get(port)
+                    .unwrap_or_else(|| panic!("no AWS actions listed for {port}"))
+                    .iter()
+            })
+            // Which S3 action a presign needs depends on the function; the prefix test above
+            // checks S3 grant by grant.
+            .filter(|a| !a.starts_with("s3:"))
+            .map(|a| (*a).to_owned())
+            .collect();
+        let has: BTreeSet<String> = granted
+            .get(*function)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !a.starts_with("s3:"))
+            .collect();
+        assert_eq!(has, needed, "{function}: granted vs. needed by its ports");
+    }
+}

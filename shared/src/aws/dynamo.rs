@@ -31,8 +31,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use super::{AwsResources, S3Blobs};
 use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
-    AttemptEnd, BlobGet, BlobPut, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery,
-    TaskReader, TaskSweep,
+    AttemptEnd, BlobGet, BlobPut, NoticeLedger, StoreError, TaskCreate, TaskLease, TaskPage,
+    TaskQuery, TaskReader, TaskSweep,
 };
 
 /// Counter items the health counts are spread over.
@@ -435,22 +435,6 @@ impl TaskLease for DynamoTasks {
         }
     }
 
-    async fn note_notice(
-        &self,
-        id: TaskId,
-        delivered: bool,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        let mut task = self
-            .load(id)
-            .await?
-            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
-        let expected = task
-            .note_try(delivered, now)
-            .map_err(StoreError::Conflict)?;
-        self.write(&task, Some(expected)).await
-    }
-
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
         let Some(mut task) = self.load(id).await? else {
             return Ok(GiveUp::Missing);
@@ -483,6 +467,24 @@ impl TaskLease for DynamoTasks {
             .map_err(StoreError::Conflict)?;
         self.write(&task, Some(expected)).await?;
         Ok(task)
+    }
+}
+
+impl NoticeLedger for DynamoTasks {
+    async fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let mut task = self
+            .load(id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
+        let expected = task
+            .note_try(delivered, now)
+            .map_err(StoreError::Conflict)?;
+        self.write(&task, Some(expected)).await
     }
 }
 

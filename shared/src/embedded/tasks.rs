@@ -7,7 +7,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use super::Database;
 use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
 use crate::ports::{
-    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader, TaskSweep,
+    AttemptEnd, NoticeLedger, StoreError, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
+    TaskSweep,
 };
 
 fn decode(body: &str) -> Result<Task, StoreError> {
@@ -178,27 +179,6 @@ impl TaskLease for Database {
         .await
     }
 
-    async fn note_notice(
-        &self,
-        id: TaskId,
-        delivered: bool,
-        now: Millis,
-    ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
-            let Some(mut task) = load(&tx, &id.to_string())? else {
-                return Err(StoreError::Conflict(format!("task {id} does not exist")));
-            };
-            let expected = task
-                .note_try(delivered, now)
-                .map_err(StoreError::Conflict)?;
-            replace(&tx, &task, expected)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
-    }
-
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
         self.write(move |c| {
             let tx = c.transaction()?;
@@ -227,6 +207,29 @@ impl TaskLease for Database {
             replace(&tx, &task, expected)?;
             tx.commit()?;
             Ok(task)
+        })
+        .await
+    }
+}
+
+impl NoticeLedger for Database {
+    async fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Err(StoreError::Conflict(format!("task {id} does not exist")));
+            };
+            let expected = task
+                .note_try(delivered, now)
+                .map_err(StoreError::Conflict)?;
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }

@@ -4,10 +4,11 @@
 //! `template.yaml`:
 //! - submit: [`TaskCreate`] + [`QueueSend`] + [`BlobPut`] + [`BlobGet`] + [`BlobPresign`];
 //! - status: [`TaskReader`] + [`QueueDepths`] + [`BlobGet`] + [`BlobPresign`] + [`MinerDirectory`];
-//! - worker: [`TaskLease`] + [`HealthStore`] + [`BlobGet`] + [`BlobPut`] + [`BlobPresign`] +
+//! - worker: [`TaskLease`] + [`NoticeLedger`] + [`HealthStore`] + [`BlobGet`] + [`BlobPut`] + [`BlobPresign`] +
 //!   [`MinerDirectory`] + [`MinerClient`] + [`ReferenceEndpoints`] + [`CallbackNotifier`], fed by
 //!   [`QueueConsume`];
-//! - sweeper: [`TaskSweep`] + [`QueueSend`].
+//! - sweeper: [`TaskSweep`] + [`NoticeLedger`] + [`QueueSend`] + [`BlobPresign`] +
+//!   [`CallbackNotifier`].
 //!
 //! Adapters (embedded, AWS, HTTP) implement them and own every wire conversion; each store
 //! adapter implements all of its store's capabilities.
@@ -23,7 +24,8 @@ pub use miners::{MinerClient, MinerDirectory};
 pub use outbound::{CallbackNotifier, ReferenceEndpoints, ReferenceInput};
 pub use queue::{Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend};
 pub use tasks::{
-    AttemptEnd, HealthStore, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader, TaskSweep,
+    AttemptEnd, HealthStore, NoticeLedger, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
+    TaskSweep,
 };
 
 /// An infrastructure failure, translated once by the adapter.
@@ -43,3 +45,65 @@ impl StoreError {
         Self::Backend(e.into())
     }
 }
+
+/// The AWS calls each port's AWS adapter makes: the IAM actions a function using the port needs.
+/// `template.yaml` is held to this table (`cli/tests/suite/template.rs`). S3 actions are listed
+/// here too, but their prefixes are checked against `domain::BlobKey` separately. Messages a
+/// Lambda's SQS event source receives and deletes are the event source's own permission.
+pub const AWS_ACTIONS: &[(&str, &[&str])] = &[
+    (
+        "TaskReader",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+        ],
+    ),
+    // Insert, count it; on a failed send, fail it (read, conditional put, count).
+    (
+        "TaskCreate",
+        &[
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:GetItem",
+        ],
+    ),
+    // Read, conditional put, count.
+    (
+        "TaskLease",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+        ],
+    ),
+    // The status and owed-callback indexes, the items, a conditional put that changes no count.
+    (
+        "TaskSweep",
+        &[
+            "dynamodb:Query",
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+        ],
+    ),
+    ("NoticeLedger", &["dynamodb:GetItem", "dynamodb:PutItem"]),
+    (
+        "HealthStore",
+        &["dynamodb:BatchGetItem", "dynamodb:PutItem"],
+    ),
+    ("QueueSend", &["sqs:SendMessage"]),
+    // Receive and delete come with the event source; a retry's shorter visibility and a
+    // waiting task's delayed copy are the function's own calls.
+    (
+        "QueueConsume",
+        &["sqs:ChangeMessageVisibility", "sqs:SendMessage"],
+    ),
+    ("QueueDepths", &["sqs:GetQueueAttributes"]),
+    ("BlobPut", &["s3:PutObject"]),
+    ("BlobGet", &["s3:GetObject"]),
+    // A presigned URL is authorized as its signer: the action it presigns.
+    ("BlobPresign", &["s3:GetObject", "s3:PutObject"]),
+    ("MinerDirectory", &["s3:GetObject"]),
+    ("SecretSource", &["secretsmanager:GetSecretValue"]),
+];

@@ -91,15 +91,6 @@ pub trait TaskLease: Send + Sync + 'static {
         now: Millis,
     ) -> impl Future<Output = Result<GiveUp, StoreError>> + Send;
 
-    /// Records one try of the callback task `id` owes (see [`Task::note_try`]); conditional on
-    /// the state read. Conflict if another try was recorded meanwhile.
-    fn note_notice(
-        &self,
-        id: TaskId,
-        delivered: bool,
-        now: Millis,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-
     /// Ends attempt number `attempt`. Conflict unless the task is still non-terminal and still
     /// on that attempt, so a worker whose lease was retaken cannot overwrite the newer attempt.
     fn end_attempt(
@@ -109,6 +100,19 @@ pub trait TaskLease: Send + Sync + 'static {
         end: AttemptEnd,
         now: Millis,
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
+}
+
+/// Records the tries of owed callbacks (a conditional `dynamodb:PutItem` that changes no
+/// status, hence no count): the worker after a task's end, the sweeper later.
+pub trait NoticeLedger: Send + Sync + 'static {
+    /// Records one try of the callback task `id` owes (see [`Task::note_try`]); conditional on
+    /// the state read. Conflict if another try was recorded meanwhile.
+    fn note_notice(
+        &self,
+        id: TaskId,
+        delivered: bool,
+        now: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// Finds and marks stranded tasks (the sweeper's `dynamodb:Query` on the status index,

@@ -30,7 +30,7 @@ pub use crate::drain::Disposition;
 use crate::outbound::{HttpCallbacks, HttpReference};
 use crate::ports::{
     AttemptEnd, BlobGet, BlobPresign, BlobPut, CallbackNotifier, Delivery, HealthStore,
-    MinerClient, MinerDirectory, ReferenceEndpoints, StoreError, TaskLease,
+    MinerClient, MinerDirectory, NoticeLedger, ReferenceEndpoints, StoreError, TaskLease,
 };
 use crate::scoring::Scorer;
 
@@ -137,7 +137,7 @@ impl<T, B, D> Worker<T, B, D, ProtocolClient> {
 
 impl<T, B, D, C, R, N> DeliveryHandler for Worker<T, B, D, C, R, N>
 where
-    T: TaskLease + HealthStore,
+    T: TaskLease + NoticeLedger + HealthStore,
     B: BlobGet + BlobPut + BlobPresign,
     D: MinerDirectory,
     C: MinerClient,
@@ -163,7 +163,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N>
 where
-    T: TaskLease + HealthStore,
+    T: TaskLease + NoticeLedger + HealthStore,
     B: BlobGet + BlobPut + BlobPresign,
     D: MinerDirectory,
     C: MinerClient,

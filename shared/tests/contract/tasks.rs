@@ -7,7 +7,7 @@ use taogate_shared::domain::{
     TaskStatus,
 };
 use taogate_shared::ports::{
-    AttemptEnd, StoreError, TaskCreate, TaskLease, TaskQuery, TaskReader, TaskSweep,
+    AttemptEnd, NoticeLedger, StoreError, TaskCreate, TaskLease, TaskQuery, TaskReader, TaskSweep,
 };
 
 use crate::aws_fixture::Backend;
@@ -326,7 +326,9 @@ async fn sweeping<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, 
 }
 
 /// A finished task with a callback owes it until a try is acknowledged; the sweeper finds it.
-async fn owed_callbacks<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, B>) {
+async fn owed_callbacks<T: TaskCreate + TaskLease + TaskSweep + NoticeLedger, Q, B>(
+    b: Backend<T, Q, B>,
+) {
     let store = b.tasks;
     let now = taogate_shared::domain::now_millis();
     let bound = Duration::from_secs(60);
