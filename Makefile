@@ -2,14 +2,14 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint template unit bench bench-lambda local-aws interop clean
+.PHONY: serve test fmt lint template unit sam bench bench-lambda local-aws interop clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
 	$(CARGO) run --release -p taogate-cli -- serve
 
 ## Every check and test. Starts local AWS (LocalStack + moto) if it is not running.
-test: fmt lint template unit
+test: fmt lint template unit sam
 
 fmt:
 	$(CARGO) fmt --all --check
@@ -24,6 +24,11 @@ local-aws:
 ## Real Python bittensor peers for the interoperability tests (pinned venvs, idempotent).
 interop:
 	interop/setup.sh
+
+## The deployable stack: `sam build` (arm64, cargo-lambda) and `sam validate --lint`, as a
+## deploy builds it. Pinned SAM CLI and cargo-lambda from PyPI (idempotent); about 12 minutes.
+sam:
+	sam/build.sh
 
 template: local-aws
 	localstack/.state/venv-moto/bin/cfn-lint template.yaml

@@ -192,6 +192,32 @@ impl DynamoTasks {
             .collect())
     }
 
+    /// Up to `limit` of the tasks the index `queries` find that `keep`, oldest first.
+    async fn matching<F>(
+        &self,
+        queries: impl IntoIterator<Item = F>,
+        limit: usize,
+        keep: impl Fn(&Task) -> bool,
+    ) -> Result<Vec<Task>, StoreError>
+    where
+        F: std::future::Future<Output = Result<Vec<String>, StoreError>>,
+    {
+        let mut ids = Vec::new();
+        for found in futures::future::join_all(queries).await {
+            ids.extend(found?);
+        }
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for chunk in ids.chunks(100) {
+            out.extend(self.load_many(chunk).await?.into_iter().filter(&keep));
+            if out.len() >= limit {
+                break;
+            }
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
     /// The tasks `ids` name, in that order, read 100 at a time (BatchGetItem's limit); an id
     /// whose item is gone (expired) is skipped.
     async fn load_many(&self, ids: &[String]) -> Result<Vec<Task>, StoreError> {
@@ -505,24 +531,8 @@ impl TaskSweep for DynamoTasks {
             let processing = format!("{}#{shard}", TaskStatus::Processing.as_str());
             queries.push(self.list_shard("by_status", "list_status", processing, None, 1_000));
         }
-        let mut ids = Vec::new();
-        for shard in futures::future::join_all(queries).await {
-            ids.extend(shard?);
-        }
-        ids.sort_unstable();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(100) {
-            for task in self.load_many(chunk).await? {
-                if task.stranded(now, bound) {
-                    out.push(task);
-                }
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        self.matching(queries, limit, |t| t.stranded(now, bound))
+            .await
     }
 
     async fn due_notices(
@@ -535,25 +545,8 @@ impl TaskSweep for DynamoTasks {
             let key = format!("owed#{shard}");
             self.list_shard("by_notice", "notice_owed", key, None, 1_000)
         });
-        let mut ids = Vec::new();
-        for shard in futures::future::join_all(shards).await {
-            ids.extend(shard?);
-        }
-        ids.sort_unstable();
-        let mut out = Vec::new();
-        for chunk in ids.chunks(100) {
-            out.extend(
-                self.load_many(chunk)
-                    .await?
-                    .into_iter()
-                    .filter(|t| t.notice_due(now, bound)),
-            );
-            if out.len() >= limit {
-                break;
-            }
-        }
-        out.truncate(limit);
-        Ok(out)
+        self.matching(shards, limit, |t| t.notice_due(now, bound))
+            .await
     }
 
     async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {

@@ -212,6 +212,33 @@ impl TaskLease for Database {
     }
 }
 
+impl Database {
+    /// Up to `limit` of the tasks `sql` selects (their bodies) that `keep`.
+    async fn matching(
+        &self,
+        sql: &'static str,
+        limit: usize,
+        keep: impl Fn(&Task) -> bool + Send + 'static,
+    ) -> Result<Vec<Task>, StoreError> {
+        self.read(move |c| {
+            let mut query = c.prepare_cached(sql)?;
+            let bodies = query.query_map([], |r| r.get::<_, String>(0))?;
+            let mut out = Vec::new();
+            for body in bodies {
+                let task = decode(&body?)?;
+                if keep(&task) {
+                    out.push(task);
+                    if out.len() == limit {
+                        break;
+                    }
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
 impl NoticeLedger for Database {
     async fn note_notice(
         &self,
@@ -242,24 +269,9 @@ impl TaskSweep for Database {
         bound: Duration,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        self.read(move |c| {
-            let mut query = c.prepare_cached(
-                "SELECT body FROM tasks WHERE status IN ('pending', 'processing') ORDER BY id",
-            )?;
-            let bodies = query.query_map([], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for body in bodies {
-                let task: Task = serde_json::from_str(&body?).map_err(StoreError::backend)?;
-                if task.stranded(now, bound) {
-                    out.push(task);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let sql = "SELECT body FROM tasks WHERE status IN ('pending', 'processing') ORDER BY id";
+        self.matching(sql, limit, move |t| t.stranded(now, bound))
+            .await
     }
 
     async fn due_notices(
@@ -268,23 +280,9 @@ impl TaskSweep for Database {
         bound: Duration,
         limit: usize,
     ) -> Result<Vec<Task>, StoreError> {
-        self.read(move |c| {
-            let mut query =
-                c.prepare_cached("SELECT body FROM tasks WHERE notice_owed = 1 ORDER BY id")?;
-            let bodies = query.query_map([], |r| r.get::<_, String>(0))?;
-            let mut out = Vec::new();
-            for body in bodies {
-                let task = decode(&body?)?;
-                if task.notice_due(now, bound) {
-                    out.push(task);
-                    if out.len() == limit {
-                        break;
-                    }
-                }
-            }
-            Ok(out)
-        })
-        .await
+        let sql = "SELECT body FROM tasks WHERE notice_owed = 1 ORDER BY id";
+        self.matching(sql, limit, move |t| t.notice_due(now, bound))
+            .await
     }
 
     async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {

@@ -124,6 +124,26 @@ impl CallbackNotifier for Recorder {
     }
 }
 
+/// The worker `settings` configure over `ports`, never asking the hotkey `own`.
+fn worker_of<T, B, D, C, R, N>(
+    settings: &Settings,
+    ports: WorkerPorts<T, B, D, C, R, N>,
+) -> Worker<T, B, D, C, R, N> {
+    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    Worker::new(ports, &settings.worker, policy)
+}
+
+/// The first delivery of `task`'s message.
+fn first_delivery(task: &Task) -> Delivery {
+    Delivery {
+        task_id: task.id,
+        priority: task.priority,
+        receive_count: 1,
+        receipt: String::new(),
+        dead_letter: false,
+    }
+}
+
 fn snapshot(n: u16) -> crate::domain::MinerSnapshot {
     crate::domain::MinerSnapshot {
         netuid: 1,
@@ -176,8 +196,7 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
         reference: Oracle,
         callbacks: recorder.clone(),
     };
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
-    let worker = Worker::new(ports, &settings.worker, policy);
+    let worker = worker_of(&settings, ports);
 
     let task = Task::new(
         ServiceKind::Summarization,
@@ -190,13 +209,7 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
         now_millis(),
     );
     db.insert(&task).await.unwrap();
-    let delivery = Delivery {
-        task_id: task.id,
-        priority: task.priority,
-        receive_count: 1,
-        receipt: String::new(),
-        dead_letter: false,
-    };
+    let delivery = first_delivery(&task);
     assert_eq!(worker.handle(&delivery).await, Disposition::Done);
 
     let done = db.get(task.id).await.unwrap().unwrap();
@@ -248,8 +261,7 @@ async fn with_no_miner_to_ask_a_task_waits_without_an_attempt_until_it_is_too_ol
         reference: Oracle,
         callbacks: recorder.clone(),
     };
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
-    let worker = Worker::new(ports, &settings.worker, policy);
+    let worker = worker_of(&settings, ports);
     let text = || TaskInput::Text {
         text: "nobody is listening".into(),
     };
@@ -274,13 +286,7 @@ async fn with_no_miner_to_ask_a_task_waits_without_an_attempt_until_it_is_too_ol
     for task in [&young, &old] {
         db.insert(task).await.unwrap();
     }
-    let delivery = |task: &Task| Delivery {
-        task_id: task.id,
-        priority: task.priority,
-        receive_count: 1,
-        receipt: String::new(),
-        dead_letter: false,
-    };
+    let delivery = first_delivery;
 
     for _ in 0..3 {
         assert_eq!(
@@ -317,8 +323,7 @@ async fn a_dead_lettered_task_fails_with_the_reason_and_its_submitter_is_told() 
         reference: Oracle,
         callbacks: recorder.clone(),
     };
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
-    let worker = Worker::new(ports, &settings.worker, policy);
+    let worker = worker_of(&settings, ports);
     let task = Task::new(
         ServiceKind::Tts,
         Priority::Normal,
@@ -426,8 +431,7 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
         reference: Hanging,
         callbacks: Recorder::default(),
     };
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
-    let worker = Worker::new(ports, &settings.worker, policy);
+    let worker = worker_of(&settings, ports);
     let task = Task::new(
         ServiceKind::Summarization,
         Priority::Normal,
@@ -439,13 +443,7 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
         now_millis(),
     );
     db.insert(&task).await.unwrap();
-    let delivery = Delivery {
-        task_id: task.id,
-        priority: task.priority,
-        receive_count: 1,
-        receipt: String::new(),
-        dead_letter: false,
-    };
+    let delivery = first_delivery(&task);
 
     // Too little time left for a whole lease: not even claimed.
     let short = Instant::now() + lease;
@@ -498,8 +496,7 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
         reference: Oracle,
         callbacks: receiver.clone(),
     };
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
-    let worker = Worker::new(ports, &settings.worker, policy);
+    let worker = worker_of(&settings, ports);
     let task = Task::new(
         ServiceKind::Summarization,
         Priority::Normal,
@@ -511,13 +508,7 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
         now_millis(),
     );
     db.insert(&task).await.unwrap();
-    let delivery = Delivery {
-        task_id: task.id,
-        priority: task.priority,
-        receive_count: 1,
-        receipt: String::new(),
-        dead_letter: false,
-    };
+    let delivery = first_delivery(&task);
     assert_eq!(worker.handle(&delivery).await, Disposition::Done);
     let done = db.get(task.id).await.unwrap().unwrap();
     assert_eq!(done.status, TaskStatus::Completed);
