@@ -70,3 +70,63 @@ async fn the_binary_accepts_a_submission_and_refuses_bad_input() {
     assert_eq!(r["statusCode"], 422, "{r}");
     assert_eq!(r["headers"]["content-type"], "application/problem+json");
 }
+
+/// A queue that refuses the message (here: one that does not exist) must not leave an
+/// accepted-looking task behind: the client gets a 503 and the stored task is failed at once.
+#[tokio::test]
+async fn when_the_queue_refuses_the_client_gets_a_503_and_the_task_is_failed() {
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    for (name, value) in &mut env {
+        if name == "QUEUE_URL_NORMAL" {
+            *value = format!("{value}-missing");
+        }
+    }
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_submit"),
+            &env,
+            &dir.path().join("submit.log"),
+        )
+        .unwrap();
+    let body = r#"{"text":"nowhere to go","source_language":"en"}"#;
+    let Answer::Response(r) = api
+        .invoke(
+            http_event("POST", "/api/v1/tts", "", Some(body)),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the handler failed: {:?}", api.init_error());
+    };
+    assert_eq!(r["statusCode"], 503, "{r}");
+    assert!(
+        !r["body"].as_str().unwrap().contains("missing"),
+        "5xx are opaque: {r}"
+    );
+    // The one task stored is failed, with the reason, not left pending.
+    let scan = clients
+        .dynamodb
+        .scan()
+        .table_name(&resources.table)
+        .send()
+        .await
+        .unwrap();
+    let bodies: Vec<String> = scan
+        .items()
+        .iter()
+        .filter_map(|item| item.get("body").and_then(|b| b.as_s().ok()).cloned())
+        .collect();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let task: serde_json::Value = serde_json::from_str(&bodies[0]).unwrap();
+    assert_eq!(task["status"], "failed", "{task}");
+    assert!(
+        task["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("could not be queued"),
+        "{task}"
+    );
+}

@@ -172,6 +172,66 @@ async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attemp
     assert_eq!(subnet.served(0), 0, "no miner was asked");
 }
 
+/// A fresh deploy has no miner snapshot yet: the task waits, using no attempt, and its message
+/// comes back later as a delayed copy (so the dead-letter count is not approached).
+#[tokio::test]
+async fn with_no_snapshot_yet_the_task_waits_without_using_an_attempt() {
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    let tasks = DynamoTasks::new(
+        clients.dynamodb.clone(),
+        S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    );
+    let task = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "anyone?".into(),
+        },
+        None,
+        now_millis(),
+    );
+    tasks.insert(&task).await.unwrap();
+    env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            &env,
+            &dir.path().join("worker.log"),
+        )
+        .unwrap();
+    let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
+    let event = serde_json::json!({"Records": [record("m-wait", &task, &queue_name, 1)]});
+    let Answer::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap() else {
+        panic!("the handler failed");
+    };
+    assert_eq!(r["batchItemFailures"], serde_json::json!([]), "{r}");
+    let stored = tasks.get(task.id).await.unwrap().unwrap();
+    assert_eq!((stored.status, stored.attempts), (TaskStatus::Pending, 0));
+    let delayed = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&resources.queues[1])
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    let count = delayed
+        .attributes()
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        })
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        count, "1",
+        "a delayed copy of the message waits on the queue"
+    );
+}
+
 #[tokio::test]
 async fn without_a_hotkey_the_binary_refuses_to_start() {
     let (_, _, mut env) = fresh_resources(3).await.unwrap();
