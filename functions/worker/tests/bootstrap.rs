@@ -11,7 +11,7 @@ use taogate_shared::domain::{
 };
 use taogate_shared::ports::{BlobPut, TaskCreate, TaskReader};
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+use taogate_testkit::{Answer, Function, RuntimeApi, fresh_resources};
 
 fn record(id: &str, task: &Task, queue_name: &str, receive_count: u32) -> serde_json::Value {
     serde_json::json!({
@@ -25,6 +25,34 @@ fn record(id: &str, task: &Task, queue_name: &str, receive_count: u32) -> serde_
         "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue_name}"),
         "awsRegion": "us-east-1"
     })
+}
+
+/// A stored text-to-speech task saying `text`.
+async fn stored_tts(tasks: &DynamoTasks, text: &str) -> Task {
+    let task = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text { text: text.into() },
+        None,
+        now_millis(),
+    );
+    tasks.insert(&task).await.unwrap();
+    task
+}
+
+/// The worker binary, started against `env`; keep all three alive for the test.
+async fn started_worker(env: &[(String, String)]) -> (RuntimeApi, tempfile::TempDir, Function) {
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_worker"),
+            env,
+            &dir.path().join("worker.log"),
+        )
+        .unwrap();
+    (api, dir, function)
 }
 
 #[tokio::test]
@@ -47,17 +75,7 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
         S3Blobs::new(clients.s3.clone(), &resources),
         &resources,
     );
-    let good = Task::new(
-        ServiceKind::Tts,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "speak".into(),
-        },
-        None,
-        now_millis(),
-    );
-    tasks.insert(&good).await.unwrap();
+    let good = stored_tts(&tasks, "speak").await;
     // A transcription whose audio was never stored: its attempt cannot run and is handed back.
     let broken = Task::new(
         ServiceKind::Transcription,
@@ -81,15 +99,7 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
 
     env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
     env.push(("TASK_TIMEOUT".into(), "5".into()));
-    let api = RuntimeApi::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let _function = api
-        .spawn(
-            env!("CARGO_BIN_EXE_worker"),
-            &env,
-            &dir.path().join("worker.log"),
-        )
-        .unwrap();
+    let (api, _dir, _function) = started_worker(&env).await;
 
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-good", &good, &queue_name, 1), record("m-broken", &broken, &queue_name, 1)]});
@@ -130,28 +140,10 @@ async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attemp
         .await
         .unwrap();
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
-    let task = Task::new(
-        ServiceKind::Tts,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "too late".into(),
-        },
-        None,
-        now_millis(),
-    );
-    tasks.insert(&task).await.unwrap();
+    let task = stored_tts(&tasks, "too late").await;
     env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
     env.push(("TASK_TIMEOUT".into(), "5".into()));
-    let api = RuntimeApi::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let _function = api
-        .spawn(
-            env!("CARGO_BIN_EXE_worker"),
-            &env,
-            &dir.path().join("worker.log"),
-        )
-        .unwrap();
+    let (api, _dir, _function) = started_worker(&env).await;
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-late", &task, &queue_name, 1)]});
     // The attempt needs a 10 s lease; this invocation has 4 s.
@@ -182,27 +174,9 @@ async fn with_no_snapshot_yet_the_task_waits_without_using_an_attempt() {
         S3Blobs::new(clients.s3.clone(), &resources),
         &resources,
     );
-    let task = Task::new(
-        ServiceKind::Tts,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "anyone?".into(),
-        },
-        None,
-        now_millis(),
-    );
-    tasks.insert(&task).await.unwrap();
+    let task = stored_tts(&tasks, "anyone?").await;
     env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
-    let api = RuntimeApi::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let _function = api
-        .spawn(
-            env!("CARGO_BIN_EXE_worker"),
-            &env,
-            &dir.path().join("worker.log"),
-        )
-        .unwrap();
+    let (api, _dir, _function) = started_worker(&env).await;
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-wait", &task, &queue_name, 1)]});
     let Answer::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap() else {
