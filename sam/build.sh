@@ -35,6 +35,9 @@ export SAM_CLI_TELEMETRY=0
 rm -rf "$state/src"
 mkdir -p "$state/src"
 (cd "$root" && git ls-files -co --exclude-standard -z | xargs -0 tar -cf - --) | tar -xf - -C "$state/src"
+# One function at a time: cargo-lambda runs that share a target directory race each other
+# ("File exists"), and serial builds reuse the dependencies anyway.
+sed -i -e '/^parallel = /d' -e '/^cached = /d' "$state/src/samconfig.toml"
 # One Cargo target directory across runs and functions: dependencies are built once.
 export CARGO_TARGET_DIR="$state/target"
 cd "$state/src"
