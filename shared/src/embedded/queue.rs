@@ -11,8 +11,9 @@ use crate::ports::{
     AttemptEnd, Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend, StoreError,
 };
 
-/// The receipt prefix of a delivery from the dead letters. Left unacknowledged, a dead letter
-/// stays where it is, and start-up recovery fails its task.
+/// The receipt prefix of a delivery from the dead letters. Released, a dead letter is delivered
+/// again after the delay; left unsettled (the process died), it stays, and start-up recovery
+/// fails its task.
 const DEAD: &str = "dead:";
 
 fn priority_of_rank(rank: i64) -> Priority {
@@ -194,10 +195,27 @@ impl QueueConsume for Database {
         let receipt = receipt.to_owned();
         let visible_at = now_millis() + delay.as_millis() as i64;
         self.write(move |c| {
-            c.execute(
-                "UPDATE queue SET visible_at = ?2, receipt = NULL WHERE receipt = ?1",
-                params![receipt, visible_at],
-            )?;
+            match receipt.strip_prefix(DEAD) {
+                // A dead letter handed back goes back to the queue at its receive limit, so its
+                // next receive delivers it from the dead letters again.
+                Some(id) => {
+                    let tx = c.transaction()?;
+                    tx.execute(
+                        "INSERT INTO queue (task_id, rank, enqueued_at, visible_at, receive_count)
+                         SELECT task_id, rank, enqueued_at, ?2, receive_count
+                         FROM dead_letters WHERE id = ?1",
+                        params![id, visible_at],
+                    )?;
+                    tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
+                    tx.commit()?;
+                }
+                None => {
+                    c.execute(
+                        "UPDATE queue SET visible_at = ?2, receipt = NULL WHERE receipt = ?1",
+                        params![receipt, visible_at],
+                    )?;
+                }
+            }
             Ok(())
         })
         .await?;

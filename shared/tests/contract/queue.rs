@@ -86,6 +86,10 @@ async fn dead_letters<T, Q: QueueSend + QueueConsume + QueueDepths, B>(b: Backen
         1,
         "dead-lettered and not yet explained"
     );
+    // Handed back (its task was still leased), it is delivered from the dead letters again.
+    q.release(&dead.receipt, Duration::ZERO).await.unwrap();
+    let dead = receive_one(&q, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((dead.task_id, dead.dead_letter), (id, true));
     q.ack(&dead.receipt).await.unwrap();
     let mut left = 1;
     for _ in 0..30 {
