@@ -10,11 +10,15 @@ use bytes::Bytes;
 
 use super::*;
 use crate::bittensor::LiveDirectory;
+use crate::domain::{ClaimOutcome, GiveUp, MinerHealth};
 use crate::domain::{
     Language, Miner, MinerReply, Priority, ServiceKind, SynapseAnswer, SynapseRequest, TaskInput,
     TaskStatus,
 };
-use crate::ports::{QueueConsume, QueueSend, ReferenceInput, TaskCreate, TaskLease, TaskReader};
+use crate::ports::{
+    AttemptEnd, HealthStore, NoticeLedger, QueueConsume, QueueSend, ReferenceInput, StoreError,
+    TaskCreate, TaskLease, TaskReader,
+};
 
 const TRUTH: &str = "the council approved the new bridge budget on monday";
 
@@ -541,4 +545,158 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
     let stored = db.get(task.id).await.unwrap().unwrap().notice.unwrap();
     assert_eq!(stored.tries, 2);
     assert!(stored.delivered_at.is_some());
+}
+
+/// The embedded store, except that ending an attempt fails while `failures` lasts: a database
+/// that errors at the worst moment, the final write of the last attempt.
+struct Flaky {
+    db: crate::embedded::Database,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+impl TaskLease for Flaky {
+    async fn claim(
+        &self,
+        id: crate::domain::TaskId,
+        now: crate::domain::Millis,
+        lease: Duration,
+    ) -> Result<ClaimOutcome, StoreError> {
+        self.db.claim(id, now, lease).await
+    }
+
+    async fn give_up(
+        &self,
+        id: crate::domain::TaskId,
+        reason: String,
+        now: crate::domain::Millis,
+    ) -> Result<GiveUp, StoreError> {
+        self.db.give_up(id, reason, now).await
+    }
+
+    async fn end_attempt(
+        &self,
+        id: crate::domain::TaskId,
+        attempt: u32,
+        end: AttemptEnd,
+        now: crate::domain::Millis,
+    ) -> Result<Task, StoreError> {
+        let failing = self
+            .failures
+            .fetch_update(
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+                |n| n.checked_sub(1),
+            )
+            .is_ok();
+        if failing {
+            return Err(StoreError::backend(anyhow::anyhow!("injected: throttled")));
+        }
+        self.db.end_attempt(id, attempt, end, now).await
+    }
+}
+
+impl NoticeLedger for Flaky {
+    async fn note_notice(
+        &self,
+        id: crate::domain::TaskId,
+        delivered: bool,
+        now: crate::domain::Millis,
+    ) -> Result<(), StoreError> {
+        self.db.note_notice(id, delivered, now).await
+    }
+}
+
+impl HealthStore for Flaky {
+    async fn load_health(&self, hotkeys: Vec<String>) -> Result<Vec<MinerHealth>, StoreError> {
+        self.db.load_health(hotkeys).await
+    }
+
+    async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
+        self.db.save_health(records).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_failing_on_the_last_attempt_still_ends_the_task_with_one_callback() {
+    let settings = Settings::from_lookup(|k| match k {
+        "MAX_ATTEMPTS" => Some("1".to_owned()),
+        "TASK_TIMEOUT" => Some("0.2".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let receiver = Recorder::default();
+    let ports = WorkerPorts {
+        tasks: Flaky {
+            db: db.clone(),
+            failures: std::sync::atomic::AtomicU32::new(1),
+        },
+        blobs,
+        directory: LiveDirectory::new(snapshot(2)),
+        client: Scripted {
+            answers: vec![TRUTH, TRUTH],
+        },
+        reference: Oracle,
+        callbacks: receiver.clone(),
+    };
+    let worker = worker_of(&settings, ports);
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
+        },
+        Some("https://example.com/hook".into()),
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+
+    // The queue and the worker as the drain loop runs them, with delays cut short.
+    let started = Instant::now();
+    let done = loop {
+        let stored = db.get(task.id).await.unwrap().unwrap();
+        if stored.status.is_terminal() && !receiver.ids().is_empty() {
+            break stored;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "stranded: {stored:?}"
+        );
+        let Some(d) = db.receive(1, Duration::from_secs(60)).await.unwrap().pop() else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        match worker.handle(&d).await {
+            Disposition::Done => db.ack(&d.receipt).await.unwrap(),
+            Disposition::Retry(delay) | Disposition::Postpone(delay) => {
+                db.release(&d.receipt, delay.min(Duration::from_millis(300)))
+                    .await
+                    .unwrap();
+            }
+        }
+    };
+    // The one attempt's result could not be stored; its message went to the dead letters once
+    // the lease ran out, and the task failed with that reason.
+    assert_eq!(done.status, TaskStatus::Failed, "{done:?}");
+    assert!(
+        done.error_message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("dead letters"),
+        "{:?}",
+        done.error_message
+    );
+    assert_eq!(
+        receiver.ids().len(),
+        1,
+        "one callback: {:?}",
+        receiver.ids()
+    );
+    assert!(
+        db.dead_letters().await.unwrap().is_empty(),
+        "nothing left unexplained"
+    );
 }
