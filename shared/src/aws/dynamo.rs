@@ -192,6 +192,21 @@ impl DynamoTasks {
             .collect())
     }
 
+    /// Reads task `id`, applies `change` (a domain method that says what the write must still
+    /// find), and writes it conditionally. Conflict if it is gone or moved on.
+    async fn change(
+        &self,
+        id: TaskId,
+        change: impl FnOnce(&mut Task) -> Result<(TaskStatus, u32), String>,
+    ) -> Result<(), StoreError> {
+        let mut task = self
+            .load(id)
+            .await?
+            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
+        let expected = change(&mut task).map_err(StoreError::Conflict)?;
+        self.write(&task, Some(expected)).await
+    }
+
     /// Up to `limit` of the tasks the index `queries` find that `keep`, oldest first.
     async fn matching<F>(
         &self,
@@ -503,14 +518,7 @@ impl NoticeLedger for DynamoTasks {
         delivered: bool,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let mut task = self
-            .load(id)
-            .await?
-            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
-        let expected = task
-            .note_try(delivered, now)
-            .map_err(StoreError::Conflict)?;
-        self.write(&task, Some(expected)).await
+        self.change(id, |task| task.note_try(delivered, now)).await
     }
 }
 
@@ -550,12 +558,7 @@ impl TaskSweep for DynamoTasks {
     }
 
     async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {
-        let mut task = self
-            .load(id)
-            .await?
-            .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
-        let expected = task.mark_requeued(now).map_err(StoreError::Conflict)?;
-        self.write(&task, Some(expected)).await
+        self.change(id, |task| task.mark_requeued(now)).await
     }
 }
 

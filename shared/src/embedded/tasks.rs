@@ -213,6 +213,26 @@ impl TaskLease for Database {
 }
 
 impl Database {
+    /// Reads task `id`, applies `change` (a domain method that says what the write must still
+    /// find), and writes it conditionally, in one transaction. Conflict if it is gone or moved on.
+    async fn change(
+        &self,
+        id: TaskId,
+        change: impl FnOnce(&mut Task) -> Result<(TaskStatus, u32), String> + Send + 'static,
+    ) -> Result<(), StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction()?;
+            let Some(mut task) = load(&tx, &id.to_string())? else {
+                return Err(StoreError::Conflict(format!("task {id} does not exist")));
+            };
+            let expected = change(&mut task).map_err(StoreError::Conflict)?;
+            replace(&tx, &task, expected)?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Up to `limit` of the tasks `sql` selects (their bodies) that `keep`.
     async fn matching(
         &self,
@@ -246,19 +266,8 @@ impl NoticeLedger for Database {
         delivered: bool,
         now: Millis,
     ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
-            let Some(mut task) = load(&tx, &id.to_string())? else {
-                return Err(StoreError::Conflict(format!("task {id} does not exist")));
-            };
-            let expected = task
-                .note_try(delivered, now)
-                .map_err(StoreError::Conflict)?;
-            replace(&tx, &task, expected)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.change(id, move |task| task.note_try(delivered, now))
+            .await
     }
 }
 
@@ -286,17 +295,7 @@ impl TaskSweep for Database {
     }
 
     async fn mark_requeued(&self, id: TaskId, now: Millis) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
-            let Some(mut task) = load(&tx, &id.to_string())? else {
-                return Err(StoreError::Conflict(format!("task {id} does not exist")));
-            };
-            let expected = task.mark_requeued(now).map_err(StoreError::Conflict)?;
-            replace(&tx, &task, expected)?;
-            tx.commit()?;
-            Ok(())
-        })
-        .await
+        self.change(id, move |task| task.mark_requeued(now)).await
     }
 }
 

@@ -193,8 +193,8 @@ where
             return Ok(Disposition::Retry(Duration::ZERO));
         }
         // Waiting is not failing: with no miner to ask, no attempt is claimed.
-        let snapshot = match self.available_miners().await {
-            Ok(snapshot) => snapshot,
+        let (snapshot, eligible) = match self.available_miners().await {
+            Ok(found) => found,
             Err(cause) => return self.wait_or_give_up(delivery, &cause, now).await,
         };
         let task = match self
@@ -208,7 +208,7 @@ where
         };
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
-        let health = self.load_health(&snapshot).await;
+        let health = self.load_health(eligible).await;
         let attempt_run = attempt::run(&task, snapshot, &self.ports, &self.policy, &health);
         let outcome = match cutoff {
             None => attempt_run.await,
@@ -295,26 +295,26 @@ where
         }
     }
 
-    /// The snapshot, if it names at least one miner an attempt may ask; else why not.
-    async fn available_miners(&self) -> Result<Arc<MinerSnapshot>, String> {
+    /// The snapshot and the hotkeys of the miners an attempt may ask, if there is one; else why
+    /// not.
+    async fn available_miners(&self) -> Result<(Arc<MinerSnapshot>, Vec<String>), String> {
         let snapshot = self
             .ports
             .directory
             .snapshot()
             .await
             .map_err(|e| format!("no miner snapshot could be read ({e})"))?;
-        if self
+        let eligible = self
             .policy
             .selector
-            .candidates(&snapshot, &self.policy.own_hotkey)
-            .is_empty()
-        {
+            .candidates(&snapshot, &self.policy.own_hotkey);
+        if eligible.is_empty() {
             return Err(format!(
                 "none of the {} miners in the snapshot serves at an address the gateway may call",
                 snapshot.miners.len()
             ));
         }
-        Ok(snapshot)
+        Ok((snapshot, eligible))
     }
 
     /// With no miner to ask: the message comes back later without using an attempt, until the
@@ -408,13 +408,9 @@ where
         )
     }
 
-    /// The health records of the miners this attempt may pick. Health is advisory: if it cannot
-    /// be read, the attempt goes on without it.
-    async fn load_health(&self, snapshot: &MinerSnapshot) -> HashMap<String, MinerHealth> {
-        let hotkeys = self
-            .policy
-            .selector
-            .candidates(snapshot, &self.policy.own_hotkey);
+    /// The health records of `hotkeys`, the miners this attempt may pick. Health is advisory:
+    /// if it cannot be read, the attempt goes on without it.
+    async fn load_health(&self, hotkeys: Vec<String>) -> HashMap<String, MinerHealth> {
         match self.ports.tasks.load_health(hotkeys).await {
             Ok(records) => records.into_iter().map(|h| (h.hotkey.clone(), h)).collect(),
             Err(e) => {
