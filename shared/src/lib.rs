@@ -12,6 +12,7 @@
 //!   [`bittensor`] (hotkeys, the chain, the miner protocols), [`outbound`] (reference
 //!   endpoints, callbacks).
 //! - [`secrets`]: secrets resolved once, before the settings are shared.
+//! - [`faults`]: fault points, compiled in only for the fault tests.
 
 pub use taogate_core::{audio, config, domain, scoring};
 
@@ -20,6 +21,7 @@ pub mod aws;
 pub mod bittensor;
 pub mod drain;
 pub mod embedded;
+pub mod faults;
 pub mod notice;
 pub mod outbound;
 pub mod ports;

@@ -110,10 +110,13 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
         now_millis(),
     );
     intake.tasks.insert(&task).await?;
+    crate::faults::crash("submission.stored");
     if let Err(e) = intake.queue.send(task.id, task.priority).await {
         // Never leave an accepted-looking task without a message.
         let reason = "the task could not be queued; please submit it again".to_owned();
-        let _ = intake.tasks.abandon(task.id, reason, now_millis()).await;
+        if let Err(lost) = intake.tasks.abandon(task.id, reason, now_millis()).await {
+            tracing::warn!(task_id = %task.id, error = ?anyhow::Error::from(lost), "the unqueued task could not be marked failed; the sweeper will send it a message");
+        }
         return Err(e);
     }
     Ok(task)

@@ -1,5 +1,6 @@
-//! Test support: a Lambda Runtime API emulator for the Lambda functions, and a fake Subtensor
-//! node ([`fake_node`]).
+//! Test support: a Lambda Runtime API emulator for the Lambda functions, the SQS event source
+//! mapping that drives them from real queues ([`event_source`]), and a fake Subtensor node
+//! ([`fake_node`]).
 //!
 //! It serves the handful of routes a runtime client calls (`GET …/invocation/next`,
 //! `POST …/invocation/{id}/response`, `POST …/invocation/{id}/error`, `POST …/init/error`) on
@@ -7,6 +8,7 @@
 //! here, hand it events, and read what it answered. It also records when the first poll arrived,
 //! which is how cold start is measured.
 
+pub mod event_source;
 pub mod fake_node;
 
 use std::collections::VecDeque;
@@ -103,6 +105,15 @@ impl RuntimeApi {
         Ok(tokio::time::timeout(limit, rx).await??)
     }
 
+    /// Drops invocations not yet answered: their process died, and Lambda would not hand the
+    /// same invocation to the next one.
+    pub fn forget_pending(&self) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.queue.clear();
+            inner.waiting.clear();
+        }
+    }
+
     /// When the function first asked for an invocation.
     pub fn first_poll(&self) -> Option<Instant> {
         self.inner.lock().ok().and_then(|i| i.first_poll)
@@ -152,6 +163,11 @@ impl Function {
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Whether the process has exited (crashed, or returned from `main`).
+    pub fn has_exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
     }
 
     /// Waits up to `limit` for the process to exit by itself.

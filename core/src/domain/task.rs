@@ -278,7 +278,7 @@ impl Task {
         lease: std::time::Duration,
     ) -> Result<Expected, ClaimOutcome> {
         if self.status.is_terminal() {
-            return Err(ClaimOutcome::Finished);
+            return Err(ClaimOutcome::Finished(Box::new(self.clone())));
         }
         if !self.claimable(now) {
             return Err(ClaimOutcome::Leased(self.lease_until.unwrap_or(now)));
@@ -417,8 +417,8 @@ pub enum ClaimOutcome {
     Claimed(Box<Task>),
     /// Another worker holds a live lease until the given time.
     Leased(Millis),
-    /// Already completed or failed: nothing to do.
-    Finished,
+    /// Already completed or failed: nothing to do but the callback, if it is still owed.
+    Finished(Box<Task>),
     /// No such task.
     Missing,
 }

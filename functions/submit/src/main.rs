@@ -10,6 +10,7 @@ use taogate_shared::submission::Intake;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     aws::init_tracing();
+    let _faults = taogate_shared::faults::arm();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;

@@ -12,6 +12,7 @@ use taogate_shared::sweep::Sweeper;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     aws::init_tracing();
+    let _faults = taogate_shared::faults::arm();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;

@@ -8,12 +8,14 @@ use taogate_shared::aws::{
     self, AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues,
 };
 use taogate_shared::config::Settings;
+use taogate_shared::faults;
 use taogate_shared::secrets::{self, Fallback};
 use taogate_shared::worker::Worker;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     aws::init_tracing();
+    let _faults = faults::arm();
     let mut settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
@@ -21,7 +23,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_miner_client(
         &settings,
-        DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
+        faults::wrap(DynamoTasks::new(
+            clients.dynamodb,
+            blobs.clone(),
+            &resources,
+        )),
         blobs.clone(),
         S3Directory::new(blobs, &resources),
         hotkey,

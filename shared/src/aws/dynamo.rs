@@ -468,7 +468,7 @@ impl TaskLease for DynamoTasks {
             Ok(()) => Ok(ClaimOutcome::Claimed(Box::new(task))),
             // Another worker claimed it between our read and write.
             Err(StoreError::Conflict(_)) => match self.load(id).await? {
-                Some(t) if t.status.is_terminal() => Ok(ClaimOutcome::Finished),
+                Some(t) if t.status.is_terminal() => Ok(ClaimOutcome::Finished(Box::new(t))),
                 Some(t) => Ok(ClaimOutcome::Leased(t.lease_until.unwrap_or(now))),
                 None => Ok(ClaimOutcome::Missing),
             },

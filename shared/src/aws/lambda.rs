@@ -98,6 +98,7 @@ pub async fn handle_sqs_batch(
         .instrument(span)
     }))
     .await;
+    crate::faults::crash("lambda.answering");
     let mut response = SqsBatchResponse::default();
     for id in handled.into_iter().flatten() {
         let mut failure = BatchItemFailure::default();

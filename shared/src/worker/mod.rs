@@ -54,24 +54,6 @@ pub struct WorkerPorts<T, B, D, C, R, N> {
 /// How long a task waits before it looks for a miner again, when none was available.
 pub const WAIT_BACKOFF: Duration = Duration::from_secs(10);
 
-/// What to do with a message whose task could not be claimed.
-fn unclaimed(outcome: ClaimOutcome, now: Millis) -> Disposition {
-    match outcome {
-        ClaimOutcome::Claimed(_) | ClaimOutcome::Finished => {
-            info!("task already finished; duplicate delivery acknowledged");
-            Disposition::Done
-        }
-        ClaimOutcome::Missing => {
-            warn!("message names an unknown task; dropped");
-            Disposition::Done
-        }
-        ClaimOutcome::Leased(until) => {
-            info!("task is leased by another worker; delivery handed back");
-            Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64))
-        }
-    }
-}
-
 /// Takes queued tasks through their attempts.
 pub struct Worker<T, B, D, C, R = HttpReference, N = HttpCallbacks> {
     ports: WorkerPorts<T, B, D, C, R, N>,
@@ -204,8 +186,9 @@ where
             .await?
         {
             ClaimOutcome::Claimed(task) => task,
-            other => return Ok(unclaimed(other, now)),
+            other => return Ok(self.unclaimed(other, now).await),
         };
+        crate::faults::crash("worker.claimed");
         let attempt = task.attempts;
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
         let health = self.load_health(eligible).await;
@@ -255,6 +238,27 @@ where
             }
         };
         self.finish(&task, attempt, end, disposition).await
+    }
+
+    /// What to do with a message whose task could not be claimed. A finished task whose
+    /// callback is still owed (its worker stopped after the final write) is told now.
+    async fn unclaimed(&self, outcome: ClaimOutcome, now: Millis) -> Disposition {
+        match outcome {
+            ClaimOutcome::Finished(task) => {
+                info!("task already finished; duplicate delivery acknowledged");
+                self.notify(&task).await;
+                Disposition::Done
+            }
+            ClaimOutcome::Claimed(_) => Disposition::Done,
+            ClaimOutcome::Missing => {
+                warn!("message names an unknown task; dropped");
+                Disposition::Done
+            }
+            ClaimOutcome::Leased(until) => {
+                info!("task is leased by another worker; delivery handed back");
+                Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64))
+            }
+        }
     }
 
     /// A message that went to the dead letters: delivered the queue's maximum number of times
@@ -337,7 +341,7 @@ where
             .await?
         {
             ClaimOutcome::Claimed(task) => task,
-            other => return Ok(unclaimed(other, now)),
+            other => return Ok(self.unclaimed(other, now).await),
         };
         let reason = format!(
             "no miner was available for {} s (MAX_TASK_AGE is {} s): {cause}",
@@ -369,6 +373,7 @@ where
         {
             Ok(stored) => {
                 if stored.status.is_terminal() {
+                    crate::faults::crash("worker.ended");
                     self.notify(&stored).await;
                 }
                 Ok(disposition)
@@ -461,6 +466,7 @@ where
         else {
             return;
         };
+        crate::faults::crash("worker.told");
         if let Err(e) = self
             .ports
             .tasks

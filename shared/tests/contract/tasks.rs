@@ -110,10 +110,10 @@ async fn lifecycle<T: TaskReader + TaskCreate + TaskLease, Q, B>(b: Backend<T, Q
         (done.status, done.completed_at),
         (TaskStatus::Completed, Some(7_000))
     );
-    assert_eq!(
-        store.claim(t.id, 8_000, lease).await.unwrap(),
-        ClaimOutcome::Finished
-    );
+    match store.claim(t.id, 8_000, lease).await.unwrap() {
+        ClaimOutcome::Finished(found) => assert_eq!(*found, done, "the finished task as stored"),
+        other => panic!("a finished task is not claimed again: {other:?}"),
+    }
     let late = AttemptEnd::Failed {
         reason: "late".into(),
         candidates: vec![],

@@ -104,6 +104,7 @@ where
             candidates: Vec::new(),
         });
     }
+    crate::faults::stall("attempt.stall").await;
     let (request, input) = request::build(task, &ports.blobs).await?;
     let reference = policy.uses_reference().then_some(&ports.reference);
     let first = pool.len().min(policy.miners_per_request);
