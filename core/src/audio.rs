@@ -184,12 +184,64 @@ pub struct Signal {
 /// The longest audio [`analyze`] decodes; the rest is not measured.
 pub const ANALYZE_MAX_SECONDS: f64 = 1200.0;
 
+/// What a WAV file's header declares, read without decoding any audio.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WavHeader {
+    /// Frames per second.
+    pub sample_rate: u32,
+    /// Channels.
+    pub channels: u16,
+    /// Bits per sample.
+    pub bits_per_sample: u16,
+    /// Seconds of audio the data chunk declares, or that the file's bytes can hold if fewer (a
+    /// streamed WAV declares an unknown, maximal length).
+    pub seconds: f64,
+}
+
+/// Reads the header of a WAV (RIFF/WAVE) file: what its format chunk and data chunk declare,
+/// without decoding a sample. Costs the header's bytes, whatever the file claims to hold.
+pub fn wav_header(bytes: &Bytes) -> Result<WavHeader, NotAudio> {
+    if bytes.len() < 12 || &bytes[..4] != b"RIFF" || &bytes[8..12] != b"WAVE" {
+        return Err(NotAudio("not a WAV file (no RIFF/WAVE header)".into()));
+    }
+    let opened = open(bytes.clone(), Some("answer.wav"))?;
+    let params = &opened.params;
+    let channels = params.channels.map_or(0, |c| c.count()) as u16;
+    if channels == 0 {
+        return Err(NotAudio("the WAV header declares no channels".into()));
+    }
+    let bits_per_sample = params
+        .bits_per_sample
+        .or(params.bits_per_coded_sample)
+        .unwrap_or(16) as u16;
+    let rate = f64::from(opened.sample_rate);
+    let frame_bytes = f64::from(channels) * f64::from(bits_per_sample.div_ceil(8).max(1));
+    let declared = params.n_frames.map_or(f64::INFINITY, |n| n as f64 / rate);
+    let held = bytes.len() as f64 / frame_bytes / rate;
+    Ok(WavHeader {
+        sample_rate: opened.sample_rate,
+        channels,
+        bits_per_sample,
+        seconds: declared.min(held),
+    })
+}
+
 /// Decodes `bytes` entirely (up to [`ANALYZE_MAX_SECONDS`]) and measures the signal.
 pub fn analyze(bytes: Bytes, filename: Option<&str>) -> Result<Signal, NotAudio> {
+    analyze_within(bytes, filename, ANALYZE_MAX_SECONDS)
+}
+
+/// Decodes `bytes` and measures the signal, decoding at most `max_seconds` of audio: a stream
+/// that goes on past them is refused as too long, its rest never decoded.
+pub fn analyze_within(
+    bytes: Bytes,
+    filename: Option<&str>,
+    max_seconds: f64,
+) -> Result<Signal, NotAudio> {
     use symphonia::core::audio::SampleBuffer;
 
     let mut opened = open(bytes, filename)?;
-    let limit = (ANALYZE_MAX_SECONDS * f64::from(opened.sample_rate)) as u64;
+    let limit = (max_seconds * f64::from(opened.sample_rate)) as u64;
     let (mut frames, mut samples, mut clipped) = (0u64, 0u64, 0u64);
     let (mut sum, mut squares) = (0f64, 0f64);
     let mut channels = 0u16;
@@ -197,6 +249,11 @@ pub fn analyze(bytes: Bytes, filename: Option<&str>) -> Result<Signal, NotAudio>
     let mut decoded = 0usize;
     while let Some(packet) = next_packet(&mut opened, decoded)? {
         if frames >= limit {
+            if max_seconds < ANALYZE_MAX_SECONDS {
+                return Err(NotAudio(format!(
+                    "the audio goes on past {max_seconds:.1} s; the rest was not decoded"
+                )));
+            }
             break;
         }
         let audio = match opened.decoder.decode(&packet) {

@@ -13,6 +13,9 @@ pub enum Outcome {
     /// The answer arrived but failed validation (bad base64, not WAV, empty or non-UTF-8 text,
     /// unparsable or oversized body).
     InvalidAnswer,
+    /// The answer passed the task's budget (bytes on the wire, characters of text, seconds of
+    /// audio) and was cut off or refused unread.
+    Oversized,
     /// No answer before the deadline.
     Timeout,
     /// The connection failed.
@@ -38,6 +41,7 @@ impl Outcome {
             Self::Success => "success",
             Self::MinerError => "miner_error",
             Self::InvalidAnswer => "invalid_answer",
+            Self::Oversized => "oversized",
             Self::Timeout => "timeout",
             Self::Unavailable => "unavailable",
             Self::Unauthorized => "unauthorized",

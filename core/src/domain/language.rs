@@ -10,6 +10,17 @@ use super::InvalidValue;
 pub struct Language(&'static str);
 
 impl Language {
+    /// Characters (spaces excluded) per second of ordinary read speech.
+    pub fn chars_per_second(self) -> f64 {
+        match self.code() {
+            "zh" => 4.5,
+            "ja" => 7.0,
+            "ko" => 6.0,
+            "ru" | "ar" | "hi" => 11.0,
+            _ => 12.0,
+        }
+    }
+
     /// Every accepted code, in the order the documentation lists them.
     pub const ALL: [&'static str; 12] = [
         "en", "es", "fr", "de", "it", "pt", "ru", "ja", "ko", "zh", "ar", "hi",

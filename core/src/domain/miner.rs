@@ -106,7 +106,14 @@ pub struct SynapseRequest {
     /// The SHA-256 of the `btauth/1` body, which is the same for every miner: hashed once per
     /// attempt, on the first query that needs it.
     pub btauth_digest: Arc<tokio::sync::OnceCell<String>>,
+    /// The most bytes of `output_data` an answer may carry (the task's
+    /// [`AnswerBudget`](super::AnswerBudget)); unbounded unless set.
+    pub answer_bytes: usize,
 }
+
+/// Room for an answer's fields besides `output_data` (terminal infos, model name, a short
+/// error message), on top of its budget.
+pub const ANSWER_ENVELOPE_BYTES: usize = 16 * 1024;
 
 impl SynapseRequest {
     /// A request for `task_type` with the base64 `input_data`.
@@ -116,7 +123,20 @@ impl SynapseRequest {
             input_data,
             language,
             btauth_digest: Arc::default(),
+            answer_bytes: usize::MAX,
         }
+    }
+
+    /// The request, with answers bounded to `budget`.
+    pub fn within(mut self, budget: &super::AnswerBudget) -> Self {
+        self.answer_bytes = budget.output_bytes;
+        self
+    }
+
+    /// The most bytes read from one answer (besides an echo of the input): the budget and its
+    /// envelope, or `configured` (`MAX_RESPONSE_BYTES`) if lower.
+    pub fn answer_limit(&self, configured: usize) -> usize {
+        configured.min(self.answer_bytes.saturating_add(ANSWER_ENVELOPE_BYTES))
     }
 }
 

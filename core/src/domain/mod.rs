@@ -24,6 +24,7 @@ macro_rules! wire_name_serde {
 
 mod address;
 mod blob_key;
+mod budget;
 mod candidate;
 pub mod health;
 mod ids;
@@ -38,6 +39,10 @@ mod text;
 
 pub use address::{ip_allowed, parse_callback_url};
 pub use blob_key::BlobKey;
+pub use budget::{
+    AnswerBudget, MAX_ANSWER_CHANNELS, MAX_ANSWER_SAMPLE_BYTES, MAX_ANSWER_SAMPLE_RATE,
+    expected_reading_seconds,
+};
 pub use candidate::{Candidate, Outcome, ScoreDetail};
 pub use health::MinerHealth;
 pub use ids::TaskId;

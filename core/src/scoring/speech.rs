@@ -14,21 +14,9 @@ pub const DC_REJECT: f64 = 0.1;
 /// Above this mean sample value the answer is penalized.
 pub const DC_WARN: f64 = 0.02;
 
-/// Characters (spaces excluded) per second of ordinary read speech, per language.
-pub fn chars_per_second(language: Language) -> f64 {
-    match language.code() {
-        "zh" => 4.5,
-        "ja" => 7.0,
-        "ko" => 6.0,
-        "ru" | "ar" | "hi" => 11.0,
-        _ => 12.0,
-    }
-}
-
 /// The duration `text` should take when read aloud in `language`.
 pub fn expected_seconds(text: &str, language: Language) -> f64 {
-    let chars = text.chars().filter(|c| !c.is_whitespace()).count();
-    chars as f64 / chars_per_second(language)
+    crate::domain::expected_reading_seconds(text, language)
 }
 
 /// What the checks found, and the factor they multiply accuracy by.

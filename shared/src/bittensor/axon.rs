@@ -86,7 +86,11 @@ impl AxonClient {
         let started = Instant::now();
         let result =
             tokio::time::timeout(deadline, self.send(miner, request, deadline, stamp)).await;
-        to_reply(result, started.elapsed(), self.config.max_response_bytes)
+        to_reply(
+            result,
+            started.elapsed(),
+            request.answer_limit(self.config.max_response_bytes),
+        )
     }
 
     /// Builds the body as three parts so the (possibly 60 MB) base64 input is shared, not copied.
@@ -195,7 +199,9 @@ impl AxonClient {
             .send()
             .await
             .map_err(MinerReplyError::Transport)?;
-        read_answer(response, total + self.config.max_response_bytes).await
+        // An axon echoes the whole request: its size, plus the answer's own limit.
+        let limit = request.answer_limit(self.config.max_response_bytes);
+        read_answer(response, total + limit).await
     }
 }
 
@@ -234,6 +240,7 @@ impl Stamp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::Outcome;
     use sha3::Digest;
 
     #[test]
@@ -272,5 +279,85 @@ mod tests {
         assert_eq!(body.dendrite.unwrap().nonce, Some(42));
         assert_eq!(body.axon.unwrap().port, Some(9000));
         assert_eq!(body.language.as_deref(), Some("en"));
+    }
+
+    /// A miner on loopback answering 200 with a body that never ends: a chunk of `chunk` bytes
+    /// every `every`.
+    async fn endless_miner(chunk: usize, every: std::time::Duration) -> Miner {
+        use futures::StreamExt as _;
+        let app = axum::Router::new().fallback(move || async move {
+            let head = futures::stream::once(async {
+                Ok::<_, std::io::Error>(Bytes::from_static(b"{\"output_data\": \""))
+            });
+            let body = futures::stream::unfold((), move |()| async move {
+                tokio::time::sleep(every).await;
+                Some((Ok(Bytes::from(vec![b'A'; chunk])), ()))
+            });
+            axum::body::Body::from_stream(head.chain(body))
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Miner {
+            uid: 1,
+            hotkey: "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port,
+            stake: 1.0,
+            incentive: 0.0,
+            chain: None,
+        }
+    }
+
+    fn client() -> AxonClient {
+        let key = Arc::new(Hotkey::from_secret(&crate::config::Secret::new("//Alice")).unwrap());
+        AxonClient::new(
+            key,
+            AxonClientConfig {
+                synapse_name: "AudioTask".into(),
+                dendrite_version: 10_005_000,
+                dendrite_ip: "0.0.0.0".into(),
+                max_response_bytes: 64 * 1024 * 1024,
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_task_budget_is_cut_off_while_it_streams() {
+        let miner = endless_miner(64 * 1024, std::time::Duration::from_millis(1)).await;
+        let task = crate::domain::Task::new(
+            crate::domain::ServiceKind::Summarization,
+            crate::domain::Priority::Normal,
+            crate::domain::Language::parse("en").unwrap(),
+            crate::domain::TaskInput::Text {
+                text: "a short source".into(),
+            },
+            None,
+            0,
+        );
+        let budget = crate::domain::AnswerBudget::for_task(&task);
+        let request =
+            SynapseRequest::new("summarization", Bytes::from_static(b"aGk="), "en").within(&budget);
+        let reply = client()
+            .query(&miner, &request, std::time::Duration::from_secs(30))
+            .await;
+        assert_eq!(reply.outcome, Outcome::Oversized, "{reply:?}");
+        let limit = request.answer_limit(64 * 1024 * 1024);
+        assert!(
+            limit < 32 * 1024,
+            "a 14-character source allows a small answer: {limit}"
+        );
+        assert!(reply.error.unwrap().contains(&limit.to_string()));
+    }
+
+    #[tokio::test]
+    async fn an_endless_drip_ends_at_the_deadline() {
+        let miner = endless_miner(1, std::time::Duration::from_millis(50)).await;
+        let request = SynapseRequest::new("summarization", Bytes::from_static(b"aGk="), "en");
+        let reply = client()
+            .query(&miner, &request, std::time::Duration::from_millis(800))
+            .await;
+        assert_eq!(reply.outcome, Outcome::Timeout, "{reply:?}");
     }
 }

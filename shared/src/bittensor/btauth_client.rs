@@ -105,7 +105,7 @@ impl BtauthClient {
             .send()
             .await
             .map_err(MinerReplyError::Transport)?;
-        read_answer(response, self.max_response_bytes).await
+        read_answer(response, request.answer_limit(self.max_response_bytes)).await
     }
 }
 
@@ -118,7 +118,11 @@ impl MinerClient for BtauthClient {
     ) -> MinerReply {
         let started = Instant::now();
         let result = tokio::time::timeout(deadline, self.send(miner, request)).await;
-        to_reply(result, started.elapsed(), self.max_response_bytes)
+        to_reply(
+            result,
+            started.elapsed(),
+            request.answer_limit(self.max_response_bytes),
+        )
     }
 }
 

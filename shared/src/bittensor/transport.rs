@@ -163,9 +163,9 @@ pub(super) fn to_reply(
     match result {
         Err(_) => MinerReply::failed(Outcome::Timeout, latency, "no answer before the deadline"),
         Ok(Err(MinerReplyError::TooLarge)) => MinerReply::failed(
-            Outcome::InvalidAnswer,
+            Outcome::Oversized,
             latency,
-            format!("answer larger than {limit} bytes"),
+            format!("answer larger than its budget of {limit} bytes; cut off"),
         ),
         Ok(Err(MinerReplyError::Internal)) => MinerReply::failed(
             Outcome::HttpError,

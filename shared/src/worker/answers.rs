@@ -4,8 +4,10 @@
 use base64::Engine as _;
 use bytes::Bytes;
 
-use crate::domain::MinerReply;
-use crate::domain::{Outcome, ServiceKind};
+use crate::domain::{
+    AnswerBudget, MAX_ANSWER_CHANNELS, MAX_ANSWER_SAMPLE_BYTES, MAX_ANSWER_SAMPLE_RATE, MinerReply,
+    Outcome,
+};
 
 /// A validated answer.
 #[derive(Debug, Clone)]
@@ -32,8 +34,14 @@ impl Answer {
 }
 
 /// Checks a reply: status, `error_message`, base64, and a WAV that parses (TTS) or non-empty
-/// UTF-8 text (the others).
-pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, (Outcome, String)> {
+/// UTF-8 text (the others), all within the task's `budget`. A WAV is judged by its header first
+/// (format, rate, channels, width, duration) and decoded only if that passes, and then no further
+/// than the budget's duration.
+pub(super) fn validate(
+    reply: &MinerReply,
+    budget: &AnswerBudget,
+) -> Result<Answer, (Outcome, String)> {
+    let kind = budget.kind;
     if reply.outcome != Outcome::Success {
         return Err((
             reply.outcome,
@@ -75,12 +83,17 @@ pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, 
         })?;
     if kind.produces_audio() {
         let wav = Bytes::from(raw);
-        let signal = crate::audio::analyze(wav.clone(), Some("answer.wav")).map_err(|e| {
-            (
-                Outcome::InvalidAnswer,
-                format!("output_data is not playable audio: {e}"),
-            )
-        })?;
+        judge_header(&wav, budget)?;
+        // The header is trusted no further than the bytes: decoding stops a little past the
+        // budget's duration whatever the stream holds.
+        let decode_limit = budget.audio_seconds * 1.05 + 0.5;
+        let signal = crate::audio::analyze_within(wav.clone(), Some("answer.wav"), decode_limit)
+            .map_err(|e| {
+                (
+                    Outcome::InvalidAnswer,
+                    format!("output_data is not playable audio: {e}"),
+                )
+            })?;
         if signal.info.format != "wav" {
             return Err((
                 Outcome::InvalidAnswer,
@@ -104,21 +117,69 @@ pub(super) fn validate(reply: &MinerReply, kind: ServiceKind) -> Result<Answer, 
         if text.trim().is_empty() {
             return Err((Outcome::InvalidAnswer, "output_data is empty text".into()));
         }
+        let chars = text.chars().count();
+        if chars > budget.text_chars {
+            return Err((
+                Outcome::Oversized,
+                format!(
+                    "the answer has {chars} characters; this task allows at most {}",
+                    budget.text_chars
+                ),
+            ));
+        }
         Ok(Answer::Text(text))
     }
+}
+
+/// Refuses a WAV by what its header declares, before any decoding: not RIFF/WAVE (another
+/// container could expand without bound), a rate, channel count or sample width past the
+/// answer limits, or more seconds than the budget.
+fn judge_header(wav: &Bytes, budget: &AnswerBudget) -> Result<(), (Outcome, String)> {
+    let invalid = |why: String| (Outcome::InvalidAnswer, why);
+    let header = crate::audio::wav_header(wav)
+        .map_err(|e| invalid(format!("output_data is not a WAV file: {e}")))?;
+    if header.sample_rate > MAX_ANSWER_SAMPLE_RATE {
+        return Err(invalid(format!(
+            "the WAV declares {} Hz; at most {MAX_ANSWER_SAMPLE_RATE} Hz is accepted",
+            header.sample_rate
+        )));
+    }
+    if header.channels > MAX_ANSWER_CHANNELS {
+        return Err(invalid(format!(
+            "the WAV declares {} channels; at most {MAX_ANSWER_CHANNELS} are accepted",
+            header.channels
+        )));
+    }
+    if header.bits_per_sample > 8 * MAX_ANSWER_SAMPLE_BYTES {
+        return Err(invalid(format!(
+            "the WAV declares {}-bit samples; at most {} bits are accepted",
+            header.bits_per_sample,
+            8 * MAX_ANSWER_SAMPLE_BYTES
+        )));
+    }
+    if header.seconds > budget.audio_seconds {
+        return Err((
+            Outcome::Oversized,
+            format!(
+                "the WAV holds {:.1} s of audio; this text allows at most {:.1} s",
+                header.seconds, budget.audio_seconds
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// [`validate`], on a blocking thread when the answer is audio: decoding a long WAV in full is
 /// CPU work that must not stall the other miners' replies.
 pub(super) async fn validate_off_thread(
     reply: &MinerReply,
-    kind: ServiceKind,
+    budget: &AnswerBudget,
 ) -> Result<Answer, (Outcome, String)> {
-    if !kind.produces_audio() || reply.outcome != Outcome::Success {
-        return validate(reply, kind);
+    if !budget.kind.produces_audio() || reply.outcome != Outcome::Success {
+        return validate(reply, budget);
     }
-    let owned = reply.clone();
-    tokio::task::spawn_blocking(move || validate(&owned, kind))
+    let (owned, budget) = (reply.clone(), *budget);
+    tokio::task::spawn_blocking(move || validate(&owned, &budget))
         .await
         .unwrap_or_else(|_| {
             Err((
@@ -134,7 +195,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::domain::SynapseAnswer;
+    use crate::domain::{Language, Priority, ServiceKind, SynapseAnswer, Task, TaskInput};
 
     fn reply(output: Option<&str>, error: Option<&str>) -> MinerReply {
         MinerReply {
@@ -149,50 +210,127 @@ mod tests {
         }
     }
 
+    /// The budget of a task of `kind` whose text input is `text`.
+    fn budget(kind: ServiceKind, text: &str) -> AnswerBudget {
+        AnswerBudget::for_task(&Task::new(
+            kind,
+            Priority::Normal,
+            Language::parse("en").unwrap(),
+            TaskInput::Text { text: text.into() },
+            None,
+            0,
+        ))
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    /// A 0.2 s WAV whose `fmt ` chunk is then edited by `edit(bytes, fmt_offset)`.
+    fn edited_wav(edit: impl FnOnce(&mut Vec<u8>, usize)) -> Vec<u8> {
+        let mut wav = crate::audio::wav_pcm16(&crate::audio::tone(0.2, 300.0, 8000), 8000, None);
+        let fmt = wav.windows(4).position(|w| w == b"fmt ").unwrap() + 8;
+        edit(&mut wav, fmt);
+        wav
+    }
+
     #[test]
     fn an_error_message_makes_a_200_a_miner_error() {
         let r = validate(
             &reply(Some("aGk="), Some("model crashed")),
-            ServiceKind::Summarization,
+            &budget(ServiceKind::Summarization, "some source text"),
         );
         assert_eq!(r.unwrap_err().0, Outcome::MinerError);
     }
 
     #[test]
     fn bad_base64_empty_text_and_non_wav_audio_are_invalid() {
-        assert_eq!(
-            validate(&reply(Some("@@@"), None), ServiceKind::Summarization)
-                .unwrap_err()
-                .0,
-            Outcome::InvalidAnswer
-        );
-        assert_eq!(
-            validate(&reply(Some("ICA="), None), ServiceKind::Summarization)
-                .unwrap_err()
-                .0,
-            Outcome::InvalidAnswer
-        );
-        assert_eq!(
-            validate(&reply(Some("aGVsbG8="), None), ServiceKind::Tts)
-                .unwrap_err()
-                .0,
-            Outcome::InvalidAnswer
-        );
-        assert_eq!(
-            validate(&reply(None, None), ServiceKind::Tts)
-                .unwrap_err()
-                .0,
-            Outcome::InvalidAnswer
-        );
+        let summary = budget(ServiceKind::Summarization, "some source text");
+        let speech = budget(ServiceKind::Tts, "say this");
+        for (answer, budget) in [
+            (Some("@@@"), &summary),
+            (Some("ICA="), &summary),
+            (Some("aGVsbG8="), &speech),
+            (None, &speech),
+        ] {
+            assert_eq!(
+                validate(&reply(answer, None), budget).unwrap_err().0,
+                Outcome::InvalidAnswer,
+                "{answer:?}"
+            );
+        }
     }
 
     #[test]
     fn a_real_wav_is_accepted_for_tts() {
         let wav = crate::audio::wav_pcm16(&crate::audio::tone(0.2, 300.0, 8000), 8000, None);
-        let b64 = base64::engine::general_purpose::STANDARD.encode(wav);
-        match validate(&reply(Some(&b64), None), ServiceKind::Tts).unwrap() {
+        match validate(
+            &reply(Some(&b64(&wav)), None),
+            &budget(ServiceKind::Tts, "hi"),
+        )
+        .unwrap()
+        {
             Answer::Audio { signal, .. } => assert!((signal.info.duration_s - 0.2).abs() < 0.01),
             Answer::Text(_) => panic!("expected audio"),
         }
+    }
+
+    #[test]
+    fn text_past_its_budget_is_oversized() {
+        let source = "The council met on Monday and approved the budget for the bridge.";
+        let summary = budget(ServiceKind::Summarization, source);
+        let fits = "x".repeat(summary.text_chars);
+        assert!(validate(&reply(Some(&b64(fits.as_bytes())), None), &summary).is_ok());
+        let over = "x".repeat(summary.text_chars + 1);
+        let (outcome, why) =
+            validate(&reply(Some(&b64(over.as_bytes())), None), &summary).unwrap_err();
+        assert_eq!(outcome, Outcome::Oversized);
+        assert!(why.contains("at most"), "{why}");
+    }
+
+    #[test]
+    fn hostile_wav_headers_are_refused_before_decoding() {
+        let speech = budget(ServiceKind::Tts, "hi");
+        // Consistent headers (byte rate and block alignment agree), absurd values.
+        let absurd_rate = edited_wav(|w, fmt| {
+            w[fmt + 4..fmt + 8].copy_from_slice(&3_000_000u32.to_le_bytes());
+            w[fmt + 8..fmt + 12].copy_from_slice(&6_000_000u32.to_le_bytes());
+        });
+        let many_channels = edited_wav(|w, fmt| {
+            w[fmt + 2..fmt + 4].copy_from_slice(&8u16.to_le_bytes());
+            w[fmt + 8..fmt + 12].copy_from_slice(&128_000u32.to_le_bytes());
+            w[fmt + 12..fmt + 14].copy_from_slice(&16u16.to_le_bytes());
+        });
+        for (wav, expect) in [(absurd_rate, "Hz"), (many_channels, "channels")] {
+            let (outcome, why) = validate(&reply(Some(&b64(&wav)), None), &speech).unwrap_err();
+            assert_eq!(outcome, Outcome::InvalidAnswer, "{why}");
+            assert!(why.contains(expect), "{why}");
+        }
+        // A container that decodes to more than it weighs is not looked into at all.
+        let flac = include_bytes!("../../../testdata/audio/speech.flac");
+        let (outcome, why) = validate(&reply(Some(&b64(flac)), None), &speech).unwrap_err();
+        assert_eq!(outcome, Outcome::InvalidAnswer);
+        assert!(why.contains("RIFF"), "{why}");
+    }
+
+    #[test]
+    fn speech_longer_than_the_text_allows_is_oversized_and_a_streamed_length_is_not() {
+        // "hi" allows 1 s + 4 × (2 / 12) s ≈ 1.7 s; this is 3 s.
+        let speech = budget(ServiceKind::Tts, "hi");
+        let long = crate::audio::wav_pcm16(&crate::audio::tone(3.0, 300.0, 8000), 8000, None);
+        let (outcome, why) = validate(&reply(Some(&b64(&long)), None), &speech).unwrap_err();
+        assert_eq!(outcome, Outcome::Oversized, "{why}");
+        // A WAV written to a pipe declares the longest possible data chunk: its bytes decide.
+        let streamed = edited_wav(|w, _| {
+            let data = w.windows(4).position(|x| x == b"data").unwrap() + 4;
+            w[data..data + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+            w[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        });
+        let checked = validate(&reply(Some(&b64(&streamed)), None), &speech);
+        assert!(
+            checked.is_ok(),
+            "a short file is short whatever its header says: {:?}",
+            checked.err()
+        );
     }
 }

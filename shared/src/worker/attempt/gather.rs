@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::AttemptPolicy;
-use crate::domain::{Miner, MinerReply, Outcome, ServiceKind, SynapseRequest};
+use crate::domain::{AnswerBudget, Miner, MinerReply, Outcome, SynapseRequest};
 use crate::ports::MinerClient;
 use crate::worker::answers::{Answer, validate, validate_off_thread};
 
@@ -14,10 +14,12 @@ pub(super) type Gathered = (Vec<usize>, Vec<MinerReply>, Vec<Validated>);
 /// An answer checked against the service's format.
 pub(super) type Validated = Result<Answer, (Outcome, String)>;
 
-/// Queries the first `first` miners of `pool` at once, validating each answer as it arrives.
-/// At `hedge_after` of the deadline, short of `required_answers` valid answers, the next
-/// `hedge_miners` of the pool are asked too (with what is left of the deadline). Once
-/// `required_answers` valid answers are in, the rest are not waited for (`cancelled`).
+/// Queries the first `first` miners of `pool` at once, validating each answer against `budget`
+/// as it arrives, beside the other queries (one answer being checked never keeps the others
+/// from being read). At `hedge_after` of the deadline, short of `required_answers` valid
+/// answers, the next `hedge_miners` of the pool are asked too (with what is left of the
+/// deadline). Once `required_answers` valid answers are in, the rest are not waited for
+/// (`cancelled`); at the deadline, an answer still being read or checked is a `timeout`.
 /// Returns, in query order: the pool indices asked, their replies and their validation.
 pub(super) async fn gather<C: MinerClient>(
     pool: &[&Miner],
@@ -25,22 +27,28 @@ pub(super) async fn gather<C: MinerClient>(
     request: &SynapseRequest,
     client: &C,
     policy: &AttemptPolicy,
-    kind: ServiceKind,
+    budget: &AnswerBudget,
 ) -> Gathered {
     use futures::StreamExt as _;
     use futures::stream::FuturesUnordered;
 
     let started = tokio::time::Instant::now();
     let hedge_at = started + policy.deadline.mul_f64(policy.hedge_after.clamp(0.0, 1.0));
+    let end = started + policy.deadline;
     let ask = |i: usize, deadline: Duration| {
         let miner = pool[i];
-        async move { (i, client.query(miner, request, deadline).await) }
+        async move {
+            let reply = client.query(miner, request, deadline).await;
+            let checked = validate_off_thread(&reply, budget).await;
+            (i, reply, checked)
+        }
     };
     let mut asked: Vec<usize> = (0..first).collect();
     let mut pending: FuturesUnordered<_> = asked.iter().map(|&i| ask(i, policy.deadline)).collect();
     let mut done: Vec<Option<(MinerReply, Validated)>> = vec![None; pool.len()];
     let mut valid = 0usize;
     let mut hedged = policy.hedge_miners == 0 || first >= pool.len();
+    let mut late = false;
     while !pending.is_empty() && valid < policy.required_answers {
         let hedge = async {
             if hedged {
@@ -49,10 +57,13 @@ pub(super) async fn gather<C: MinerClient>(
             tokio::time::sleep_until(hedge_at).await;
         };
         tokio::select! {
-            Some((i, reply)) = pending.next() => {
-                let checked = validate_off_thread(&reply, kind).await;
+            Some((i, reply, checked)) = pending.next() => {
                 valid += usize::from(checked.is_ok());
                 done[i] = Some((reply, checked));
+            }
+            () = tokio::time::sleep_until(end) => {
+                late = true;
+                break;
             }
             () = hedge => {
                 hedged = true;
@@ -71,12 +82,20 @@ pub(super) async fn gather<C: MinerClient>(
     let mut validated = Vec::with_capacity(asked.len());
     for &i in &asked {
         let (reply, checked) = done[i].take().unwrap_or_else(|| {
-            let reply = MinerReply::failed(
-                Outcome::Cancelled,
-                started.elapsed(),
-                "not waited for: enough valid answers were already in",
-            );
-            let checked = validate(&reply, kind);
+            let reply = if late {
+                MinerReply::failed(
+                    Outcome::Timeout,
+                    started.elapsed(),
+                    "no checked answer before the deadline",
+                )
+            } else {
+                MinerReply::failed(
+                    Outcome::Cancelled,
+                    started.elapsed(),
+                    "not waited for: enough valid answers were already in",
+                )
+            };
+            let checked = validate(&reply, budget);
             (reply, checked)
         });
         replies.push(reply);
@@ -163,6 +182,20 @@ mod tests {
         }
     }
 
+    fn summary_budget() -> AnswerBudget {
+        let task = crate::domain::Task::new(
+            crate::domain::ServiceKind::Summarization,
+            crate::domain::Priority::Normal,
+            crate::domain::Language::parse("en").unwrap(),
+            crate::domain::TaskInput::Text {
+                text: "a source long enough to summarize".into(),
+            },
+            None,
+            0,
+        );
+        AnswerBudget::for_task(&task)
+    }
+
     fn request() -> SynapseRequest {
         SynapseRequest::new("summarization", Bytes::from_static(b"aGk="), "en")
     }
@@ -182,7 +215,7 @@ mod tests {
             &request(),
             &client,
             &policy(2, 2, 2, 0.2),
-            ServiceKind::Summarization,
+            &summary_budget(),
         )
         .await;
         assert_eq!(asked, vec![0, 1, 2, 3]);
@@ -217,7 +250,7 @@ mod tests {
             &request(),
             &client,
             &policy(2, 2, 2, 0.9),
-            ServiceKind::Summarization,
+            &summary_budget(),
         )
         .await;
         // Both answered before the hedge point (1.8 s): nobody else is asked.

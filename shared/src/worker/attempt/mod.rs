@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use super::WorkerPorts;
 use crate::config::{ScoringMode, SelectionSettings};
-use crate::domain::{Candidate, MinerHealth, MinerSnapshot, Task, TaskResult, now_millis};
+use crate::domain::{
+    AnswerBudget, Candidate, MinerHealth, MinerSnapshot, Task, TaskResult, now_millis,
+};
 use crate::ports::{BlobGet, BlobPut, MinerClient, ReferenceEndpoints, StoreError};
 use crate::scoring::Scorer;
 
@@ -105,13 +107,14 @@ where
         });
     }
     crate::faults::stall("attempt.stall").await;
-    let (request, input) = request::build(task, &ports.blobs).await?;
+    let budget = AnswerBudget::for_task(task);
+    let (request, input) = request::build(task, &budget, &ports.blobs).await?;
     let reference = policy.uses_reference().then_some(&ports.reference);
     let first = pool.len().min(policy.miners_per_request);
     let started = tokio::time::Instant::now();
     // The reference is asked at the same time as the miners, under the same deadline.
     let (gathered, task_reference) = tokio::join!(
-        gather::gather(&pool, first, &request, &ports.client, policy, task.kind),
+        gather::gather(&pool, first, &request, &ports.client, policy, &budget),
         request::task_reference(reference, policy, task, &input)
     );
     let answers = verdict::sort(&pool, gathered)?;

@@ -4,7 +4,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 
 use super::{AttemptError, AttemptPolicy};
-use crate::domain::{ServiceKind, SynapseRequest, Task, TaskInput};
+use crate::domain::{AnswerBudget, ServiceKind, SynapseRequest, Task, TaskInput};
 use crate::ports::{BlobGet, ReferenceEndpoints, ReferenceInput, StoreError};
 use crate::scoring::Reference;
 use crate::worker::answers::Answer;
@@ -13,6 +13,7 @@ use crate::worker::answers::Answer;
 /// raw input for the reference endpoints.
 pub(super) async fn build<B: BlobGet>(
     task: &Task,
+    budget: &AnswerBudget,
     blobs: &B,
 ) -> Result<(SynapseRequest, ReferenceInput), AttemptError> {
     let engine = base64::engine::general_purpose::STANDARD;
@@ -45,7 +46,7 @@ pub(super) async fn build<B: BlobGet>(
         }
     };
     Ok((
-        SynapseRequest::new(task.kind.as_str(), input_data, task.language.code()),
+        SynapseRequest::new(task.kind.as_str(), input_data, task.language.code()).within(budget),
         input,
     ))
 }
