@@ -95,6 +95,9 @@ pub struct ResultView {
     pub miner_uid: u16,
     /// Winning miner's hotkey.
     pub miner_hotkey: String,
+    /// How much the valid answers agreed with this one, and how sure the gateway is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<crate::domain::Quorum>,
 }
 
 /// A task as the status API shows it.
@@ -154,6 +157,7 @@ impl TaskView {
                 combined_score: r.combined_score,
                 miner_uid: r.miner_uid,
                 miner_hotkey: r.miner_hotkey.clone(),
+                quorum: r.quorum.clone(),
             }
         });
         Self {

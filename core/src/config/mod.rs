@@ -83,6 +83,9 @@ pub struct SelectionSettings {
     pub hedge_after: f64,
     /// `HEDGE_MINERS`: how many extra miners a hedge queries (2).
     pub hedge_miners: usize,
+    /// `ESCALATION_MINERS`: how many more miners an attempt may ask when the valid answers
+    /// have no majority (2; 0 disables).
+    pub escalation_miners: usize,
     /// `MINER_ALLOWLIST`: networks (CIDR) whose non-public miner addresses may still be called;
     /// by default only public addresses are.
     pub allowlist: Vec<IpNet>,
@@ -285,6 +288,7 @@ impl Settings {
                 required_answers: r.parse("REQUIRED_ANSWERS", 3usize),
                 hedge_after: r.parse("HEDGE_AFTER", 0.5f64),
                 hedge_miners: r.parse("HEDGE_MINERS", 2usize),
+                escalation_miners: r.parse("ESCALATION_MINERS", 2usize),
                 allowlist: r.list("MINER_ALLOWLIST"),
                 deadline: task_timeout,
             },
@@ -391,6 +395,9 @@ impl Settings {
         }
         if selection.hedge_miners > 64 {
             p.push("HEDGE_MINERS must be between 0 and 64".into());
+        }
+        if selection.escalation_miners > 16 {
+            p.push("ESCALATION_MINERS must be between 0 and 16".into());
         }
         if !(0.0..=1.0).contains(&selection.exploration) {
             p.push("SELECTION_EXPLORATION must be between 0 and 1".into());

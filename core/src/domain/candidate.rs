@@ -142,6 +142,11 @@ pub struct ScoreDetail {
     /// (TTS, summarization).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_rate: Option<f64>,
+    /// How many of the other valid answers agree with this one (consensus only): within
+    /// `scoring::AGREE_WER` word error of it (transcription) or at `scoring::ROUGE_FULL`
+    /// ROUGE-L F1 or more (summarization).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub support: Option<u32>,
     /// Why the score is what it is: rejections, penalties, fallbacks.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,

@@ -53,8 +53,8 @@ pub use priority::Priority;
 pub use score::Score;
 pub use service::ServiceKind;
 pub use task::{
-    AttemptEnd, AudioInfo, ClaimOutcome, Expected, GiveUp, StatusCounts, Task, TaskInput,
-    TaskOutput, TaskResult, TaskStatus,
+    AttemptEnd, AudioInfo, ClaimOutcome, Confidence, Expected, GiveUp, Quorum, StatusCounts, Task,
+    TaskInput, TaskOutput, TaskResult, TaskStatus,
 };
 pub use text::{SubmittedText, TextLimits};
 

@@ -124,6 +124,38 @@ pub struct TaskResult {
     pub miner_uid: u16,
     /// The winning miner's hotkey (SS58).
     pub miner_hotkey: String,
+    /// How far the valid answers agreed with the chosen one (absent in results stored before
+    /// it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<Quorum>,
+}
+
+/// How much the valid answers supported the chosen one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Quorum {
+    /// Valid answers weighed.
+    pub valid_answers: u32,
+    /// Of them, how many agree with the chosen one, itself included (consensus); 1 when a
+    /// reference or a recognizer measured them instead.
+    pub supporting: u32,
+    /// `high`: a reference or recognizer measured the answers, or a strict majority of at
+    /// least two valid answers agreed; `low`: otherwise.
+    pub confidence: Confidence,
+    /// Miners asked beyond the first selection because the answers had no majority.
+    pub escalated: u32,
+    /// Why the confidence is low.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// How sure the gateway is of a result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Confidence {
+    /// Measured against a reference, or agreed by a majority.
+    High,
+    /// A lone answer, answers without a majority, or speech judged by its signal only.
+    Low,
 }
 
 /// A task as stored.

@@ -131,6 +131,9 @@ pub const ROUGE_FULL: f64 = 0.5;
 /// Coverage that counts as full: a summary keeping half of the source's top content words.
 pub const COVERAGE_FULL: f64 = 0.5;
 
+/// Word (or character) error rate within which two transcripts count as agreeing.
+pub const AGREE_WER: f64 = 0.2;
+
 /// Accuracy given to a lone answer, which has nothing to agree with.
 pub const SINGLE_ANSWER: f64 = 0.5;
 

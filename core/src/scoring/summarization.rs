@@ -24,7 +24,10 @@ pub(super) fn summarization(
         entries.len(),
         |r| {
             let reference = vocab.text(r, language);
-            tokens.iter().map(|t| rouge(t, &reference)).collect()
+            tokens
+                .iter()
+                .map(|t| (rouge(t, &reference), None))
+                .collect()
         },
         || {
             let f1 = consensus::pairwise(tokens.len(), heavy, |i, j| {
@@ -47,11 +50,17 @@ pub(super) fn summarization(
                     let mean = |f: &dyn Fn(&[u32], &[u32]) -> f64| {
                         consensus::mean_over(refs, |j| f(&tokens[i], &tokens[j]))
                     };
-                    [
-                        consensus::mean_over(refs, |j| f1[i][j]),
-                        mean(&|a, b| metrics::rouge_n(a, b, 1).f1),
-                        mean(&|a, b| metrics::rouge_n(a, b, 2).f1),
-                    ]
+                    let support = (0..tokens.len())
+                        .filter(|&j| j != i && f1[i][j] >= ROUGE_FULL)
+                        .count() as u32;
+                    (
+                        [
+                            consensus::mean_over(refs, |j| f1[i][j]),
+                            mean(&|a, b| metrics::rouge_n(a, b, 1).f1),
+                            mean(&|a, b| metrics::rouge_n(a, b, 2).f1),
+                        ],
+                        Some(support),
+                    )
                 })
                 .collect()
         },
@@ -62,9 +71,9 @@ pub(super) fn summarization(
         .enumerate()
         .map(|(i, (t, text))| {
             let checks = summary::check(&source, t, text, language, compression);
-            let [rouge_l, rouge_1, rouge_2] = agreement
+            let ([rouge_l, rouge_1, rouge_2], support) = agreement
                 .as_ref()
-                .map_or([SINGLE_ANSWER, f64::NAN, f64::NAN], |a| a[i]);
+                .map_or(([SINGLE_ANSWER, f64::NAN, f64::NAN], None), |a| a[i]);
             let content = 0.7 * (rouge_l / ROUGE_FULL).min(1.0)
                 + 0.3 * (checks.coverage / COVERAGE_FULL).min(1.0);
             let mut notes = checks.notes;
@@ -79,6 +88,7 @@ pub(super) fn summarization(
                 copied: Some(checks.copied),
                 repetition: Some(checks.repetition),
                 script: checks.script,
+                support,
                 notes,
                 ..ScoreDetail::default()
             };

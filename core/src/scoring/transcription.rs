@@ -3,7 +3,8 @@
 
 use super::text::{TextChecks, Unit, Vocabulary};
 use super::{
-    Entry, Job, Reference, SINGLE_ANSWER, agreement, align, consensus, metrics, text_of, tokenize,
+    AGREE_WER, Entry, Job, Reference, SINGLE_ANSWER, agreement, align, consensus, metrics, text_of,
+    tokenize,
 };
 use crate::domain::ScoreDetail;
 
@@ -26,7 +27,7 @@ pub(super) fn transcription(
             let reference = vocab.text(r, language);
             tokens
                 .iter()
-                .map(|t| metrics::error_rate(&reference, t))
+                .map(|t| (metrics::error_rate(&reference, t), None))
                 .collect()
         },
         || {
@@ -47,13 +48,17 @@ pub(super) fn transcription(
                 .iter()
                 .enumerate()
                 .map(|(i, refs)| {
-                    consensus::mean_over(refs, |j| {
+                    let error = consensus::mean_over(refs, |j| {
                         if tokens[j].is_empty() {
                             f64::from(u8::from(!tokens[i].is_empty()))
                         } else {
                             distance[i][j] as f64 / tokens[j].len() as f64
                         }
-                    })
+                    });
+                    let support = (0..tokens.len())
+                        .filter(|&j| j != i && normalized[i][j] <= AGREE_WER)
+                        .count() as u32;
+                    (error, Some(support))
                 })
                 .collect()
         },
@@ -63,7 +68,9 @@ pub(super) fn transcription(
         .zip(&texts)
         .enumerate()
         .map(|(i, (t, text))| {
-            let error = errors.as_ref().map(|e| e[i]);
+            let (error, support) = errors
+                .as_ref()
+                .map_or((None, None), |e| (Some(e[i].0), e[i].1));
             let agreement = error.map_or(SINGLE_ANSWER, |e| (1.0 - e).max(0.0));
             let mut notes: Vec<String> = note.clone().into_iter().collect();
             let checks = TextChecks::run(t, text, language, &mut notes);
@@ -73,6 +80,7 @@ pub(super) fn transcription(
                 cer: error.filter(|_| unit == Unit::Character),
                 repetition: Some(checks.repetition),
                 script: checks.script,
+                support,
                 notes,
                 ..ScoreDetail::default()
             };

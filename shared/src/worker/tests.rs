@@ -700,3 +700,132 @@ async fn a_store_failing_on_the_last_attempt_still_ends_the_task_with_one_callba
         "nothing left unexplained"
     );
 }
+
+/// Settings for the quorum tests: consensus, two miners first, no hedge, `escalation` more.
+fn quorum_settings(escalation: &str) -> Settings {
+    Settings::from_lookup(|k| {
+        [
+            ("MAX_MINERS_PER_REQUEST", "2"),
+            ("REQUIRED_ANSWERS", "2"),
+            ("HEDGE_MINERS", "0"),
+            ("ESCALATION_MINERS", escalation),
+            ("SELECTION_EXPLORATION", "0"),
+        ]
+        .iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap()
+}
+
+const SOURCE: &str = "At Monday's meeting the council approved the new bridge budget after a \
+    long debate. Residents had asked for the bridge for years, and the mayor said work would \
+    start in spring. The opposition voted against, citing the cost of the project.";
+
+/// Miner 1 answers fastest with a summary of something else; miners 2 and 3 say the same
+/// right thing. Only 1 and 2 are in the first selection (uid 0 serves no axon).
+const SPLIT: [&str; 4] = [
+    "",
+    "stock markets fell sharply as investors feared rising interest rates again",
+    TRUTH,
+    TRUTH,
+];
+
+async fn summarized_by(
+    settings: &Settings,
+    health: Vec<MinerHealth>,
+    answers: [&'static str; 4],
+) -> (Task, crate::embedded::Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    db.save_health(health).await.unwrap();
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(4)),
+        client: Scripted {
+            answers: answers.to_vec(),
+        },
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let worker = worker_of(settings, ports);
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: SOURCE.into(),
+        },
+        None,
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    assert_eq!(
+        worker.handle(&first_delivery(&task)).await,
+        Disposition::Done
+    );
+    std::mem::forget(dir);
+    (db.get(task.id).await.unwrap().unwrap(), db)
+}
+
+/// Two plausible summaries of the source that do not agree with each other (ROUGE-L F1 below
+/// `ROUGE_FULL`), both above the accuracy floor; miner 1 is the faster.
+const PARTIAL: [&str; 4] = [
+    "",
+    "residents waited years for the bridge and the mayor expects work in spring",
+    TRUTH,
+    TRUTH,
+];
+
+#[tokio::test]
+async fn two_disagreeing_answers_ask_a_reserve_miner_and_the_majority_wins() {
+    let (done, _) = summarized_by(&quorum_settings("2"), Vec::new(), SPLIT).await;
+    assert_eq!(
+        done.status,
+        TaskStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
+    let result = done.result.unwrap();
+    assert!(
+        [2, 3].contains(&result.miner_uid),
+        "the agreeing pair wins, not the fastest: {result:?}"
+    );
+    let quorum = result.quorum.unwrap();
+    assert_eq!(
+        (quorum.valid_answers, quorum.supporting, quorum.escalated),
+        (3, 2, 1),
+        "{quorum:?}"
+    );
+    assert_eq!(quorum.confidence, crate::domain::Confidence::High);
+    assert_eq!(done.candidates.len(), 3, "the reserve is a candidate too");
+}
+
+#[tokio::test]
+async fn with_no_one_left_to_ask_the_track_record_decides_before_latency_at_low_confidence() {
+    // Miner 2 has a long good record; miner 1 (faster) has none.
+    let mut record = MinerHealth::new("hk2");
+    for _ in 0..10 {
+        record.observe(Outcome::Success, 50.0, Some(0.9), now_millis());
+    }
+    let (done, _) = summarized_by(&quorum_settings("0"), vec![record], PARTIAL).await;
+    let result = done.result.unwrap();
+    assert_eq!(result.miner_uid, 2, "{result:?}");
+    let quorum = result.quorum.unwrap();
+    assert_eq!(quorum.confidence, crate::domain::Confidence::Low);
+    assert_eq!((quorum.valid_answers, quorum.supporting), (2, 1));
+    assert!(
+        quorum.note.unwrap_or_default().contains("track record"),
+        "the result says how it was chosen"
+    );
+
+    // Without any record, the scores decide, and the result still says it is unsure.
+    let (done, _) = summarized_by(&quorum_settings("0"), Vec::new(), PARTIAL).await;
+    let result = done.result.unwrap();
+    assert_eq!(result.miner_uid, 1);
+    assert_eq!(
+        result.quorum.unwrap().confidence,
+        crate::domain::Confidence::Low
+    );
+}

@@ -41,6 +41,13 @@ fn result() -> TaskResult {
         combined_score: 0.87,
         miner_uid: 3,
         miner_hotkey: "5X".into(),
+        quorum: Some(taogate_shared::domain::Quorum {
+            valid_answers: 3,
+            supporting: 2,
+            confidence: taogate_shared::domain::Confidence::High,
+            escalated: 0,
+            note: None,
+        }),
     }
 }
 

@@ -166,6 +166,7 @@ mod tests {
             required_answers: required,
             hedge_after,
             hedge_miners: hedge,
+            escalation_miners: 0,
             deadline: Duration::from_secs(2),
             scorer: crate::scoring::Scorer {
                 weights: crate::scoring::Weights {

@@ -31,6 +31,8 @@ pub struct AttemptPolicy {
     pub hedge_after: f64,
     /// Extra miners a hedge asks.
     pub hedge_miners: usize,
+    /// Further miners asked when the valid answers have no majority.
+    pub escalation_miners: usize,
     /// The attempt's deadline for all miner answers.
     pub deadline: Duration,
     /// Weights, accuracy floor, summary compression range, scoring mode.
@@ -50,6 +52,7 @@ impl AttemptPolicy {
             required_answers: selection.required_answers.min(selection.miners_per_request),
             hedge_after: selection.hedge_after,
             hedge_miners: selection.hedge_miners,
+            escalation_miners: selection.escalation_miners,
             deadline: selection.deadline,
             scorer,
             own_hotkey: own_hotkey.to_owned(),
@@ -96,7 +99,7 @@ where
     let pool = policy.selector.select(
         &snapshot,
         &policy.own_hotkey,
-        policy.miners_per_request + policy.hedge_miners,
+        policy.miners_per_request + policy.hedge_miners + policy.escalation_miners,
         health,
         now_millis(),
     );
@@ -113,19 +116,59 @@ where
     let first = pool.len().min(policy.miners_per_request);
     let started = tokio::time::Instant::now();
     // The reference is asked at the same time as the miners, under the same deadline.
-    let (gathered, task_reference) = tokio::join!(
+    let (mut gathered, task_reference) = tokio::join!(
         gather::gather(&pool, first, &request, &ports.client, policy, &budget),
         request::task_reference(reference, policy, task, &input)
     );
-    let answers = verdict::sort(&pool, gathered)?;
-    let transcripts = request::transcripts(reference, policy, task, &answers.valid, started).await;
-    verdict::decide(
-        task,
-        policy,
-        answers,
-        transcripts,
-        task_reference,
-        &ports.blobs,
-    )
-    .await
+    let mut escalated = 0usize;
+    loop {
+        let answers = verdict::sort(&pool, gathered.clone())?;
+        let transcripts =
+            request::transcripts(reference, policy, task, &answers.valid, started).await;
+        let weighed =
+            verdict::weigh(task, policy, answers, transcripts, task_reference.clone()).await;
+        // Without a majority, ask the next miners of the pool (within the deadline) and weigh
+        // everything again.
+        let next = gathered.0.iter().max().map_or(0, |&i| i + 1);
+        let left = policy.deadline.saturating_sub(started.elapsed());
+        let more = (policy.escalation_miners - escalated).min(pool.len() - next);
+        if more == 0 || left < ESCALATION_MIN_TIME || !weighed.lacks_majority(policy) {
+            return verdict::decide(
+                task,
+                policy,
+                weighed,
+                health,
+                escalated as u32,
+                &ports.blobs,
+            )
+            .await;
+        }
+        tracing::info!(
+            more,
+            "the valid answers have no majority; asking more miners"
+        );
+        let reserves = &pool[next..next + more];
+        let escalation = AttemptPolicy {
+            required_answers: more,
+            hedge_miners: 0,
+            deadline: left,
+            ..policy.clone()
+        };
+        let (asked, replies, validated) = gather::gather(
+            reserves,
+            more,
+            &request,
+            &ports.client,
+            &escalation,
+            &budget,
+        )
+        .await;
+        gathered.0.extend(asked.into_iter().map(|i| i + next));
+        gathered.1.extend(replies);
+        gathered.2.extend(validated);
+        escalated += more;
+    }
 }
+
+/// Less of the deadline left than this, an attempt decides with the answers it has.
+const ESCALATION_MIN_TIME: Duration = Duration::from_millis(500);

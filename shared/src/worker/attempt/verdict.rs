@@ -1,13 +1,15 @@
 //! The verdict: which miners answered validly, how each valid answer scores, which one wins
 //! (never one below the accuracy floor), and the stored result.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use super::gather::Gathered;
 use super::{AttemptError, AttemptPolicy};
 use crate::domain::BlobKey;
 use crate::domain::{
-    Candidate, Miner, MinerReply, Outcome, Task, TaskInput, TaskOutput, TaskResult,
+    Candidate, Confidence, Miner, MinerHealth, MinerReply, Outcome, Quorum, Task, TaskInput,
+    TaskOutput, TaskResult,
 };
 use crate::ports::BlobPut;
 use crate::scoring::{Entry, Job, Reference, Scored, Scorer};
@@ -60,15 +62,20 @@ pub(super) fn sort(pool: &[&Miner], gathered: Gathered) -> Result<Answers, Attem
     })
 }
 
-/// Scores the valid answers, picks the winner and stores its output.
-pub(super) async fn decide<B: BlobPut>(
+/// The valid answers, scored.
+pub(super) struct Weighed {
+    answers: Answers,
+    scored: Vec<Scored>,
+}
+
+/// Scores the valid answers and records the scores on their candidates.
+pub(super) async fn weigh(
     task: &Task,
     policy: &AttemptPolicy,
     mut answers: Answers,
     transcripts: Vec<Option<Result<String, String>>>,
     reference: Reference,
-    blobs: &B,
-) -> Result<(TaskResult, Vec<Candidate>), AttemptError> {
+) -> Weighed {
     let scored = score_blocking(
         task,
         policy.scorer,
@@ -85,24 +92,142 @@ pub(super) async fn decide<B: BlobPut>(
         c.combined = Some(s.combined);
         c.scores = Some(s.detail.clone());
     }
-    let best = winner(policy, &answers, &scored)?;
-    keep(task, answers, best, blobs).await
+    Weighed { answers, scored }
 }
 
-/// The candidate index of the winning answer, or why none may win.
+impl Weighed {
+    /// Whether more miners should be asked: the answers were weighed against each other (or
+    /// one stood alone) and the would-be winner has no majority behind it.
+    pub(super) fn lacks_majority(&self, policy: &AttemptPolicy) -> bool {
+        match self.ranked(policy) {
+            Some(best) => {
+                let detail = &self.scored[best].detail;
+                matches!(detail.basis.as_str(), "consensus" | "single")
+                    && !majority(self.supporting(best), self.scored.len())
+            }
+            // Nobody reached the floor: more answers may change that.
+            None => true,
+        }
+    }
+
+    /// The index (among the valid answers) of the best answer at or above the floor.
+    fn ranked(&self, policy: &AttemptPolicy) -> Option<usize> {
+        let (valid, candidates) = (&self.answers.valid, &self.answers.candidates);
+        let latencies: Vec<u64> = valid
+            .iter()
+            .map(|(i, _)| candidates[*i].latency_ms)
+            .collect();
+        let uids: Vec<u16> = valid.iter().map(|(i, _)| candidates[*i].uid).collect();
+        policy.scorer.best(&self.scored, &latencies, &uids)
+    }
+
+    /// How many valid answers agree with answer `k`, itself included.
+    fn supporting(&self, k: usize) -> u32 {
+        1 + self.scored[k].detail.support.unwrap_or(0)
+    }
+
+    /// Without a majority, the answer whose miner has the best track record: among the
+    /// answers at or above the floor, the best stored record (mean score times success rate;
+    /// unknown miners rank last), then the highest accuracy (measured only against answers
+    /// that disagree, so it comes second), then the lowest latency.
+    fn by_track_record(
+        &self,
+        policy: &AttemptPolicy,
+        health: &HashMap<String, MinerHealth>,
+    ) -> Option<usize> {
+        let (valid, candidates) = (&self.answers.valid, &self.answers.candidates);
+        let record = |k: usize| {
+            health
+                .get(&candidates[valid[k].0].hotkey)
+                .filter(|h| h.samples > 0)
+                .map_or(-1.0, |h| h.score.unwrap_or(0.0) * h.success_rate)
+        };
+        (0..self.scored.len())
+            .filter(|&k| self.scored[k].accuracy >= policy.scorer.floor)
+            .max_by(|&a, &b| {
+                let (x, y) = (self.scored[a].accuracy, self.scored[b].accuracy);
+                let by_accuracy = if (x - y).abs() <= 1e-9 {
+                    std::cmp::Ordering::Equal
+                } else {
+                    x.total_cmp(&y)
+                };
+                record(a)
+                    .total_cmp(&record(b))
+                    .then(by_accuracy)
+                    .then(
+                        candidates[valid[b].0]
+                            .latency_ms
+                            .cmp(&candidates[valid[a].0].latency_ms),
+                    )
+                    .then(candidates[valid[b].0].uid.cmp(&candidates[valid[a].0].uid))
+            })
+    }
+}
+
+/// Whether `supporting` of `valid` answers are a majority: at least two, and more than half.
+fn majority(supporting: u32, valid: usize) -> bool {
+    supporting >= 2 && 2 * supporting as usize > valid
+}
+
+/// Picks the winner of the weighed answers, says how sure it is, and stores its output.
+/// `escalated` miners were asked beyond the first selection.
+pub(super) async fn decide<B: BlobPut>(
+    task: &Task,
+    policy: &AttemptPolicy,
+    weighed: Weighed,
+    health: &HashMap<String, MinerHealth>,
+    escalated: u32,
+    blobs: &B,
+) -> Result<(TaskResult, Vec<Candidate>), AttemptError> {
+    let (best, quorum) = winner(policy, &weighed, health, escalated)?;
+    keep(task, weighed.answers, best, quorum, blobs).await
+}
+
+/// The candidate index of the winning answer and its quorum, or why none may win.
 fn winner(
     policy: &AttemptPolicy,
-    answers: &Answers,
-    scored: &[Scored],
-) -> Result<usize, AttemptError> {
-    let (valid, candidates) = (&answers.valid, &answers.candidates);
-    let latencies: Vec<u64> = valid
-        .iter()
-        .map(|(i, _)| candidates[*i].latency_ms)
-        .collect();
-    let uids: Vec<u16> = valid.iter().map(|(i, _)| candidates[*i].uid).collect();
-    if let Some(winner) = policy.scorer.best(scored, &latencies, &uids) {
-        return Ok(valid[winner].0);
+    weighed: &Weighed,
+    health: &HashMap<String, MinerHealth>,
+    escalated: u32,
+) -> Result<(usize, Quorum), AttemptError> {
+    let (valid, candidates, scored) = (
+        &weighed.answers.valid,
+        &weighed.answers.candidates,
+        &weighed.scored,
+    );
+    if let Some(ranked) = weighed.ranked(policy) {
+        let count = scored.len();
+        let basis = scored[ranked].detail.basis.as_str();
+        let quorum = |k: usize, confidence, note: Option<String>| Quorum {
+            valid_answers: count as u32,
+            supporting: weighed.supporting(k),
+            confidence,
+            escalated,
+            note,
+        };
+        let chosen = match basis {
+            "consensus" | "single" if !majority(weighed.supporting(ranked), count) => {
+                let k = weighed.by_track_record(policy, health).unwrap_or(ranked);
+                let note = if count == 1 {
+                    "one valid answer: nothing to compare it with".to_owned()
+                } else {
+                    format!(
+                        "no majority among {count} valid answers; chosen by the miners' track record"
+                    )
+                };
+                (k, quorum(k, Confidence::Low, Some(note)))
+            }
+            "signal" => (
+                ranked,
+                quorum(
+                    ranked,
+                    Confidence::Low,
+                    Some("speech judged by its signal only: no recognizer is configured".into()),
+                ),
+            ),
+            _ => (ranked, quorum(ranked, Confidence::High, None)),
+        };
+        return Ok((valid[chosen.0].0, chosen.1));
     }
     let (top, s) = scored
         .iter()
@@ -129,6 +254,7 @@ async fn keep<B: BlobPut>(
     task: &Task,
     answers: Answers,
     best: usize,
+    quorum: Quorum,
     blobs: &B,
 ) -> Result<(TaskResult, Vec<Candidate>), AttemptError> {
     let Answers {
@@ -170,6 +296,7 @@ async fn keep<B: BlobPut>(
         combined_score: winner.combined.unwrap_or(0.0),
         miner_uid: winner.uid,
         miner_hotkey: winner.hotkey.clone(),
+        quorum: Some(quorum),
     };
     Ok((result, candidates))
 }
