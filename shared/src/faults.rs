@@ -59,7 +59,7 @@ pub fn wrap<T>(store: T) -> T {
 mod armed {
     use std::time::Duration;
 
-    use crate::domain::{ClaimOutcome, GiveUp, Millis, MinerHealth, Task, TaskId};
+    use crate::domain::{ClaimOutcome, GiveUp, Millis, MinerHealth, Observation, Task, TaskId};
     use crate::ports::{AttemptEnd, HealthStore, NoticeLedger, StoreError, TaskLease};
 
     /// Arms the points `FAILPOINTS` names, for the life of the process. Keep the value alive.
@@ -144,6 +144,13 @@ mod armed {
 
         async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
             self.0.save_health(records).await
+        }
+
+        async fn observe_health(
+            &self,
+            observations: Vec<Observation>,
+        ) -> Result<Vec<MinerHealth>, StoreError> {
+            self.0.observe_health(observations).await
         }
     }
 }

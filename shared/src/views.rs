@@ -72,12 +72,24 @@ impl From<&Candidate> for CandidateView {
     }
 }
 
+/// Text results up to this many bytes are carried inline in task views, list pages and
+/// callbacks; longer ones are served at `output_url`. A list page of 100 tasks so stays far
+/// below an AWS Lambda response's 6 MB.
+pub const INLINE_OUTPUT_BYTES: usize = 32 * 1024;
+
 /// The chosen answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResultView {
-    /// Text output (transcription, summarization).
+    /// Text output (transcription, summarization), when at most 32 KiB; longer ones are at
+    /// `output_url`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_text: Option<String>,
+    /// Where a text output longer than 32 KiB is served (`text/plain`), relative to the API.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_url: Option<String>,
+    /// Size of a text output in bytes (UTF-8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<usize>,
     /// Where to fetch the audio output (TTS).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audio_url: Option<String>,
@@ -139,17 +151,26 @@ impl TaskView {
     /// Builds the view; `audio_url` is where an audio result is served.
     pub fn new(task: &Task, audio_url: Option<String>) -> Self {
         let result = task.result.as_ref().map(|r| {
-            let output_text = match &r.output {
-                TaskOutput::Text { text } => Some(text.clone()),
-                TaskOutput::Audio { .. } => None,
+            let (output_text, output_url, output_bytes) = match &r.output {
+                TaskOutput::Text { text } if text.len() <= INLINE_OUTPUT_BYTES => {
+                    (Some(text.clone()), None, Some(text.len()))
+                }
+                TaskOutput::Text { text } => (
+                    None,
+                    Some(format!("/api/v1/tasks/{}/output", task.id)),
+                    Some(text.len()),
+                ),
+                TaskOutput::Audio { .. } => (None, None, None),
             };
             ResultView {
-                audio_url: if output_text.is_none() {
+                audio_url: if output_bytes.is_none() {
                     audio_url
                 } else {
                     None
                 },
                 output_text,
+                output_url,
+                output_bytes,
                 model_used: r.model_used.clone(),
                 processing_time: r.processing_time,
                 accuracy_score: r.accuracy_score,

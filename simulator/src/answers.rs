@@ -54,6 +54,54 @@ pub fn fill(body: &mut SynapseBody, behaviour: Behaviour) {
             body.output_data = Some(B64.encode(output));
             return;
         }
+        Behaviour::Oversized => {
+            body.output_data = Some(B64.encode(vec![b'a'; 8 * 1024 * 1024]));
+            return;
+        }
+        Behaviour::Bomb => {
+            body.output_data = Some(B64.encode(if task_type == "tts" {
+                absurd_wav()
+            } else {
+                "a ".repeat(1_000_000).into_bytes()
+            }));
+            return;
+        }
+        Behaviour::Echo => {
+            body.output_data = body.input_data.clone();
+            return;
+        }
+        Behaviour::Replay => {
+            let other = "the weather will be sunny tomorrow with light winds from the west";
+            body.output_data = Some(B64.encode(match task_type.as_str() {
+                "tts" => speak(other, false),
+                _ => other.as_bytes().to_vec(),
+            }));
+            return;
+        }
+        Behaviour::Silence => {
+            body.output_data = Some(B64.encode(if task_type == "tts" {
+                // As long as good speech of the text: 60 ms per character.
+                let chars = String::from_utf8_lossy(&input).chars().count().max(5);
+                audio::wav_pcm16(&vec![0i16; chars * 16_000 * 6 / 100], 16_000, None)
+            } else {
+                b"   ".to_vec()
+            }));
+            return;
+        }
+        Behaviour::WrongLanguage => {
+            let text = String::from_utf8_lossy(&input).into_owned();
+            let good = match task_type.as_str() {
+                "tts" => {
+                    body.output_data = Some(B64.encode(speak("一个完全不同的句子", false)));
+                    return;
+                }
+                "summarization" => summarize(&text, false),
+                _ => transcribe(input, false),
+            };
+            let words = good.split_whitespace().count().max(1);
+            body.output_data = Some(B64.encode("这是错误的语言".repeat(words).into_bytes()));
+            return;
+        }
         _ => {}
     }
     let noisy = behaviour == Behaviour::Noisy;
@@ -121,6 +169,19 @@ pub fn summarize(text: &str, noisy: bool) -> String {
     let mut chosen: Vec<usize> = scored.iter().take(keep).map(|(i, _)| *i).collect();
     chosen.sort_unstable();
     chosen.iter().map(|i| all[*i]).collect::<Vec<_>>().join(" ")
+}
+
+/// A tiny WAV whose header declares 3 MHz and a data chunk of 4 GiB: a decoder that trusted
+/// it would allocate for hours of audio.
+fn absurd_wav() -> Vec<u8> {
+    let mut wav = audio::wav_pcm16(&audio::tone(0.1, 300.0, 8000), 8000, None);
+    let fmt = wav.windows(4).position(|w| w == b"fmt ").unwrap_or(12) + 8;
+    wav[fmt + 4..fmt + 8].copy_from_slice(&3_000_000u32.to_le_bytes());
+    wav[fmt + 8..fmt + 12].copy_from_slice(&6_000_000u32.to_le_bytes());
+    if let Some(data) = wav.windows(4).position(|w| w == b"data") {
+        wav[data + 4..data + 8].copy_from_slice(&u32::MAX.to_le_bytes());
+    }
+    wav
 }
 
 /// A WAV "reading" of `text`: one tone per word, 60 ms per character. A noisy miner drops 30 %.

@@ -108,6 +108,22 @@ fn verify(state: &AxonState, headers: &HeaderMap) -> Result<(), String> {
     Ok(())
 }
 
+/// HTTP 200 whose body never ends: one byte every 100 ms.
+fn drip() -> Response {
+    let start = futures::stream::once(async { Ok::<_, std::io::Error>(Bytes::from_static(b"{")) });
+    let rest = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        Some((Ok(Bytes::from_static(b" ")), ()))
+    });
+    let mut response =
+        axum::body::Body::from_stream(futures::StreamExt::chain(start, rest)).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 async fn handle(
     State(state): State<AxonState>,
     Path(synapse): Path<String>,
@@ -161,6 +177,9 @@ async fn handle(
     }
     if state.behaviour == Behaviour::Slow {
         tokio::time::sleep(state.slow_delay).await;
+    }
+    if state.behaviour == Behaviour::Drip {
+        return drip();
     }
     let started = std::time::Instant::now();
     answers::fill(&mut synapse_body, state.behaviour);

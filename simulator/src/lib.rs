@@ -8,8 +8,10 @@
 //! the body hash (500), and answers 200 with the full synapse body.
 //!
 //! Answers are deterministic and depend on the miner's [`Behaviour`]: good, noisy, slow,
-//! erroring (HTTP 200 with `error_message`), garbage, degenerate (well-formed but worthless), blacklisting (403), crashing (500) or unreachable (nothing
-//! listens on its port). TTS answers are real WAV files; summaries are real extractive summaries;
+//! erroring (HTTP 200 with `error_message`), garbage, degenerate (well-formed but worthless),
+//! blacklisting (403), crashing (500) or unreachable (nothing listens on its port); or hostile:
+//! oversized, a decode bomb, an endless drip, an echo of the input, a replayed answer, silence
+//! of the right length, the wrong language. TTS answers are real WAV files; summaries are real extractive summaries;
 //! transcripts are read from the comment tag the submitted audio carries (see [`answers`]).
 
 pub mod answers;
@@ -48,6 +50,20 @@ pub enum Behaviour {
     Crashing,
     /// Registered in the directory, but nothing listens on its port.
     Unreachable,
+    /// An answer of 8 MiB, whatever the task.
+    Oversized,
+    /// Speech whose WAV header declares 3 MHz; a million one-letter words for text.
+    Bomb,
+    /// HTTP 200, then a byte every 100 ms, never finishing.
+    Drip,
+    /// The input sent back as the answer.
+    Echo,
+    /// A well-formed answer to another task (a replayed one).
+    Replay,
+    /// Silence of exactly the expected length for speech; blank text for the others.
+    Silence,
+    /// Text of the right length in the wrong language (Chinese); speech of another text.
+    WrongLanguage,
 }
 
 impl Behaviour {
@@ -59,6 +75,17 @@ impl Behaviour {
         Self::Erroring,
         Self::Garbage,
         Self::Unreachable,
+    ];
+
+    /// Every miner paid to win by cheating, for the hostile tests.
+    pub const HOSTILE: [Behaviour; 7] = [
+        Self::Oversized,
+        Self::Bomb,
+        Self::Drip,
+        Self::Echo,
+        Self::Replay,
+        Self::Silence,
+        Self::WrongLanguage,
     ];
 
     /// Parses a behaviour name.
@@ -73,6 +100,13 @@ impl Behaviour {
             "blacklisting" => Self::Blacklisting,
             "crashing" => Self::Crashing,
             "unreachable" => Self::Unreachable,
+            "oversized" => Self::Oversized,
+            "bomb" => Self::Bomb,
+            "drip" => Self::Drip,
+            "echo" => Self::Echo,
+            "replay" => Self::Replay,
+            "silence" => Self::Silence,
+            "wrong_language" => Self::WrongLanguage,
             _ => return None,
         })
     }

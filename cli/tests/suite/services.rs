@@ -395,3 +395,80 @@ async fn a_50_mib_recording_completes_although_miners_echo_it_back() {
     assert_eq!(task["result"]["output_text"], "fifty megabytes");
     running.shutdown().await.unwrap();
 }
+
+/// A transcript longer than 32 KiB (here from 1,200 s of audio, sampled at 1 kHz to keep the
+/// file small) is not carried in task views, list pages or callbacks: they give its size and
+/// where to fetch it.
+#[tokio::test]
+async fn a_long_transcript_is_served_at_its_own_url_not_inline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good,good",
+        &[("TASK_TIMEOUT", "20")],
+    );
+    let api = Api::new(server.addr);
+    // Varied words (a repeated sentence would be rejected as a loop): a fixed pseudo-random
+    // walk over a small vocabulary.
+    let vocabulary: Vec<String> = "harbour bill clause vote committee river bridge lantern \
+        council market winter garden station letter village orchard signal meadow engine \
+        window candle pepper silver timber anchor basket castle dragon feather glacier \
+        hammer island jacket kettle ladder marble needle oyster pillow quarry ribbon saddle"
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    let mut state = 7u64;
+    let words: Vec<&str> = (0..6_000)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            vocabulary[(state >> 33) as usize % vocabulary.len()].as_str()
+        })
+        .collect();
+    let transcript = words.join(" ");
+    assert!(transcript.len() > 40_000);
+    let audio =
+        taogate_shared::audio::wav_pcm16(&vec![0i16; 1_000 * 1_200], 1_000, Some(&transcript));
+    let (_, task) = api
+        .submit_multipart_and_wait(
+            "/api/v1/transcription",
+            multipart(&[
+                ("audio_file", Some("long.wav"), &audio),
+                ("source_language", None, b"en"),
+            ]),
+            Duration::from_secs(120),
+        )
+        .await;
+    assert_eq!(task["status"], "completed", "{task}\n{}", server.log());
+    let result = &task["result"];
+    assert!(result["output_text"].is_null(), "not inline: {result}");
+    assert_eq!(result["output_bytes"], transcript.len());
+    let url = result["output_url"].as_str().unwrap();
+    assert_eq!(
+        url,
+        format!("/api/v1/tasks/{}/output", task["task_id"].as_str().unwrap())
+    );
+    let served = api
+        .http
+        .get(format!("{}{url}", api.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(served.status(), 200);
+    assert_eq!(
+        served.headers()["content-type"],
+        "text/plain; charset=utf-8"
+    );
+    assert_eq!(served.text().await.unwrap(), transcript);
+    let (_, list) = api.get("/api/v1/tasks?limit=5").await;
+    assert!(
+        list["tasks"][0]["result"]["output_text"].is_null(),
+        "{list}"
+    );
+    // Other tasks have no text output to serve.
+    let (status, _) = api
+        .get("/api/v1/tasks/01890000-0000-7000-8000-000000000000/output")
+        .await;
+    assert_eq!(status, 404);
+}

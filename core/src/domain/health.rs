@@ -45,7 +45,32 @@ pub struct MinerHealth {
     pub updated_at: Millis,
 }
 
+/// One finished query of a miner, to be added to its record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// The miner's hotkey (SS58).
+    pub hotkey: String,
+    /// How its answer fared.
+    pub outcome: Outcome,
+    /// Milliseconds, measured here.
+    pub latency_ms: f64,
+    /// The combined score of a valid answer.
+    pub score: Option<f64>,
+    /// When.
+    pub at: Millis,
+}
+
 impl MinerHealth {
+    /// Adds `observation` to the record.
+    pub fn apply(&mut self, observation: &Observation) {
+        self.observe(
+            observation.outcome,
+            observation.latency_ms,
+            observation.score,
+            observation.at,
+        );
+    }
+
     /// A miner never observed.
     pub fn new(hotkey: impl Into<String>) -> Self {
         Self {

@@ -44,7 +44,7 @@ pub use budget::{
     expected_reading_seconds,
 };
 pub use candidate::{Candidate, Outcome, ScoreDetail};
-pub use health::MinerHealth;
+pub use health::{MinerHealth, Observation};
 pub use ids::TaskId;
 pub use language::Language;
 pub use miner::{ChainInfo, Miner, MinerReply, MinerSnapshot, SynapseAnswer, SynapseRequest};

@@ -96,6 +96,10 @@ where
     let mut router = Router::new()
         .route("/api/v1/tasks", get(status::list_tasks::<R, Q, B, D>))
         .route("/api/v1/tasks/{id}", get(status::get_task::<R, Q, B, D>))
+        .route(
+            "/api/v1/tasks/{id}/output",
+            get(status::get_output::<R, Q, B, D>),
+        )
         .route("/api/v1/health", get(status::health::<R, Q, B, D>))
         .route(
             "/api/v1/validator/integration",

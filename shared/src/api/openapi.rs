@@ -106,6 +106,12 @@ fn get_task() {}
     responses((status = 200, content_type = "audio/wav", description = "WAV file"), (status = 404, body = Problem)))]
 fn get_audio() {}
 
+/// A text result in full (the task view carries it inline up to 32 KiB, else `output_url`).
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/output", tag = "status",
+    params(("id" = String, Path, description = "Task id")),
+    responses((status = 200, content_type = "text/plain", description = "The transcript or summary"), (status = 404, body = Problem)))]
+fn get_output() {}
+
 /// Tasks, newest first, paginated by cursor.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "status",
     params(("status" = Option<String>, Query, description = "pending | processing | completed | failed"),
@@ -128,7 +134,7 @@ fn integration() {}
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
-    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, list_tasks, health, integration),
+    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration),
     components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, QueueDepth, Problem, FieldError)),

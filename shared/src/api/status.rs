@@ -72,6 +72,25 @@ pub async fn get_audio<
     Ok(([(header::CONTENT_TYPE, "audio/wav")], bytes).into_response())
 }
 
+/// `GET /api/v1/tasks/{id}/output`: a text result in full, as `text/plain`.
+pub async fn get_output<
+    R: TaskReader,
+    Q: QueueDepths,
+    B: BlobGet + BlobPresign,
+    D: MinerDirectory,
+>(
+    State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    let task = load(&state.tasks, &id).await?;
+    match task.result.map(|r| r.output) {
+        Some(crate::domain::TaskOutput::Text { text }) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
+        }
+        _ => Err(Problem::not_found("this task has no text result (yet)")),
+    }
+}
+
 fn cursor_encode(id: TaskId) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.to_string())
 }

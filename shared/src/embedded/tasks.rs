@@ -342,6 +342,62 @@ impl crate::ports::HealthStore for Database {
         })
         .await
     }
+
+    async fn observe_health(
+        &self,
+        observations: Vec<crate::domain::Observation>,
+    ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        self.observe_health_in_tx(observations).await
+    }
+}
+
+impl Database {
+    /// Applies `observations` to the stored records in one transaction.
+    pub(super) async fn observe_health_in_tx(
+        &self,
+        observations: Vec<crate::domain::Observation>,
+    ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        self.write(move |c| {
+            let tx = c.transaction().map_err(StoreError::backend)?;
+            let mut updated: Vec<crate::domain::MinerHealth> = Vec::new();
+            for o in &observations {
+                let index = match updated.iter().position(|h| h.hotkey == o.hotkey) {
+                    Some(i) => i,
+                    None => {
+                        let body: Option<String> = tx
+                            .query_row(
+                                "SELECT body FROM miner_health WHERE hotkey = ?1",
+                                params![o.hotkey],
+                                |r| r.get(0),
+                            )
+                            .optional()
+                            .map_err(StoreError::backend)?;
+                        let record = match body {
+                            Some(body) => {
+                                serde_json::from_str(&body).map_err(StoreError::backend)?
+                            }
+                            None => crate::domain::MinerHealth::new(o.hotkey.clone()),
+                        };
+                        updated.push(record);
+                        updated.len() - 1
+                    }
+                };
+                updated[index].apply(o);
+            }
+            for record in &updated {
+                let body = serde_json::to_string(record).map_err(StoreError::backend)?;
+                tx.execute(
+                    "INSERT INTO miner_health (hotkey, body) VALUES (?1, ?2)
+                     ON CONFLICT (hotkey) DO UPDATE SET body = excluded.body",
+                    params![record.hotkey, body],
+                )
+                .map_err(StoreError::backend)?;
+            }
+            tx.commit().map_err(StoreError::backend)?;
+            Ok(updated)
+        })
+        .await
+    }
 }
 
 /// Gives up on task `id` inside a transaction (see `Task::give_up`): shared by the port and by

@@ -88,9 +88,14 @@ pub const AWS_ACTIONS: &[(&str, &[&str])] = &[
         ],
     ),
     ("NoticeLedger", &["dynamodb:GetItem", "dynamodb:PutItem"]),
+    // Load many; observe: read one, conditional put.
     (
         "HealthStore",
-        &["dynamodb:BatchGetItem", "dynamodb:PutItem"],
+        &[
+            "dynamodb:BatchGetItem",
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+        ],
     ),
     ("QueueSend", &["sqs:SendMessage"]),
     // Receive and delete come with the event source; a retry's shorter visibility and a

@@ -7,7 +7,8 @@ use std::time::Duration;
 use super::StoreError;
 pub use crate::domain::AttemptEnd;
 use crate::domain::{
-    ClaimOutcome, GiveUp, Millis, MinerHealth, ServiceKind, StatusCounts, Task, TaskId, TaskStatus,
+    ClaimOutcome, GiveUp, Millis, MinerHealth, Observation, ServiceKind, StatusCounts, Task,
+    TaskId, TaskStatus,
 };
 
 /// A page request for the task list.
@@ -150,9 +151,16 @@ pub trait HealthStore: Send + Sync + 'static {
         &self,
         hotkeys: Vec<String>,
     ) -> impl Future<Output = Result<Vec<MinerHealth>, StoreError>> + Send;
-    /// Stores these records, replacing older ones (last writer wins: health is advisory).
+    /// Stores these records, replacing older ones (seeding and repairs; workers observe).
     fn save_health(
         &self,
         records: Vec<MinerHealth>,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Adds each observation to its miner's stored record, atomically per miner, so that
+    /// concurrent attempts never overwrite each other's observations. Returns the updated
+    /// records.
+    fn observe_health(
+        &self,
+        observations: Vec<Observation>,
+    ) -> impl Future<Output = Result<Vec<MinerHealth>, StoreError>> + Send;
 }

@@ -23,7 +23,8 @@ pub use selection::Selector;
 use crate::bittensor::{Hotkey, ProtocolClient};
 use crate::config::{Settings, WorkerSettings};
 use crate::domain::{
-    Candidate, ClaimOutcome, GiveUp, Millis, MinerHealth, MinerSnapshot, Outcome, Task, now_millis,
+    Candidate, ClaimOutcome, GiveUp, Millis, MinerHealth, MinerSnapshot, Observation, Outcome,
+    Task, now_millis,
 };
 use crate::drain::DeliveryHandler;
 pub use crate::drain::Disposition;
@@ -212,7 +213,7 @@ where
             }
             Err(AttemptError::Store(_)) => &[],
         };
-        self.record_health(health, candidates).await;
+        self.record_health(candidates).await;
         for refused in candidates
             .iter()
             .filter(|c| c.outcome == Outcome::Unauthorized)
@@ -425,36 +426,43 @@ where
         }
     }
 
-    /// Adds this attempt's observations to the records of the miners asked, and stores them.
-    async fn record_health(&self, mut known: HashMap<String, MinerHealth>, asked: &[Candidate]) {
+    /// Adds this attempt's observations to the records of the miners asked, in the store, so
+    /// that concurrent attempts add up rather than overwrite each other.
+    async fn record_health(&self, asked: &[Candidate]) {
         let now = now_millis();
-        let records: Vec<MinerHealth> = asked
+        let observations: Vec<Observation> = asked
             .iter()
             .filter(|c| c.outcome != Outcome::Cancelled)
-            .map(|c| {
-                let mut record = known
-                    .remove(&c.hotkey)
-                    .unwrap_or_else(|| MinerHealth::new(c.hotkey.clone()));
+            .map(|c| Observation {
+                hotkey: c.hotkey.clone(),
                 // A well-formed answer below the accuracy floor is worthless: it counts as a
                 // failure, so a miner that only answers garbage is ranked down and backed off.
-                let outcome = match c.accuracy {
+                outcome: match c.accuracy {
                     Some(a) if c.outcome == Outcome::Success && a < self.policy.scorer.floor => {
                         Outcome::InvalidAnswer
                     }
                     _ => c.outcome,
-                };
-                record.observe(outcome, c.latency_ms as f64, c.combined, now);
-                if record.failures_in_a_row == crate::domain::health::BACKOFF_AFTER {
-                    info!(miner_uid = c.uid, hotkey = %c.hotkey, "miner keeps failing; backed off");
-                }
-                record
+                },
+                latency_ms: c.latency_ms as f64,
+                score: c.combined,
+                at: now,
             })
             .collect();
-        if records.is_empty() {
+        if observations.is_empty() {
             return;
         }
-        if let Err(e) = self.ports.tasks.save_health(records).await {
-            warn!(error = ?anyhow::Error::from(e), "miner health could not be stored");
+        match self.ports.tasks.observe_health(observations).await {
+            Ok(records) => {
+                for record in records
+                    .iter()
+                    .filter(|r| r.failures_in_a_row == crate::domain::health::BACKOFF_AFTER)
+                {
+                    info!(hotkey = %record.hotkey, "miner keeps failing; backed off");
+                }
+            }
+            Err(e) => {
+                warn!(error = ?anyhow::Error::from(e), "miner health could not be stored");
+            }
         }
     }
 

@@ -614,6 +614,13 @@ impl HealthStore for Flaky {
     async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
         self.db.save_health(records).await
     }
+
+    async fn observe_health(
+        &self,
+        observations: Vec<crate::domain::Observation>,
+    ) -> Result<Vec<MinerHealth>, StoreError> {
+        self.db.observe_health(observations).await
+    }
 }
 
 #[tokio::test]

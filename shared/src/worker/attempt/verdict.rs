@@ -41,7 +41,7 @@ pub(super) fn sort(pool: &[&Miner], gathered: Gathered) -> Result<Answers, Attem
             accuracy: None,
             speed: None,
             combined: None,
-            error: outcome.as_ref().err().map(|(_, e)| e.clone()),
+            error: outcome.as_ref().err().map(|(_, e)| brief(e)),
             scores: None,
         });
         if let Ok(answer) = outcome {
@@ -339,6 +339,17 @@ async fn score_blocking(
     tokio::task::spawn_blocking(work)
         .await
         .expect("scoring does not panic")
+}
+
+/// The most of a miner's error message kept on its candidate: what a miner writes in its
+/// refusal is not allowed to fill task views.
+const ERROR_CHARS: usize = 500;
+
+fn brief(error: &str) -> String {
+    match error.char_indices().nth(ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &error[..cut]),
+        None => error.to_owned(),
+    }
 }
 
 fn summarize_failures(candidates: &[Candidate]) -> String {
