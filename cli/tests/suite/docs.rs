@@ -23,6 +23,7 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         ("/api/v1/tasks", "get"),
         ("/api/v1/tasks/{id}", "get"),
         ("/api/v1/tasks/{id}/audio", "get"),
+        ("/api/v1/tasks/{id}/output", "get"),
         ("/api/v1/health", "get"),
         ("/api/v1/validator/integration", "get"),
     ];

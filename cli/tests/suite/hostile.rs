@@ -24,7 +24,7 @@ const SPEAK: &str = "Fishing boats will use the south quay until the new lights 
     north pier, which the harbour master expects within two weeks of the storm damage.";
 
 /// `TASK_TIMEOUT` of these runs.
-const DEADLINE: Duration = Duration::from_secs(3);
+const DEADLINE: Duration = Duration::from_secs(8);
 
 const GOOD: [u64; 3] = [0, 1, 2];
 
@@ -68,7 +68,7 @@ async fn hostile_miners_lose_every_service_are_classified_and_demoted_within_bud
             ("REQUIRED_ANSWERS", "10"),
             ("HEDGE_MINERS", "0"),
             ("ESCALATION_MINERS", "0"),
-            ("TASK_TIMEOUT", "3"),
+            ("TASK_TIMEOUT", "8"),
             ("MAX_ATTEMPTS", "1"),
         ],
     );

@@ -253,6 +253,7 @@ async fn a_failing_miners_record_demotes_it_for_every_worker() {
         ("MAX_MINERS_PER_REQUEST", "2"),
         ("REQUIRED_ANSWERS", "2"),
         ("HEDGE_MINERS", "0"),
+        ("ESCALATION_MINERS", "0"),
         ("SELECTION_EXPLORATION", "0"),
     ];
     let (db, subnet, worker) = worker_setup(
