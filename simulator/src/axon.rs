@@ -124,6 +124,24 @@ fn drip() -> Response {
     response
 }
 
+/// HTTP 200 with 256 MiB of base64 `output_data`, generated as it is sent.
+fn flood() -> Response {
+    const CHUNK: usize = 256 * 1024;
+    let chunk = Bytes::from(vec![b'A'; CHUNK]);
+    let start = futures::stream::once(async {
+        Ok::<_, std::io::Error>(Bytes::from_static(b"{\"output_data\":\""))
+    });
+    let body = futures::stream::iter((0..1024).map(move |_| Ok(chunk.clone())));
+    let end = futures::stream::once(async { Ok(Bytes::from_static(b"\"}")) });
+    let stream = futures::StreamExt::chain(futures::StreamExt::chain(start, body), end);
+    let mut response = axum::body::Body::from_stream(stream).into_response();
+    response.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 async fn handle(
     State(state): State<AxonState>,
     Path(synapse): Path<String>,
@@ -180,6 +198,9 @@ async fn handle(
     }
     if state.behaviour == Behaviour::Drip {
         return drip();
+    }
+    if state.behaviour == Behaviour::Flood {
+        return flood();
     }
     let started = std::time::Instant::now();
     answers::fill(&mut synapse_body, state.behaviour);

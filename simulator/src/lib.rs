@@ -64,6 +64,9 @@ pub enum Behaviour {
     Silence,
     /// Text of the right length in the wrong language (Chinese); speech of another text.
     WrongLanguage,
+    /// HTTP 200 and 256 MiB of `output_data`, as fast as the connection takes it: a miner
+    /// sending the most any budget allows, streamed (it costs the simulator no memory).
+    Flood,
 }
 
 impl Behaviour {
@@ -107,6 +110,7 @@ impl Behaviour {
             "replay" => Self::Replay,
             "silence" => Self::Silence,
             "wrong_language" => Self::WrongLanguage,
+            "flood" => Self::Flood,
             _ => return None,
         })
     }

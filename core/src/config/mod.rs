@@ -55,6 +55,9 @@ pub struct MinerClientSettings {
     pub dendrite_version: u64,
     /// `MAX_RESPONSE_BYTES`: the most read from one miner's answer.
     pub max_response_bytes: usize,
+    /// `MAX_ANSWER_MEMORY`: the most bytes of miner answers one process holds at once, across
+    /// every query of every record (192 MiB); a query that would pass it waits for room.
+    pub answer_memory: usize,
 }
 
 impl MinerClientSettings {
@@ -276,6 +279,7 @@ impl Settings {
                 path: r.raw("MINER_PATH"),
                 dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
                 max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
+                answer_memory: r.parse("MAX_ANSWER_MEMORY", 192 * 1024 * 1024usize),
             },
             selection: SelectionSettings {
                 policy: r.choice(
@@ -435,6 +439,12 @@ impl Settings {
         }
         if scoring.mode == ScoringMode::Reference && !self.reference.any() {
             p.push("SCORING_MODE=reference needs REFERENCE_URL or REFERENCE_ASR_URL".into());
+        }
+        if client.answer_memory < client.max_response_bytes {
+            p.push(format!(
+                "MAX_ANSWER_MEMORY ({}) must be at least MAX_RESPONSE_BYTES ({}): one answer must fit",
+                client.answer_memory, client.max_response_bytes
+            ));
         }
         if client.max_response_bytes < 1024 {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());

@@ -170,6 +170,9 @@ pub struct MinerReply {
     pub body: Option<Arc<SynapseAnswer>>,
     /// What went wrong otherwise, in words an operator understands.
     pub error: Option<String>,
+    /// The answer's share of the process's answer memory (`MAX_ANSWER_MEMORY`), given back
+    /// when the last copy of the reply is dropped.
+    pub memory: Option<Arc<tokio::sync::OwnedSemaphorePermit>>,
 }
 
 impl MinerReply {
@@ -180,6 +183,22 @@ impl MinerReply {
             latency,
             body: None,
             error: Some(error.into()),
+            memory: None,
+        }
+    }
+
+    /// A valid HTTP answer, holding `memory`.
+    pub fn answered(
+        latency: Duration,
+        body: SynapseAnswer,
+        memory: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Self {
+        Self {
+            outcome: Outcome::Success,
+            latency,
+            body: Some(Arc::new(body)),
+            error: None,
+            memory: memory.map(Arc::new),
         }
     }
 }

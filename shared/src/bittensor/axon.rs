@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use super::keys::Hotkey;
-use super::transport::{Answered, MinerReplyError, read_answer, to_reply};
+use super::transport::{AnswerMemory, Answered, MinerReplyError, read_answer, to_reply};
 use crate::domain::Miner;
 use crate::domain::{MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
@@ -61,6 +61,7 @@ pub struct AxonClient {
     http: reqwest::Client,
     hotkey: Arc<Hotkey>,
     config: Arc<AxonClientConfig>,
+    memory: AnswerMemory,
 }
 
 impl AxonClient {
@@ -71,7 +72,14 @@ impl AxonClient {
             http,
             hotkey,
             config: Arc::new(config),
+            memory: AnswerMemory::unbounded(),
         })
+    }
+
+    /// The client, holding at most `memory` of answers at once across its queries.
+    pub fn with_memory(mut self, memory: AnswerMemory) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// Queries `miner` with a given nonce and request uuid instead of fresh ones: a retry under
@@ -201,7 +209,7 @@ impl AxonClient {
             .map_err(MinerReplyError::Transport)?;
         // An axon echoes the whole request: its size, plus the answer's own limit.
         let limit = request.answer_limit(self.config.max_response_bytes);
-        read_answer(response, total + limit).await
+        read_answer(response, total + limit, &self.memory).await
     }
 }
 
@@ -359,5 +367,68 @@ mod tests {
             .query(&miner, &request, std::time::Duration::from_millis(800))
             .await;
         assert_eq!(reply.outcome, Outcome::Timeout, "{reply:?}");
+    }
+
+    /// A miner on loopback answering 200 with an echo of `echo` bytes of input and `output`
+    /// bytes of output.
+    async fn echoing_miner(echo: usize, output: usize) -> Miner {
+        let body = format!(
+            "{{\"input_data\":\"{}\",\"output_data\":\"{}\"}}",
+            "A".repeat(echo),
+            "B".repeat(output)
+        );
+        let app = axum::Router::new().fallback(move || {
+            let body = body.clone();
+            async move { body }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Miner {
+            uid: 2,
+            hotkey: "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port,
+            stake: 1.0,
+            incentive: 0.0,
+            chain: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_answer_holds_its_output_against_the_process_budget_until_dropped() {
+        let memory = AnswerMemory::new(4 * 1024 * 1024);
+        let client = client().with_memory(memory.clone());
+        let miner = echoing_miner(1024 * 1024, 200 * 1024).await;
+        let request = SynapseRequest::new("tts", Bytes::from_static(b"aGk="), "en");
+        let reply = client
+            .query(&miner, &request, std::time::Duration::from_secs(10))
+            .await;
+        assert_eq!(reply.outcome, Outcome::Success, "{reply:?}");
+        // The echo was read but not kept: only the output's share is held.
+        let held = 4 * 1024 * 1024 - memory.available();
+        assert!(
+            (200 * 1024..=202 * 1024).contains(&held),
+            "{held} bytes held"
+        );
+        drop(reply);
+        assert_eq!(memory.available(), 4 * 1024 * 1024);
+    }
+
+    #[tokio::test]
+    async fn with_the_budget_full_an_answer_waits_and_ends_at_its_deadline() {
+        let memory = AnswerMemory::new(64 * 1024);
+        let client = client().with_memory(memory.clone());
+        let miner = echoing_miner(0, 512 * 1024).await;
+        let request = SynapseRequest::new("tts", Bytes::from_static(b"aGk="), "en");
+        let reply = client
+            .query(&miner, &request, std::time::Duration::from_millis(800))
+            .await;
+        assert_eq!(reply.outcome, Outcome::Timeout, "{reply:?}");
+        assert_eq!(
+            memory.available(),
+            64 * 1024,
+            "a cut-off answer holds nothing"
+        );
     }
 }

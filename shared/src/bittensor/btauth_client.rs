@@ -9,7 +9,9 @@ use sha2::{Digest, Sha256};
 
 use super::btauth::sign_hashed;
 use super::keys::Hotkey;
-use super::transport::{Answered, MinerReplyError, next_nonce, read_answer, to_reply};
+use super::transport::{
+    AnswerMemory, Answered, MinerReplyError, next_nonce, read_answer, to_reply,
+};
 use crate::domain::Miner;
 use crate::domain::{MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
@@ -21,6 +23,7 @@ pub struct BtauthClient {
     hotkey: Arc<Hotkey>,
     path: Arc<str>,
     max_response_bytes: usize,
+    memory: AnswerMemory,
 }
 
 impl BtauthClient {
@@ -33,7 +36,14 @@ impl BtauthClient {
             hotkey,
             path: path.into(),
             max_response_bytes,
+            memory: AnswerMemory::unbounded(),
         })
+    }
+
+    /// The client, holding at most `memory` of answers at once across its queries.
+    pub fn with_memory(mut self, memory: AnswerMemory) -> Self {
+        self.memory = memory;
+        self
     }
 
     /// The JSON body `{"task_type", "input_data", "language"}` in three parts, sharing the input.
@@ -105,7 +115,12 @@ impl BtauthClient {
             .send()
             .await
             .map_err(MinerReplyError::Transport)?;
-        read_answer(response, request.answer_limit(self.max_response_bytes)).await
+        read_answer(
+            response,
+            request.answer_limit(self.max_response_bytes),
+            &self.memory,
+        )
+        .await
     }
 }
 

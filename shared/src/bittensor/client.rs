@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::axon::{AxonClient, AxonClientConfig};
 use super::btauth_client::BtauthClient;
 use super::keys::Hotkey;
+use super::transport::AnswerMemory;
 use crate::config::{MinerClientSettings, MinerProtocol};
 use crate::domain::{Miner, MinerReply, SynapseRequest};
 use crate::ports::MinerClient;
@@ -22,21 +23,24 @@ pub enum ProtocolClient {
 impl ProtocolClient {
     /// The client `settings` ask for, signing as `hotkey`.
     pub fn new(settings: &MinerClientSettings, hotkey: Arc<Hotkey>) -> anyhow::Result<Self> {
+        let memory = AnswerMemory::new(settings.answer_memory);
         Ok(match settings.protocol {
-            MinerProtocol::Axon => Self::Axon(AxonClient::new(
-                hotkey,
-                AxonClientConfig {
-                    synapse_name: settings.synapse_name.clone(),
-                    dendrite_version: settings.dendrite_version,
-                    dendrite_ip: "0.0.0.0".into(),
-                    max_response_bytes: settings.max_response_bytes,
-                },
-            )?),
-            MinerProtocol::Btauth => Self::Btauth(BtauthClient::new(
-                hotkey,
-                &settings.btauth_path(),
-                settings.max_response_bytes,
-            )?),
+            MinerProtocol::Axon => Self::Axon(
+                AxonClient::new(
+                    hotkey,
+                    AxonClientConfig {
+                        synapse_name: settings.synapse_name.clone(),
+                        dendrite_version: settings.dendrite_version,
+                        dendrite_ip: "0.0.0.0".into(),
+                        max_response_bytes: settings.max_response_bytes,
+                    },
+                )?
+                .with_memory(memory),
+            ),
+            MinerProtocol::Btauth => Self::Btauth(
+                BtauthClient::new(hotkey, &settings.btauth_path(), settings.max_response_bytes)?
+                    .with_memory(memory),
+            ),
         })
     }
 }

@@ -24,4 +24,5 @@ pub use keys::{Hotkey, KeyError, verify_signature};
 pub use metagraph::{DecodeError, Neuron, decode_neurons_lite, decode_neurons_lite_hex};
 pub use miners::{LiveDirectory, read_miner_file};
 pub use synapse::{SynapseBody, TerminalInfo};
+pub use transport::AnswerMemory;
 pub use wallet::{WalletError, hotkey_path, load_hotkey};

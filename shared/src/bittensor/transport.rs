@@ -27,6 +27,37 @@ pub(super) fn next_nonce() -> u64 {
     now.max(previous + 1)
 }
 
+/// The bytes of miner answers one process may hold at once (`MAX_ANSWER_MEMORY`), shared by
+/// every query of a client, counted in KiB. A query takes its share as its answer arrives (a
+/// full budget makes it wait, so the sender is slowed down by TCP), keeps what its answer's
+/// output holds once parsed, and gives that back when the reply is dropped.
+#[derive(Debug, Clone)]
+pub struct AnswerMemory(Arc<tokio::sync::Semaphore>);
+
+impl AnswerMemory {
+    /// A budget of `bytes`.
+    pub fn new(bytes: usize) -> Self {
+        Self(Arc::new(tokio::sync::Semaphore::new(
+            (bytes / 1024).min(tokio::sync::Semaphore::MAX_PERMITS),
+        )))
+    }
+
+    /// No budget beyond each answer's own.
+    pub fn unbounded() -> Self {
+        Self::new(usize::MAX)
+    }
+
+    /// Bytes not held by any answer.
+    pub fn available(&self) -> usize {
+        self.0.available_permits().saturating_mul(1024)
+    }
+
+    async fn take(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
+        self.0.clone().acquire_many_owned(kib).await.ok()
+    }
+}
+
 /// The HTTP client miners are called with: pooled connections, no redirects.
 pub(super) fn http_client() -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
@@ -50,6 +81,7 @@ pub(super) fn streamed(parts: [Bytes; 3]) -> (reqwest::Body, usize) {
 pub(super) async fn read_answer(
     response: reqwest::Response,
     allowed: usize,
+    memory: &AnswerMemory,
 ) -> Result<Answered, MinerReplyError> {
     let status = response.status();
     if status != reqwest::StatusCode::OK {
@@ -87,6 +119,7 @@ pub(super) async fn read_answer(
         serde_json::from_reader::<_, SynapseAnswer>(reader)
     });
     let mut received = 0usize;
+    let mut held: Option<tokio::sync::OwnedSemaphorePermit> = None;
     let mut stream = response.bytes_stream();
     let mut outcome = Ok(());
     while let Some(chunk) = stream.next().await {
@@ -102,6 +135,14 @@ pub(super) async fn read_answer(
             outcome = Err(MinerReplyError::TooLarge);
             break;
         }
+        let Some(share) = memory.take(chunk.len()).await else {
+            outcome = Err(MinerReplyError::Internal);
+            break;
+        };
+        match held.as_mut() {
+            Some(h) => h.merge(share),
+            None => held = Some(share),
+        }
         // The parser stopped early (the body is not JSON): stop reading.
         if tx.send(chunk).is_err() {
             break;
@@ -110,7 +151,19 @@ pub(super) async fn read_answer(
     drop(tx);
     let parsed = parser.await.map_err(|_| MinerReplyError::TooLarge)?;
     outcome?;
-    Ok(Answered::Parsed(parsed.map_err(|e| e.to_string())))
+    // What the answer keeps is its output (the echoed input was skipped): give back the rest.
+    if let (Some(h), Ok(answer)) = (held.as_mut(), parsed.as_ref()) {
+        let keep = answer
+            .output_data
+            .as_ref()
+            .map_or(0, String::len)
+            .div_ceil(1024)
+            + 1;
+        if h.num_permits() > keep {
+            drop(h.split(h.num_permits() - keep));
+        }
+    }
+    Ok(Answered::Parsed(parsed.map_err(|e| e.to_string()), held))
 }
 
 /// The most of a refusal's body kept for its message.
@@ -138,8 +191,11 @@ impl std::io::Read for ChunkReader {
 
 /// An answer as read off the wire.
 pub(super) enum Answered {
-    /// HTTP 200, parsed (or why it did not parse).
-    Parsed(Result<SynapseAnswer, String>),
+    /// HTTP 200, parsed (or why it did not parse), with the memory its output holds.
+    Parsed(
+        Result<SynapseAnswer, String>,
+        Option<tokio::sync::OwnedSemaphorePermit>,
+    ),
     /// Another status, with the start of its body.
     Refused(u16, Bytes),
 }
@@ -180,13 +236,10 @@ pub(super) fn to_reply(
             latency,
             format!("miner unreachable: {}", error_chain(&e)),
         ),
-        Ok(Ok(Answered::Parsed(Ok(answer)))) => MinerReply {
-            outcome: Outcome::Success,
-            latency,
-            body: Some(Arc::new(answer)),
-            error: None,
-        },
-        Ok(Ok(Answered::Parsed(Err(e)))) => MinerReply::failed(
+        Ok(Ok(Answered::Parsed(Ok(answer), memory))) => {
+            MinerReply::answered(latency, answer, memory)
+        }
+        Ok(Ok(Answered::Parsed(Err(e), _))) => MinerReply::failed(
             Outcome::InvalidAnswer,
             latency,
             format!("answer is not a synapse body: {e}"),
@@ -205,12 +258,7 @@ fn classify(status: u16, body: &[u8], latency: Duration) -> MinerReply {
     };
     match status {
         200 => match serde_json::from_slice::<SynapseAnswer>(body) {
-            Ok(parsed) => MinerReply {
-                outcome: Outcome::Success,
-                latency,
-                body: Some(Arc::new(parsed)),
-                error: None,
-            },
+            Ok(parsed) => MinerReply::answered(latency, parsed, None),
             Err(e) => MinerReply::failed(
                 Outcome::InvalidAnswer,
                 latency,

@@ -207,6 +207,7 @@ mod tests {
                 ..SynapseAnswer::default()
             })),
             error: None,
+            memory: None,
         }
     }
 

@@ -38,6 +38,7 @@ impl MinerClient for Scripted {
                 ..Default::default()
             })),
             error: None,
+            memory: None,
         }
     }
 }

@@ -5,6 +5,10 @@
 //! - `lambda-bench worker-memory WORKER_BINARY [MIB] [MINERS]`: the worker's peak resident memory
 //!   (VmHWM) while it processes one transcription of MIB MiB of audio against MINERS simulated
 //!   miners. Needs the local AWS emulators (`eval "$(localstack/local-aws.sh start)"`).
+//! - `lambda-bench worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY]`: the
+//!   worker's peak resident memory and batch time while RECORDS text-to-speech tasks (10,000
+//!   characters each, so every answer may be `MAX_RESPONSE_BYTES`) are each sent to MINERS
+//!   miners that all flood their answers to the limit. Needs the local AWS emulators.
 
 use std::time::{Duration, Instant};
 
@@ -182,6 +186,110 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
     Ok(())
 }
 
+async fn worker_hostile(
+    binary: &str,
+    records: usize,
+    miners: usize,
+    answer_memory: Option<usize>,
+) -> anyhow::Result<()> {
+    let (clients, resources, mut env) = fresh_resources(3).await?;
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Flood; miners],
+        ..SimOptions::mixed(0)
+    })
+    .await?;
+    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+    blobs
+        .put(
+            &resources.snapshot_key,
+            serde_json::to_vec(&subnet.snapshot())?.into(),
+            "application/json",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
+    let text: String = "Every word of this long text may be read aloud by a hostile miner. "
+        .repeat(150)
+        .chars()
+        .take(10_000)
+        .collect();
+    let mut ids = Vec::new();
+    for _ in 0..records {
+        let task = Task::new(
+            ServiceKind::Tts,
+            Priority::Normal,
+            Language::parse("en")?,
+            TaskInput::Text { text: text.clone() },
+            None,
+            now_millis(),
+        );
+        tasks.insert(&task).await.map_err(|e| anyhow::anyhow!(e))?;
+        ids.push(task.id);
+    }
+    env.extend([
+        ("BT_HOTKEY_URI".to_owned(), "//Alice".to_owned()),
+        ("TASK_TIMEOUT".to_owned(), "30".to_owned()),
+        ("MAX_ATTEMPTS".to_owned(), "1".to_owned()),
+        ("MAX_MINERS_PER_REQUEST".to_owned(), miners.to_string()),
+        ("HEDGE_MINERS".to_owned(), "0".to_owned()),
+    ]);
+    if let Some(bytes) = answer_memory {
+        env.push(("MAX_ANSWER_MEMORY".to_owned(), bytes.to_string()));
+    }
+    let api = RuntimeApi::start().await?;
+    let dir = std::env::temp_dir().join(format!("lambda-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let function = api.spawn(binary, &env, &dir.join("worker.log"))?;
+    while api.first_poll().is_none() {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let queue = resources.queues[1]
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let records_json: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::json!({
+                "messageId": format!("m{i}"), "receiptHandle": "h", "md5OfBody": "", "eventSource": "aws:sqs",
+                "body": serde_json::json!({"task_id": id, "priority": "normal"}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"), "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    let answer = api
+        .invoke(
+            serde_json::json!({ "Records": records_json }),
+            Duration::from_secs(300),
+        )
+        .await?;
+    let elapsed = started.elapsed();
+    let peak = peak_rss_kib(function.pid())?;
+    anyhow::ensure!(
+        matches!(answer, Answer::Response(_)),
+        "the worker failed: {answer:?}"
+    );
+    for id in &ids {
+        let stored = tasks.get(*id).await.map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::ensure!(
+            stored.as_ref().map(|t| t.status) == Some(TaskStatus::Failed),
+            "a flooded task did not fail: {stored:?}"
+        );
+    }
+    println!(
+        "worker: {records} records x {miners} flooding miners (MAX_ANSWER_MEMORY {}) in {:.2} s; peak RSS {:.1} MiB of the Lambda's 1024 MB",
+        answer_memory.map_or("default 192 MiB".to_owned(), |b| format!("{} MiB", b >> 20)),
+        elapsed.as_secs_f64(),
+        peak as f64 / 1024.0,
+    );
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -192,8 +300,12 @@ async fn main() -> anyhow::Result<()> {
         (Some("worker-memory"), Some(binary)) => {
             worker_memory(binary, number(3, 50), number(4, 5)).await
         }
+        (Some("worker-hostile"), Some(binary)) => {
+            let memory = args.get(5).and_then(|v| v.parse().ok());
+            worker_hostile(binary, number(3, 5), number(4, 7), memory).await
+        }
         _ => anyhow::bail!(
-            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS]"
+            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY]"
         ),
     }
 }

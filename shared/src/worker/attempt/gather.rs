@@ -142,6 +142,7 @@ mod tests {
                     ..Default::default()
                 })),
                 error: None,
+                memory: None,
             }
         }
     }
