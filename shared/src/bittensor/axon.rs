@@ -209,7 +209,7 @@ impl AxonClient {
             .map_err(MinerReplyError::Transport)?;
         // An axon echoes the whole request: its size, plus the answer's own limit.
         let limit = request.answer_limit(self.config.max_response_bytes);
-        read_answer(response, total + limit, &self.memory).await
+        read_answer(response, total + limit, limit, &self.memory).await
     }
 }
 
@@ -377,9 +377,13 @@ mod tests {
             "A".repeat(echo),
             "B".repeat(output)
         );
-        let app = axum::Router::new().fallback(move || {
+        let app = axum::Router::new().fallback(move |request: Bytes| {
             let body = body.clone();
-            async move { body }
+            // The request is read in full, as an axon does, before the answer.
+            async move {
+                drop(request);
+                body
+            }
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -397,29 +401,46 @@ mod tests {
 
     #[tokio::test]
     async fn an_answer_holds_its_output_against_the_process_budget_until_dropped() {
-        let memory = AnswerMemory::new(4 * 1024 * 1024);
+        let memory = AnswerMemory::new(8 * 1024 * 1024);
         let client = client().with_memory(memory.clone());
-        let miner = echoing_miner(1024 * 1024, 200 * 1024).await;
-        let request = SynapseRequest::new("tts", Bytes::from_static(b"aGk="), "en");
+        // As an axon does, the miners echo the request's 1 MiB input.
+        let input = Bytes::from(vec![b'A'; 1024 * 1024]);
+        let request = SynapseRequest::new("tts", input, "en");
+        // A small answer needs no share.
+        let small = echoing_miner(1024 * 1024, 100 * 1024).await;
         let reply = client
-            .query(&miner, &request, std::time::Duration::from_secs(10))
+            .query(&small, &request, std::time::Duration::from_secs(10))
             .await;
         assert_eq!(reply.outcome, Outcome::Success, "{reply:?}");
-        // The echo was read but not kept: only the output's share is held.
-        let held = 4 * 1024 * 1024 - memory.available();
+        assert_eq!(memory.available(), 8 * 1024 * 1024);
+        // A large one reserves its limit, then keeps only its output's share: the echo was
+        // read but not kept.
+        let large = echoing_miner(1024 * 1024, 2 * 1024 * 1024).await;
+        let request = request.within(&crate::domain::AnswerBudget {
+            kind: crate::domain::ServiceKind::Tts,
+            output_bytes: 3 * 1024 * 1024,
+            text_chars: 0,
+            audio_seconds: 10.0,
+        });
+        let reply = client
+            .query(&large, &request, std::time::Duration::from_secs(10))
+            .await;
+        assert_eq!(reply.outcome, Outcome::Success, "{reply:?}");
+        let held = 8 * 1024 * 1024 - memory.available();
         assert!(
-            (200 * 1024..=202 * 1024).contains(&held),
+            (2 * 1024 * 1024..=2 * 1024 * 1024 + 2048).contains(&held),
             "{held} bytes held"
         );
         drop(reply);
-        assert_eq!(memory.available(), 4 * 1024 * 1024);
+        assert_eq!(memory.available(), 8 * 1024 * 1024);
     }
 
     #[tokio::test]
-    async fn with_the_budget_full_an_answer_waits_and_ends_at_its_deadline() {
-        let memory = AnswerMemory::new(64 * 1024);
+    async fn with_the_budget_full_a_large_answer_waits_and_ends_at_its_deadline() {
+        let memory = AnswerMemory::new(1024 * 1024);
         let client = client().with_memory(memory.clone());
-        let miner = echoing_miner(0, 512 * 1024).await;
+        let miner = echoing_miner(0, 2 * 1024 * 1024).await;
+        // Its limit (MAX_RESPONSE_BYTES here) does not fit the budget: it waits for room.
         let request = SynapseRequest::new("tts", Bytes::from_static(b"aGk="), "en");
         let reply = client
             .query(&miner, &request, std::time::Duration::from_millis(800))
@@ -427,7 +448,7 @@ mod tests {
         assert_eq!(reply.outcome, Outcome::Timeout, "{reply:?}");
         assert_eq!(
             memory.available(),
-            64 * 1024,
+            1024 * 1024,
             "a cut-off answer holds nothing"
         );
     }

@@ -115,12 +115,8 @@ impl BtauthClient {
             .send()
             .await
             .map_err(MinerReplyError::Transport)?;
-        read_answer(
-            response,
-            request.answer_limit(self.max_response_bytes),
-            &self.memory,
-        )
-        .await
+        let limit = request.answer_limit(self.max_response_bytes);
+        read_answer(response, limit, limit, &self.memory).await
     }
 }
 

@@ -28,9 +28,11 @@ pub(super) fn next_nonce() -> u64 {
 }
 
 /// The bytes of miner answers one process may hold at once (`MAX_ANSWER_MEMORY`), shared by
-/// every query of a client, counted in KiB. A query takes its share as its answer arrives (a
-/// full budget makes it wait, so the sender is slowed down by TCP), keeps what its answer's
-/// output holds once parsed, and gives that back when the reply is dropped.
+/// every query of a client, counted in KiB. An answer's first [`FREE_ANSWER_BYTES`] need no
+/// share (every text answer of an ordinary task fits); past them the answer reserves its whole
+/// limit at once, waiting for room if need be (the sender is held back by TCP meanwhile), so
+/// that no two answers can each hold part of the budget while waiting for the rest. Once
+/// parsed it keeps only its output's share, and gives that back when the reply is dropped.
 #[derive(Debug, Clone)]
 pub struct AnswerMemory(Arc<tokio::sync::Semaphore>);
 
@@ -52,11 +54,14 @@ impl AnswerMemory {
         self.0.available_permits().saturating_mul(1024)
     }
 
-    async fn take(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    async fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
         let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
         self.0.clone().acquire_many_owned(kib).await.ok()
     }
 }
+
+/// What one answer may hold without a share of [`AnswerMemory`].
+pub const FREE_ANSWER_BYTES: usize = 256 * 1024;
 
 /// The HTTP client miners are called with: pooled connections, no redirects.
 pub(super) fn http_client() -> reqwest::Result<reqwest::Client> {
@@ -77,10 +82,12 @@ pub(super) fn streamed(parts: [Bytes; 3]) -> (reqwest::Body, usize) {
 }
 
 /// Reads an answer: a 200 is stream-parsed into the fields kept (echoed input is skipped, never
-/// stored) and at most `allowed` bytes are read; any other status keeps the start of its body.
+/// stored) and at most `allowed` bytes are read, of which at most `kept` (the answer's own
+/// limit) are kept, against `memory`; any other status keeps the start of its body.
 pub(super) async fn read_answer(
     response: reqwest::Response,
     allowed: usize,
+    kept: usize,
     memory: &AnswerMemory,
 ) -> Result<Answered, MinerReplyError> {
     let status = response.status();
@@ -135,13 +142,15 @@ pub(super) async fn read_answer(
             outcome = Err(MinerReplyError::TooLarge);
             break;
         }
-        let Some(share) = memory.take(chunk.len()).await else {
-            outcome = Err(MinerReplyError::Internal);
-            break;
-        };
-        match held.as_mut() {
-            Some(h) => h.merge(share),
-            None => held = Some(share),
+        // Bytes beyond what an echo of the request accounts for are the answer's own.
+        if received.saturating_sub(allowed - kept) > FREE_ANSWER_BYTES && held.is_none() {
+            match memory.reserve(kept).await {
+                Some(share) => held = Some(share),
+                None => {
+                    outcome = Err(MinerReplyError::Internal);
+                    break;
+                }
+            }
         }
         // The parser stopped early (the body is not JSON): stop reading.
         if tx.send(chunk).is_err() {
