@@ -430,6 +430,20 @@ mod tests {
     }
 
     #[test]
+    fn a_bounded_decode_refuses_audio_that_goes_on_and_measures_what_fits() {
+        let wav = Bytes::from(wav_pcm16(&tone(3.0, 300.0, 8000), 8000, None));
+        let why = analyze_within(wav.clone(), None, 1.0).unwrap_err();
+        assert!(why.0.contains("goes on past 1.0 s"), "{why}");
+        let whole = analyze_within(wav.clone(), None, 3.5).unwrap();
+        assert!((whole.info.duration_s - 3.0).abs() < 0.01);
+        // The header is read without decoding: it tells the length the bytes can hold.
+        let header = wav_header(&wav).unwrap();
+        assert_eq!((header.sample_rate, header.channels, header.bits_per_sample), (8000, 1, 16));
+        assert!((header.seconds - 3.0).abs() < 0.01, "{header:?}");
+        assert!(wav_header(&Bytes::from_static(b"fLaC and more")).is_err());
+    }
+
+    #[test]
     fn text_renamed_to_wav_is_refused() {
         let err = probe(
             Bytes::from_static(b"this is not audio at all"),

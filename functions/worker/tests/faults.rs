@@ -382,7 +382,7 @@ async fn an_attempt_cut_by_the_invocation_deadline_is_handed_back_uncounted() {
         stack
             .worker
             .log()
-            .contains("the invocation ends before the attempt"),
+            .contains("did not finish within its lease or the invocation"),
         "{}",
         stack.worker.log()
     );

@@ -194,18 +194,22 @@ where
         let last = attempt >= self.max_attempts || delivery.receive_count >= self.max_attempts;
         let health = self.load_health(eligible).await;
         let attempt_run = attempt::run(&task, snapshot, &self.ports, &self.policy, &health);
-        let outcome = match cutoff {
-            None => attempt_run.await,
-            Some(cutoff) => match tokio::time::timeout_at(cutoff, attempt_run).await {
-                Ok(outcome) => outcome,
-                Err(_) => {
-                    warn!("the invocation ends before the attempt: it is handed back uncounted");
-                    let end = AttemptEnd::Interrupted;
-                    return self
-                        .finish(&task, attempt, end, Disposition::Retry(Duration::ZERO))
-                        .await;
-                }
-            },
+        // Queries, checks, scoring and storing the output all end inside the lease (and so
+        // before the invocation's deadline), leaving room to write the attempt's end.
+        let lease_end = Instant::now() + self.lease.saturating_sub(DEADLINE_MARGIN);
+        let end_at = cutoff.map_or(lease_end, |c| c.min(lease_end));
+        let outcome = match tokio::time::timeout_at(end_at, attempt_run).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                warn!(
+                    lease_s = self.lease.as_secs(),
+                    "the attempt did not finish within its lease or the invocation; handed back uncounted"
+                );
+                let end = AttemptEnd::Interrupted;
+                return self
+                    .finish(&task, attempt, end, Disposition::Retry(Duration::ZERO))
+                    .await;
+            }
         };
         let candidates = match &outcome {
             Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {

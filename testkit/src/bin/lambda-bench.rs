@@ -9,6 +9,9 @@
 //!   worker's peak resident memory and batch time while RECORDS text-to-speech tasks (10,000
 //!   characters each, so every answer may be `MAX_RESPONSE_BYTES`) are each sent to MINERS
 //!   miners that all flood their answers to the limit. Needs the local AWS emulators.
+//! - `lambda-bench worker-mix WORKER_BINARY [RECORDS]`: the same with the hostile mix of the
+//!   end-to-end test (3 good miners, the 7 hostile behaviours, 1 flooding) on a short text:
+//!   every task must complete; the batch time includes the drip's full `TASK_TIMEOUT`.
 
 use std::time::{Duration, Instant};
 
@@ -186,15 +189,26 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
     Ok(())
 }
 
+/// What a hostile benchmark runs: which miners, on what text, expecting which end.
+struct Hostile {
+    behaviours: Vec<Behaviour>,
+    text: String,
+    expect: TaskStatus,
+    label: String,
+    /// `TASK_TIMEOUT`, seconds.
+    task_timeout: u64,
+}
+
 async fn worker_hostile(
     binary: &str,
     records: usize,
-    miners: usize,
+    hostile: Hostile,
     answer_memory: Option<usize>,
 ) -> anyhow::Result<()> {
+    let miners = hostile.behaviours.len();
     let (clients, resources, mut env) = fresh_resources(3).await?;
     let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: vec![Behaviour::Flood; miners],
+        behaviours: hostile.behaviours.clone(),
         ..SimOptions::mixed(0)
     })
     .await?;
@@ -208,11 +222,7 @@ async fn worker_hostile(
         .await
         .map_err(|e| anyhow::anyhow!(e))?;
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
-    let text: String = "Every word of this long text may be read aloud by a hostile miner. "
-        .repeat(150)
-        .chars()
-        .take(10_000)
-        .collect();
+    let text = hostile.text.clone();
     let mut ids = Vec::new();
     for _ in 0..records {
         let task = Task::new(
@@ -228,10 +238,12 @@ async fn worker_hostile(
     }
     env.extend([
         ("BT_HOTKEY_URI".to_owned(), "//Alice".to_owned()),
-        ("TASK_TIMEOUT".to_owned(), "30".to_owned()),
+        ("TASK_TIMEOUT".to_owned(), hostile.task_timeout.to_string()),
         ("MAX_ATTEMPTS".to_owned(), "1".to_owned()),
         ("MAX_MINERS_PER_REQUEST".to_owned(), miners.to_string()),
+        ("REQUIRED_ANSWERS".to_owned(), miners.to_string()),
         ("HEDGE_MINERS".to_owned(), "0".to_owned()),
+        ("ESCALATION_MINERS".to_owned(), "0".to_owned()),
     ]);
     if let Some(bytes) = answer_memory {
         env.push(("MAX_ANSWER_MEMORY".to_owned(), bytes.to_string()));
@@ -276,12 +288,14 @@ async fn worker_hostile(
     for id in &ids {
         let stored = tasks.get(*id).await.map_err(|e| anyhow::anyhow!(e))?;
         anyhow::ensure!(
-            stored.as_ref().map(|t| t.status) == Some(TaskStatus::Failed),
-            "a flooded task did not fail: {stored:?}"
+            stored.as_ref().map(|t| t.status) == Some(hostile.expect),
+            "a task did not end {:?}: {stored:?}",
+            hostile.expect
         );
     }
     println!(
-        "worker: {records} records x {miners} flooding miners (MAX_ANSWER_MEMORY {}) in {:.2} s; peak RSS {:.1} MiB of the Lambda's 1024 MB",
+        "worker: {records} records x {miners} miners ({}; MAX_ANSWER_MEMORY {}) in {:.2} s; peak RSS {:.1} MiB of the Lambda's 1024 MB",
+        hostile.label,
         answer_memory.map_or("default 192 MiB".to_owned(), |b| format!("{} MiB", b >> 20)),
         elapsed.as_secs_f64(),
         peak as f64 / 1024.0,
@@ -302,10 +316,36 @@ async fn main() -> anyhow::Result<()> {
         }
         (Some("worker-hostile"), Some(binary)) => {
             let memory = args.get(5).and_then(|v| v.parse().ok());
-            worker_hostile(binary, number(3, 5), number(4, 7), memory).await
+            let flood = Hostile {
+                behaviours: vec![Behaviour::Flood; number(4, 7)],
+                text: "Every word of this long text may be read aloud by a hostile miner. "
+                    .repeat(150)
+                    .chars()
+                    .take(10_000)
+                    .collect(),
+                expect: TaskStatus::Failed,
+                label: "all flooding".into(),
+                task_timeout: 30,
+            };
+            worker_hostile(binary, number(3, 5), flood, memory).await
+        }
+        (Some("worker-mix"), Some(binary)) => {
+            let mut behaviours = vec![Behaviour::Good; 3];
+            behaviours.extend(Behaviour::HOSTILE);
+            behaviours.push(Behaviour::Flood);
+            let mix = Hostile {
+                behaviours,
+                text: "Fishing boats will use the south quay until the new lights arrive on \
+                    the north pier, which the harbour master expects within two weeks."
+                    .into(),
+                expect: TaskStatus::Completed,
+                label: "3 good, 7 hostile, 1 flooding".into(),
+                task_timeout: 10,
+            };
+            worker_hostile(binary, number(3, 5), mix, None).await
         }
         _ => anyhow::bail!(
-            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY]"
+            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY] | worker-mix WORKER_BINARY [RECORDS]"
         ),
     }
 }
