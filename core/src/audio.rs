@@ -438,7 +438,10 @@ mod tests {
         assert!((whole.info.duration_s - 3.0).abs() < 0.01);
         // The header is read without decoding: it tells the length the bytes can hold.
         let header = wav_header(&wav).unwrap();
-        assert_eq!((header.sample_rate, header.channels, header.bits_per_sample), (8000, 1, 16));
+        assert_eq!(
+            (header.sample_rate, header.channels, header.bits_per_sample),
+            (8000, 1, 16)
+        );
         assert!((header.seconds - 3.0).abs() < 0.01, "{header:?}");
         assert!(wav_header(&Bytes::from_static(b"fLaC and more")).is_err());
     }

@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use taogate_shared::embedded::{Database, QueuePolicy};
 use taogate_shared::ports::HealthStore;
 
-use super::support::{Api, ServeProcess, multipart, wav_with_transcript};
+use super::support::{Api, ServeProcess, every_service, multipart, wav_with_transcript};
 
 const SPOKEN: &str = "the harbour master closed the north pier after the storm damaged its lights";
 
@@ -27,33 +27,6 @@ const SPEAK: &str = "Fishing boats will use the south quay until the new lights 
 const DEADLINE: Duration = Duration::from_secs(8);
 
 const GOOD: [u64; 3] = [0, 1, 2];
-
-async fn every_service(api: &Api) -> Vec<Value> {
-    let mut ids = Vec::new();
-    let (status, accepted) = api
-        .post_multipart(
-            "/api/v1/transcription",
-            multipart(&[
-                ("audio_file", Some("clip.wav"), &wav_with_transcript(SPOKEN)),
-                ("source_language", None, b"en"),
-            ]),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    ids.push(accepted["task_id"].as_str().unwrap().to_owned());
-    for (path, text) in [("/api/v1/summarization", ARTICLE), ("/api/v1/tts", SPEAK)] {
-        let (status, accepted) = api
-            .post_json(path, &json!({"text": text, "source_language": "en"}))
-            .await;
-        assert_eq!(status, 202, "{accepted}");
-        ids.push(accepted["task_id"].as_str().unwrap().to_owned());
-    }
-    let mut done = Vec::new();
-    for id in ids {
-        done.push(api.wait_terminal(&id, Duration::from_secs(60)).await);
-    }
-    done
-}
 
 #[tokio::test]
 async fn hostile_miners_lose_every_service_are_classified_and_demoted_within_budget() {
@@ -73,7 +46,7 @@ async fn hostile_miners_lose_every_service_are_classified_and_demoted_within_bud
         ],
     );
     let api = Api::new(server.addr);
-    let tasks = every_service(&api).await;
+    let tasks = every_service(&api, SPOKEN, ARTICLE, SPEAK).await;
     let peak = server.peak_memory();
     eprintln!(
         "peak RSS of taogate serve under the hostile mix: {} MiB",

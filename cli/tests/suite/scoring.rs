@@ -8,7 +8,6 @@
 //! summary, and for TTS answers the share of the text their duration covers.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -16,7 +15,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::support::{Api, in_process, multipart, wav_with_transcript};
+use super::support::{Api, every_service, in_process};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
@@ -32,36 +31,9 @@ const ARTICLE: &str = "The river valley water board met on Tuesday to review the
 
 const SPEAK: &str = "Warning sirens will sound on every farm along the lower river.";
 
-/// Submits one task per service and waits for each; returns them in the order
-/// transcription, summarization, TTS.
+/// Submits one task per service and waits for each: transcription, summarization, TTS.
 async fn run_every_service(api: &Api) -> Vec<Value> {
-    let mut tasks = Vec::new();
-    let (status, accepted) = api
-        .post_multipart(
-            "/api/v1/transcription",
-            multipart(&[
-                ("audio_file", Some("clip.wav"), &wav_with_transcript(SPOKEN)),
-                ("source_language", None, b"en"),
-            ]),
-        )
-        .await;
-    assert_eq!(status, 202, "{accepted}");
-    tasks.push(accepted);
-    for (path, text) in [("/api/v1/summarization", ARTICLE), ("/api/v1/tts", SPEAK)] {
-        let (status, accepted) = api
-            .post_json(path, &json!({"text": text, "source_language": "en"}))
-            .await;
-        assert_eq!(status, 202, "{accepted}");
-        tasks.push(accepted);
-    }
-    let mut done = Vec::new();
-    for t in tasks {
-        done.push(
-            api.wait_terminal(t["task_id"].as_str().unwrap(), Duration::from_secs(60))
-                .await,
-        );
-    }
-    done
+    every_service(api, SPOKEN, ARTICLE, SPEAK).await
 }
 
 fn candidate(task: &Value, uid: u64) -> &Value {

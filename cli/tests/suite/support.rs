@@ -22,6 +22,38 @@ pub fn wav_with_transcript(transcript: &str) -> Vec<u8> {
     taogate_shared::audio::wav_pcm16(&samples, 16_000, Some(transcript))
 }
 
+/// Submits one task per service (a clip carrying `spoken`, `article` to summarize, `speak`
+/// to synthesize) and waits for each; returns them in that order.
+pub async fn every_service(api: &Api, spoken: &str, article: &str, speak: &str) -> Vec<Value> {
+    let mut ids = Vec::new();
+    let (status, accepted) = api
+        .post_multipart(
+            "/api/v1/transcription",
+            multipart(&[
+                ("audio_file", Some("clip.wav"), &wav_with_transcript(spoken)),
+                ("source_language", None, b"en"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 202, "{accepted}");
+    ids.push(accepted["task_id"].as_str().unwrap().to_owned());
+    for (path, text) in [("/api/v1/summarization", article), ("/api/v1/tts", speak)] {
+        let (status, accepted) = api
+            .post_json(
+                path,
+                &serde_json::json!({"text": text, "source_language": "en"}),
+            )
+            .await;
+        assert_eq!(status, 202, "{accepted}");
+        ids.push(accepted["task_id"].as_str().unwrap().to_owned());
+    }
+    let mut done = Vec::new();
+    for id in ids {
+        done.push(api.wait_terminal(&id, Duration::from_secs(60)).await);
+    }
+    done
+}
+
 /// Settings from `pairs`, defaults elsewhere.
 pub fn settings(pairs: &[(&str, &str)]) -> Settings {
     Settings::from_lookup(|k| {

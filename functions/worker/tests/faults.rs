@@ -283,12 +283,33 @@ fn sweeper_bound() -> Duration {
     SWEEP_AFTER + SWEEP_EVERY + WORKER_TIMEOUT * 2
 }
 
-#[tokio::test]
-async fn a_worker_killed_after_its_claim_leaves_the_task_to_the_next_delivery() {
-    let mut stack = Stack::start(3, vec![Behaviour::Good], "worker.claimed=return", true).await;
-    let task = stack.submit("claimed, then lost").await;
+/// A stack whose worker crashes once at `fault`, one task through it: settled, and completed.
+async fn completed_despite(fault: &str, text: &str) -> (Stack, Task) {
+    let mut stack = Stack::start(3, vec![Behaviour::Good], fault, true).await;
+    let task = stack.submit(text).await;
     let done = stack.settle(task.id, sweeper_bound()).await;
     assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+    (stack, done)
+}
+
+/// Posts a text-to-speech submission with the stack's callback to the submit function.
+async fn submit_tts(stack: &Stack, submit: &mut Sandbox, text: &str) -> Invocation {
+    let body =
+        serde_json::json!({"text": text, "source_language": "en", "callback_url": stack.hook_url});
+    submit
+        .invoke(http_event(
+            "POST",
+            "/api/v1/tts",
+            "",
+            Some(&body.to_string()),
+        ))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_worker_killed_after_its_claim_leaves_the_task_to_the_next_delivery() {
+    let (stack, done) = completed_despite("worker.claimed=return", "claimed, then lost").await;
     assert_eq!(stack.worker.starts(), 2, "{}", stack.worker.log());
     assert_eq!(stack.callback_once(&done, "completed"), 1);
     assert_eq!(
@@ -300,10 +321,7 @@ async fn a_worker_killed_after_its_claim_leaves_the_task_to_the_next_delivery() 
 
 #[tokio::test]
 async fn a_worker_killed_after_the_final_write_leaves_the_callback_to_the_redelivery() {
-    let mut stack = Stack::start(3, vec![Behaviour::Good], "worker.ended=return", true).await;
-    let task = stack.submit("finished, untold").await;
-    let done = stack.settle(task.id, sweeper_bound()).await;
-    assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+    let (stack, done) = completed_despite("worker.ended=return", "finished, untold").await;
     assert_eq!(stack.worker.starts(), 2, "{}", stack.worker.log());
     assert_eq!(
         stack.callback_once(&done, "completed"),
@@ -320,10 +338,7 @@ async fn a_worker_killed_after_the_final_write_leaves_the_callback_to_the_redeli
 
 #[tokio::test]
 async fn a_worker_killed_between_the_callback_and_its_record_is_deduplicated_by_id() {
-    let mut stack = Stack::start(3, vec![Behaviour::Good], "worker.told=return", true).await;
-    let task = stack.submit("told, unrecorded").await;
-    let done = stack.settle(task.id, sweeper_bound()).await;
-    assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+    let (stack, done) = completed_despite("worker.told=return", "told, unrecorded").await;
     // The first worker's request arrived; the worker the message came back to found the
     // callback still owed and sent it again, with the same id.
     assert_eq!(stack.callback_once(&done, "completed"), 2);
@@ -331,10 +346,7 @@ async fn a_worker_killed_between_the_callback_and_its_record_is_deduplicated_by_
 
 #[tokio::test]
 async fn a_worker_killed_before_its_answer_leaves_a_message_the_redelivery_deletes() {
-    let mut stack = Stack::start(3, vec![Behaviour::Good], "lambda.answering=return", true).await;
-    let task = stack.submit("done, not deleted").await;
-    let done = stack.settle(task.id, sweeper_bound()).await;
-    assert_eq!(done.status, TaskStatus::Completed, "{done:?}");
+    let (stack, done) = completed_despite("lambda.answering=return", "done, not deleted").await;
     assert_eq!(stack.worker.starts(), 2, "{}", stack.worker.log());
     assert_eq!(stack.callback_once(&done, "completed"), 1);
     assert_eq!(done.attempts, 1, "the redelivery found it finished");
@@ -426,16 +438,7 @@ async fn a_submission_stopped_before_its_message_is_swept_and_completes() {
     let mut submit = stack
         .submit_function("submission.stored=return", |_| {})
         .await;
-    let body = serde_json::json!({"text": "stored, never sent", "source_language": "en", "callback_url": stack.hook_url});
-    let answer = submit
-        .invoke(http_event(
-            "POST",
-            "/api/v1/tts",
-            "",
-            Some(&body.to_string()),
-        ))
-        .await
-        .unwrap();
+    let answer = submit_tts(&stack, &mut submit, "stored, never sent").await;
     assert!(
         matches!(answer, Invocation::Crashed),
         "{answer:?}\n{}",
@@ -464,16 +467,7 @@ async fn a_submission_whose_message_is_refused_fails_the_task_and_says_so_once()
             }
         })
         .await;
-    let body = serde_json::json!({"text": "nowhere to go", "source_language": "en", "callback_url": stack.hook_url});
-    let answer = submit
-        .invoke(http_event(
-            "POST",
-            "/api/v1/tts",
-            "",
-            Some(&body.to_string()),
-        ))
-        .await
-        .unwrap();
+    let answer = submit_tts(&stack, &mut submit, "nowhere to go").await;
     let Invocation::Answered(Answer::Response(r)) = answer else {
         panic!("{answer:?}\n{}", submit.log());
     };

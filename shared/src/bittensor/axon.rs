@@ -289,6 +289,19 @@ mod tests {
         assert_eq!(body.language.as_deref(), Some("en"));
     }
 
+    /// Miner `uid` listening on loopback `port`.
+    fn loopback(uid: u16, port: u16) -> Miner {
+        Miner {
+            uid,
+            hotkey: "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
+            ip: "127.0.0.1".parse().unwrap(),
+            port,
+            stake: 1.0,
+            incentive: 0.0,
+            chain: None,
+        }
+    }
+
     /// A miner on loopback answering 200 with a body that never ends: a chunk of `chunk` bytes
     /// every `every`.
     async fn endless_miner(chunk: usize, every: std::time::Duration) -> Miner {
@@ -306,15 +319,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Miner {
-            uid: 1,
-            hotkey: "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
-            ip: "127.0.0.1".parse().unwrap(),
-            port,
-            stake: 1.0,
-            incentive: 0.0,
-            chain: None,
-        }
+        loopback(1, port)
     }
 
     fn client() -> AxonClient {
@@ -388,15 +393,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Miner {
-            uid: 2,
-            hotkey: "5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty".into(),
-            ip: "127.0.0.1".parse().unwrap(),
-            port,
-            stake: 1.0,
-            incentive: 0.0,
-            chain: None,
-        }
+        loopback(2, port)
     }
 
     #[tokio::test]

@@ -329,15 +329,7 @@ impl crate::ports::HealthStore for Database {
     ) -> Result<(), StoreError> {
         self.write(move |c| {
             let tx = c.transaction().map_err(StoreError::backend)?;
-            for record in &records {
-                let body = serde_json::to_string(record).map_err(StoreError::backend)?;
-                tx.execute(
-                    "INSERT INTO miner_health (hotkey, body) VALUES (?1, ?2)
-                     ON CONFLICT (hotkey) DO UPDATE SET body = excluded.body",
-                    params![record.hotkey, body],
-                )
-                .map_err(StoreError::backend)?;
-            }
+            upsert_health(&tx, &records)?;
             tx.commit().map_err(StoreError::backend)
         })
         .await
@@ -347,16 +339,7 @@ impl crate::ports::HealthStore for Database {
         &self,
         observations: Vec<crate::domain::Observation>,
     ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
-        self.observe_health_in_tx(observations).await
-    }
-}
-
-impl Database {
-    /// Applies `observations` to the stored records in one transaction.
-    pub(super) async fn observe_health_in_tx(
-        &self,
-        observations: Vec<crate::domain::Observation>,
-    ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        // Read, apply and write in one transaction: concurrent observers add up.
         self.write(move |c| {
             let tx = c.transaction().map_err(StoreError::backend)?;
             let mut updated: Vec<crate::domain::MinerHealth> = Vec::new();
@@ -372,32 +355,40 @@ impl Database {
                             )
                             .optional()
                             .map_err(StoreError::backend)?;
-                        let record = match body {
+                        updated.push(match body {
                             Some(body) => {
                                 serde_json::from_str(&body).map_err(StoreError::backend)?
                             }
                             None => crate::domain::MinerHealth::new(o.hotkey.clone()),
-                        };
-                        updated.push(record);
+                        });
                         updated.len() - 1
                     }
                 };
                 updated[index].apply(o);
             }
-            for record in &updated {
-                let body = serde_json::to_string(record).map_err(StoreError::backend)?;
-                tx.execute(
-                    "INSERT INTO miner_health (hotkey, body) VALUES (?1, ?2)
-                     ON CONFLICT (hotkey) DO UPDATE SET body = excluded.body",
-                    params![record.hotkey, body],
-                )
-                .map_err(StoreError::backend)?;
-            }
+            upsert_health(&tx, &updated)?;
             tx.commit().map_err(StoreError::backend)?;
             Ok(updated)
         })
         .await
     }
+}
+
+/// Writes health records inside a transaction, replacing older ones.
+fn upsert_health(
+    tx: &rusqlite::Transaction<'_>,
+    records: &[crate::domain::MinerHealth],
+) -> Result<(), StoreError> {
+    for record in records {
+        let body = serde_json::to_string(record).map_err(StoreError::backend)?;
+        tx.execute(
+            "INSERT INTO miner_health (hotkey, body) VALUES (?1, ?2)
+             ON CONFLICT (hotkey) DO UPDATE SET body = excluded.body",
+            params![record.hotkey, body],
+        )
+        .map_err(StoreError::backend)?;
+    }
+    Ok(())
 }
 
 /// Gives up on task `id` inside a transaction (see `Task::give_up`): shared by the port and by

@@ -40,6 +40,30 @@ fn dummy_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// Simulated miners behaving as `behaviours`, published as the worker's miner snapshot. Keep
+/// the subnet alive while the worker runs.
+async fn subnet_in_snapshot(
+    clients: &taogate_shared::aws::AwsClients,
+    resources: &taogate_shared::aws::AwsResources,
+    behaviours: Vec<Behaviour>,
+) -> anyhow::Result<(SimulatedSubnet, S3Blobs)> {
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours,
+        ..SimOptions::mixed(0)
+    })
+    .await?;
+    let blobs = S3Blobs::new(clients.s3.clone(), resources);
+    blobs
+        .put(
+            &resources.snapshot_key,
+            serde_json::to_vec(&subnet.snapshot())?.into(),
+            "application/json",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok((subnet, blobs))
+}
+
 async fn coldstart(binary: &str, runs: usize) -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("lambda-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -86,20 +110,8 @@ fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
 
 async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Result<()> {
     let (clients, resources, mut env) = fresh_resources(3).await?;
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: vec![Behaviour::Good; miners],
-        ..SimOptions::mixed(0)
-    })
-    .await?;
-    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
-    blobs
-        .put(
-            &resources.snapshot_key,
-            serde_json::to_vec(&subnet.snapshot())?.into(),
-            "application/json",
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_subnet, blobs) =
+        subnet_in_snapshot(&clients, &resources, vec![Behaviour::Good; miners]).await?;
     let seconds = (mib * 1024 * 1024) as f64 / 32_000.0;
     let wav = taogate_shared::audio::wav_pcm16(
         &taogate_shared::audio::tone(seconds, 200.0, 16_000),
@@ -207,20 +219,8 @@ async fn worker_hostile(
 ) -> anyhow::Result<()> {
     let miners = hostile.behaviours.len();
     let (clients, resources, mut env) = fresh_resources(3).await?;
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: hostile.behaviours.clone(),
-        ..SimOptions::mixed(0)
-    })
-    .await?;
-    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
-    blobs
-        .put(
-            &resources.snapshot_key,
-            serde_json::to_vec(&subnet.snapshot())?.into(),
-            "application/json",
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let (_subnet, blobs) =
+        subnet_in_snapshot(&clients, &resources, hostile.behaviours.clone()).await?;
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
     let text = hostile.text.clone();
     let mut ids = Vec::new();
