@@ -122,7 +122,7 @@ mod tests {
         let path = dir.path().join("miners.json");
         std::fs::write(
             &path,
-            r#"{"miners":[{"uid":1,"hotkey":"5F","ip":"203.0.113.5","port":8091,"stake":10.5},
+            r#"{"miners":[{"uid":1,"hotkey":"5F","ip":"1.2.3.5","port":8091,"stake":10.5},
                           {"uid":2,"hotkey":"5G","ip":"0.0.0.0","port":0}]}"#,
         )
         .unwrap();

@@ -133,7 +133,7 @@ mod tests {
                 ip: if uid == 9 {
                     "0.0.0.0".parse().unwrap()
                 } else {
-                    "203.0.113.1".parse().unwrap()
+                    "1.2.3.1".parse().unwrap()
                 },
                 port: 8000 + uid,
                 stake: f64::from(uid) * 10.0,

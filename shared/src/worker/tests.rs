@@ -157,7 +157,7 @@ fn snapshot(n: u16) -> crate::domain::MinerSnapshot {
             .map(|uid| Miner {
                 uid,
                 hotkey: format!("hk{uid}"),
-                ip: "203.0.113.9".parse().unwrap(),
+                ip: "1.2.3.9".parse().unwrap(),
                 port: uid,
                 stake: 100.0 - f64::from(uid),
                 incentive: 0.0,

@@ -152,7 +152,7 @@ mod tests {
             .map(|i| Miner {
                 uid: i,
                 hotkey: format!("hk{i}"),
-                ip: "203.0.113.1".parse().unwrap(),
+                ip: "1.2.3.1".parse().unwrap(),
                 port: i,
                 stake: 1.0,
                 incentive: 0.0,
