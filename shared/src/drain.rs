@@ -61,7 +61,8 @@ pub struct DrainOptions {
     pub idle: Duration,
 }
 
-/// Runs the loops until `shutdown` turns true.
+/// Runs the loops until `shutdown` turns true. A loop that panics anyway (a handler's panic
+/// is caught per message, see [`handle_caught`]) is replaced.
 pub async fn drain<Q, H>(
     queue: Arc<Q>,
     handler: Arc<H>,
@@ -74,16 +75,50 @@ pub async fn drain<Q, H>(
     let loops: Vec<_> = (0..options.slots)
         .map(|slot| {
             let (queue, handler, stop) = (queue.clone(), handler.clone(), shutdown.clone());
-            tokio::spawn(
-                drain_loop(queue, handler, options, stop)
-                    .instrument(tracing::info_span!("worker", slot)),
-            )
+            tokio::spawn(async move {
+                loop {
+                    let run = tokio::spawn(
+                        drain_loop(queue.clone(), handler.clone(), options, stop.clone())
+                            .instrument(tracing::info_span!("worker", slot)),
+                    );
+                    match run.await {
+                        Err(e) if e.is_panic() && !*stop.borrow() => {
+                            tracing::error!(slot, "a worker slot panicked; it is replaced");
+                        }
+                        _ => return,
+                    }
+                }
+            })
         })
         .collect();
     for l in loops {
         let _ = l.await;
     }
 }
+
+/// Handles `delivery`, turning a panic into a retry: the message comes back after
+/// [`PANIC_BACKOFF`] and no other message is affected. The panic is logged with the task id.
+pub async fn handle_caught<F>(delivery: &Delivery, handled: F) -> Disposition
+where
+    F: Future<Output = Disposition>,
+{
+    use futures::FutureExt as _;
+    match std::panic::AssertUnwindSafe(handled).catch_unwind().await {
+        Ok(disposition) => disposition,
+        Err(panic) => {
+            let what = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(task_id = %delivery.task_id, panic = %what, "handling the message panicked; it is handed back");
+            Disposition::Retry(PANIC_BACKOFF)
+        }
+    }
+}
+
+/// How long a message whose handling panicked waits before it comes back.
+pub const PANIC_BACKOFF: Duration = Duration::from_secs(5);
 
 async fn drain_loop<Q: QueueConsume, H: DeliveryHandler>(
     queue: Arc<Q>,
@@ -119,7 +154,7 @@ async fn drain_loop<Q: QueueConsume, H: DeliveryHandler>(
 }
 
 async fn settle<Q: QueueConsume, H: DeliveryHandler>(queue: &Q, handler: &H, delivery: &Delivery) {
-    let settled = match handler.handle(delivery).await {
+    let settled = match handle_caught(delivery, handler.handle(delivery)).await {
         Disposition::Done => queue.ack(&delivery.receipt).await,
         Disposition::Retry(delay) => queue.release(&delivery.receipt, delay).await,
         Disposition::Postpone(delay) => queue.postpone(delivery, delay).await,

@@ -236,3 +236,62 @@ async fn without_a_hotkey_the_binary_refuses_to_start() {
     assert!(stderr.contains("no hotkey"), "{stderr}");
     assert!(api.first_poll().is_none(), "it never asked for work");
 }
+
+/// A panic while one record is handled (here: the first claim the store is asked for) fails
+/// that record only: it comes back as a batch item failure, and the others complete.
+#[tokio::test]
+async fn a_panic_in_one_record_fails_only_that_record() {
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours: vec![Behaviour::Good],
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
+    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
+    blobs
+        .put(&resources.snapshot_key, snapshot.into(), "application/json")
+        .await
+        .unwrap();
+    let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
+    let mut stored = Vec::new();
+    for text in ["one", "two", "three"] {
+        stored.push(stored_tts(&tasks, text).await);
+    }
+    env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
+    env.push(("TASK_TIMEOUT".into(), "5".into()));
+    env.push(("FAILPOINTS".into(), "store.claim=1*panic(injected)".into()));
+    let (api, _dir, _function) = started_worker(&env).await;
+    let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
+    let records: Vec<_> = stored
+        .iter()
+        .enumerate()
+        .map(|(i, t)| record(&format!("m{i}"), t, &queue_name, 1))
+        .collect();
+    let event = serde_json::json!({ "Records": records });
+    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+        panic!("the whole invocation failed");
+    };
+    let failures = r["batchItemFailures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{r}");
+    let struck: usize = failures[0]["itemIdentifier"].as_str().unwrap()[1..]
+        .parse()
+        .unwrap();
+    for (i, task) in stored.iter().enumerate() {
+        let now = tasks.get(task.id).await.unwrap().unwrap();
+        if i == struck {
+            assert_eq!(
+                (now.status, now.attempts),
+                (TaskStatus::Pending, 0),
+                "{now:?}"
+            );
+        } else {
+            assert_eq!(
+                (now.status, now.attempts),
+                (TaskStatus::Completed, 1),
+                "{now:?}"
+            );
+        }
+    }
+}

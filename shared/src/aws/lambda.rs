@@ -68,7 +68,9 @@ pub async fn handle_sqs_batch(
                 warn!("message body is not a task message; dropped");
                 return None;
             };
-            match handler.handle_before(&delivery, deadline).await {
+            let handled =
+                crate::drain::handle_caught(&delivery, handler.handle_before(&delivery, deadline));
+            match handled.await {
                 Disposition::Done => None,
                 // A delayed copy; the event source mapping deletes this one. Should the copy not
                 // go out, the record is handed back and comes again (counted, but not lost).

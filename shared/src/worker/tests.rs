@@ -842,3 +842,245 @@ async fn with_no_one_left_to_ask_the_track_record_decides_before_latency_at_low_
         crate::domain::Confidence::Low
     );
 }
+
+/// The embedded store, except that claiming one chosen task panics: a bug that strikes one
+/// record only. Counts the claims of that task.
+struct PanicsOn {
+    db: crate::embedded::Database,
+    task: crate::domain::TaskId,
+    struck: Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl TaskLease for PanicsOn {
+    async fn claim(
+        &self,
+        id: crate::domain::TaskId,
+        now: crate::domain::Millis,
+        lease: Duration,
+    ) -> Result<ClaimOutcome, StoreError> {
+        if id == self.task {
+            self.struck
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("injected panic while claiming {id}");
+        }
+        self.db.claim(id, now, lease).await
+    }
+
+    async fn give_up(
+        &self,
+        id: crate::domain::TaskId,
+        reason: String,
+        now: crate::domain::Millis,
+    ) -> Result<GiveUp, StoreError> {
+        self.db.give_up(id, reason, now).await
+    }
+
+    async fn end_attempt(
+        &self,
+        id: crate::domain::TaskId,
+        attempt: u32,
+        end: AttemptEnd,
+        now: crate::domain::Millis,
+    ) -> Result<Task, StoreError> {
+        self.db.end_attempt(id, attempt, end, now).await
+    }
+}
+
+impl NoticeLedger for PanicsOn {
+    async fn note_notice(
+        &self,
+        id: crate::domain::TaskId,
+        delivered: bool,
+        now: crate::domain::Millis,
+    ) -> Result<(), StoreError> {
+        self.db.note_notice(id, delivered, now).await
+    }
+}
+
+impl HealthStore for PanicsOn {
+    async fn load_health(&self, hotkeys: Vec<String>) -> Result<Vec<MinerHealth>, StoreError> {
+        self.db.load_health(hotkeys).await
+    }
+
+    async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
+        self.db.save_health(records).await
+    }
+
+    async fn observe_health(
+        &self,
+        observations: Vec<crate::domain::Observation>,
+    ) -> Result<Vec<MinerHealth>, StoreError> {
+        self.db.observe_health(observations).await
+    }
+}
+
+#[tokio::test]
+async fn a_panic_on_one_task_hands_back_only_its_message_and_the_slot_goes_on() {
+    let settings = quorum_settings("0");
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let tasks: Vec<Task> = (0..3)
+        .map(|_| {
+            Task::new(
+                ServiceKind::Summarization,
+                Priority::Normal,
+                Language::parse("en").unwrap(),
+                TaskInput::Text {
+                    text: SOURCE.into(),
+                },
+                None,
+                now_millis(),
+            )
+        })
+        .collect();
+    for t in &tasks {
+        db.insert(t).await.unwrap();
+        db.send(t.id, t.priority).await.unwrap();
+    }
+    let struck = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let ports = WorkerPorts {
+        tasks: PanicsOn {
+            db: db.clone(),
+            task: tasks[1].id,
+            struck: struck.clone(),
+        },
+        blobs,
+        directory: LiveDirectory::new(snapshot(4)),
+        client: Scripted {
+            answers: vec!["", TRUTH, TRUTH, TRUTH],
+        },
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let worker = Arc::new(worker_of(&settings, ports));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    // One slot, one message at a time, in order: the third task is handled only if the slot
+    // outlives the second's panic.
+    let pool = tokio::spawn(crate::drain::drain(
+        Arc::new(db.clone()),
+        worker,
+        crate::drain::DrainOptions {
+            slots: 1,
+            batch: 1,
+            visibility: Duration::from_secs(60),
+            idle: Duration::from_millis(50),
+        },
+        stopped,
+    ));
+    let started = Instant::now();
+    loop {
+        let first = db.get(tasks[0].id).await.unwrap().unwrap();
+        let third = db.get(tasks[2].id).await.unwrap().unwrap();
+        if first.status.is_terminal() && third.status.is_terminal() {
+            assert_eq!(first.status, TaskStatus::Completed);
+            assert_eq!(third.status, TaskStatus::Completed);
+            assert_eq!((first.attempts, third.attempts), (1, 1));
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the slot died with the panic: {third:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stored = db.get(tasks[1].id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.status, stored.attempts),
+        (TaskStatus::Pending, 0),
+        "nothing else changed"
+    );
+    // Its message was handed back at once (not left to its 60 s visibility): it comes again
+    // after the panic back-off.
+    let first_panic = Instant::now();
+    while struck.load(std::sync::atomic::Ordering::SeqCst) < 2 {
+        assert!(
+            first_panic.elapsed() < crate::drain::PANIC_BACKOFF + Duration::from_secs(3),
+            "the message was not handed back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    pool.await.unwrap();
+}
+
+/// A queue whose first receive panics (a bug outside any message's handling).
+struct PanicsOnce {
+    db: crate::embedded::Database,
+    armed: std::sync::atomic::AtomicBool,
+}
+
+impl QueueConsume for PanicsOnce {
+    async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
+        assert!(
+            !self.armed.swap(false, std::sync::atomic::Ordering::SeqCst),
+            "injected panic in receive"
+        );
+        self.db.receive(max, visibility).await
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), StoreError> {
+        self.db.ack(receipt).await
+    }
+
+    async fn release(&self, receipt: &str, delay: Duration) -> Result<(), StoreError> {
+        self.db.release(receipt, delay).await
+    }
+
+    async fn postpone(&self, delivery: &Delivery, delay: Duration) -> Result<(), StoreError> {
+        self.db.postpone(delivery, delay).await
+    }
+}
+
+#[tokio::test]
+async fn a_slot_that_panics_outside_a_message_is_replaced() {
+    let settings = quorum_settings("0");
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let task = Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: SOURCE.into(),
+        },
+        None,
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(4)),
+        client: Scripted {
+            answers: vec!["", TRUTH, TRUTH, TRUTH],
+        },
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let pool = tokio::spawn(crate::drain::drain(
+        Arc::new(PanicsOnce {
+            db: db.clone(),
+            armed: std::sync::atomic::AtomicBool::new(true),
+        }),
+        Arc::new(worker_of(&settings, ports)),
+        crate::drain::DrainOptions {
+            slots: 1,
+            batch: 1,
+            visibility: Duration::from_secs(60),
+            idle: Duration::from_millis(50),
+        },
+        stopped,
+    ));
+    let started = Instant::now();
+    while !db.get(task.id).await.unwrap().unwrap().status.is_terminal() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the only slot died and was not replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    pool.await.unwrap();
+}
