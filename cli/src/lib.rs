@@ -2,5 +2,6 @@
 //! here so integration tests can start the same runtime in-process.
 
 pub mod bench;
+pub mod http;
 pub mod metagraph;
 pub mod serve;

@@ -384,14 +384,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
         }
     };
 
-    let mut server_stop = stopped;
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            })
-            .await
-    });
+    let server = tokio::spawn(crate::http::serve(listener, router, settings.http, stopped));
     info!(%addr, workers = options.workers, backend = ?options.backend, "taogate is serving");
     Ok(Running {
         addr,

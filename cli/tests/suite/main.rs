@@ -6,6 +6,7 @@ mod aws;
 mod bad_input;
 mod chain;
 mod docs;
+mod hardening;
 mod hostile;
 mod interop;
 mod lifecycle;

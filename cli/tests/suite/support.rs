@@ -135,6 +135,24 @@ impl ServeProcess {
         }
     }
 
+    /// Asks the process to stop (SIGTERM) and waits up to `limit` for it to exit; returns
+    /// whether it exited successfully in time.
+    pub fn terminate(&mut self, limit: Duration) -> Option<bool> {
+        let sent = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success(), "SIGTERM could not be sent");
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.success());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
     /// Kills the process at once (SIGKILL): no shutdown code runs.
     pub fn kill(mut self) {
         let _ = self.child.kill();

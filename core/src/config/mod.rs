@@ -236,6 +236,25 @@ pub struct Settings {
     pub submission: SubmissionSettings,
     /// The sweeper.
     pub sweep: SweepSettings,
+    /// The local HTTP server (`taogate serve`).
+    pub http: HttpSettings,
+}
+
+/// How `taogate serve` treats connections (on AWS, API Gateway does this).
+#[derive(Debug, Clone, Copy)]
+pub struct HttpSettings {
+    /// `HTTP_HEADER_TIMEOUT`: a request's head must arrive in full within this, counted from
+    /// when the server waits for it (the connection opened, or the previous response was sent:
+    /// so it also ends idle keep-alive connections) (10 s).
+    pub header_timeout: Duration,
+    /// `HTTP_BODY_TIMEOUT`: a request's body must arrive in full within this (120 s).
+    pub body_timeout: Duration,
+    /// `HTTP_IDLE_TIMEOUT`: a connection on which no byte moves either way for this long is
+    /// closed, whatever it is doing (60 s).
+    pub idle_timeout: Duration,
+    /// `HTTP_MAX_CONNECTIONS`: open connections at most; past it a new one is answered 503 and
+    /// closed (1024).
+    pub max_connections: usize,
 }
 
 /// Every problem found in the configuration.
@@ -331,6 +350,18 @@ impl Settings {
             sweep: SweepSettings {
                 after: Duration::from_secs_f64(r.parse("SWEEP_AFTER", 900.0f64).max(0.0)),
             },
+            http: HttpSettings {
+                header_timeout: Duration::from_secs_f64(
+                    r.parse("HTTP_HEADER_TIMEOUT", 10.0f64).max(0.0),
+                ),
+                body_timeout: Duration::from_secs_f64(
+                    r.parse("HTTP_BODY_TIMEOUT", 120.0f64).max(0.0),
+                ),
+                idle_timeout: Duration::from_secs_f64(
+                    r.parse("HTTP_IDLE_TIMEOUT", 60.0f64).max(0.0),
+                ),
+                max_connections: r.parse("HTTP_MAX_CONNECTIONS", 1024usize),
+            },
         };
         let mut problems = r.problems;
         problems.extend(settings.check());
@@ -390,6 +421,19 @@ impl Settings {
         }
         if self.sweep.after < Duration::from_secs(60) {
             p.push("SWEEP_AFTER must be at least 60 seconds".into());
+        }
+        let http = &self.http;
+        for (name, value) in [
+            ("HTTP_HEADER_TIMEOUT", http.header_timeout),
+            ("HTTP_BODY_TIMEOUT", http.body_timeout),
+            ("HTTP_IDLE_TIMEOUT", http.idle_timeout),
+        ] {
+            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&value) {
+                p.push(format!("{name} must be between 0.1 and 3600 seconds"));
+            }
+        }
+        if http.max_connections == 0 {
+            p.push("HTTP_MAX_CONNECTIONS must be at least 1".into());
         }
         if selection.required_answers == 0 {
             p.push("REQUIRED_ANSWERS must be at least 1".into());

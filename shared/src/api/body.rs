@@ -5,6 +5,12 @@ use axum::http::{HeaderMap, header};
 
 use super::problem::Problem;
 
+/// The error a request body gives when it did not arrive in full within the server's
+/// `HTTP_BODY_TIMEOUT`; reading it answers 408.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the request body did not arrive within {} s", .0.as_secs_f64())]
+pub struct BodyTimedOut(pub std::time::Duration);
+
 /// The request's media type, if it names one.
 pub(super) fn content_type(headers: &HeaderMap) -> Option<mime::Mime> {
     headers
@@ -33,6 +39,9 @@ pub(super) async fn read_body(
         while let Some(s) = source {
             if s.is::<http_body_util::LengthLimitError>() {
                 return too_large();
+            }
+            if let Some(late) = s.downcast_ref::<BodyTimedOut>() {
+                return Problem::timed_out(late.to_string());
             }
             source = s.source();
         }

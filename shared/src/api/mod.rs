@@ -2,6 +2,7 @@
 //! these same routers, so each route is written once.
 
 mod body;
+pub use body::BodyTimedOut;
 mod openapi;
 mod problem;
 mod status;

@@ -241,6 +241,16 @@ fn multipart_problem(e: multer::Error) -> Problem {
             format!("exceeds {MAX_FORM_FIELD} bytes"),
         ),
         multer::Error::StreamSizeExceeded { .. } => Problem::too_large("the form is too large"),
+        multer::Error::StreamReadFailed(e) => {
+            let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+            while let Some(s) = source {
+                if let Some(late) = s.downcast_ref::<super::BodyTimedOut>() {
+                    return Problem::timed_out(late.to_string());
+                }
+                source = s.source();
+            }
+            Problem::malformed("the request body could not be read completely")
+        }
         other => Problem::malformed(format!("the multipart body is malformed: {other}")),
     }
 }
