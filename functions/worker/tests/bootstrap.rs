@@ -27,6 +27,27 @@ fn record(id: &str, task: &Task, queue_name: &str, receive_count: u32) -> serde_
     })
 }
 
+/// Simulated miners behaving as `behaviours`, published as the worker's miner snapshot.
+async fn subnet_in_snapshot(
+    clients: &taogate_shared::aws::AwsClients,
+    resources: &taogate_shared::aws::AwsResources,
+    behaviours: Vec<Behaviour>,
+) -> (SimulatedSubnet, S3Blobs) {
+    let subnet = SimulatedSubnet::start(SimOptions {
+        behaviours,
+        ..SimOptions::mixed(0)
+    })
+    .await
+    .unwrap();
+    let blobs = S3Blobs::new(clients.s3.clone(), resources);
+    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
+    blobs
+        .put(&resources.snapshot_key, snapshot.into(), "application/json")
+        .await
+        .unwrap();
+    (subnet, blobs)
+}
+
 /// A stored text-to-speech task saying `text`.
 async fn stored_tts(tasks: &DynamoTasks, text: &str) -> Task {
     let task = Task::new(
@@ -58,23 +79,9 @@ async fn started_worker(env: &[(String, String)]) -> (RuntimeApi, tempfile::Temp
 #[tokio::test]
 async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
     let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: vec![Behaviour::Good, Behaviour::Good],
-        ..SimOptions::mixed(0)
-    })
-    .await
-    .unwrap();
-    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
-    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
-    blobs
-        .put(&resources.snapshot_key, snapshot.into(), "application/json")
-        .await
-        .unwrap();
-    let tasks = DynamoTasks::new(
-        clients.dynamodb.clone(),
-        S3Blobs::new(clients.s3.clone(), &resources),
-        &resources,
-    );
+    let (subnet, blobs) =
+        subnet_in_snapshot(&clients, &resources, vec![Behaviour::Good, Behaviour::Good]).await;
+    let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
     let good = stored_tts(&tasks, "speak").await;
     // A transcription whose audio was never stored: its attempt cannot run and is handed back.
     let broken = Task::new(
@@ -127,18 +134,7 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
 #[tokio::test]
 async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attempt() {
     let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: vec![Behaviour::Good],
-        ..SimOptions::mixed(0)
-    })
-    .await
-    .unwrap();
-    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
-    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
-    blobs
-        .put(&resources.snapshot_key, snapshot.into(), "application/json")
-        .await
-        .unwrap();
+    let (subnet, blobs) = subnet_in_snapshot(&clients, &resources, vec![Behaviour::Good]).await;
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
     let task = stored_tts(&tasks, "too late").await;
     env.push(("BT_HOTKEY_URI".into(), "//Alice".into()));
@@ -242,18 +238,7 @@ async fn without_a_hotkey_the_binary_refuses_to_start() {
 #[tokio::test]
 async fn a_panic_in_one_record_fails_only_that_record() {
     let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours: vec![Behaviour::Good],
-        ..SimOptions::mixed(0)
-    })
-    .await
-    .unwrap();
-    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
-    let snapshot = serde_json::to_vec(&subnet.snapshot()).unwrap();
-    blobs
-        .put(&resources.snapshot_key, snapshot.into(), "application/json")
-        .await
-        .unwrap();
+    let (_subnet, blobs) = subnet_in_snapshot(&clients, &resources, vec![Behaviour::Good]).await;
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
     let mut stored = Vec::new();
     for text in ["one", "two", "three"] {

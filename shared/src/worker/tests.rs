@@ -553,21 +553,43 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
     assert!(stored.delivered_at.is_some());
 }
 
-/// The embedded store, except that ending an attempt fails while `failures` lasts: a database
-/// that errors at the worst moment, the final write of the last attempt.
-struct Flaky {
-    db: crate::embedded::Database,
+/// The embedded store, rigged: ending an attempt fails while `failures` lasts (a database
+/// that errors at the worst moment, the final write of the last attempt), and claiming the
+/// task `panic_on` panics (a bug that strikes one record only), counted in `struck`.
+#[derive(Default)]
+struct Rigged {
+    db: Option<crate::embedded::Database>,
     failures: std::sync::atomic::AtomicU32,
+    panic_on: Option<crate::domain::TaskId>,
+    struck: Arc<std::sync::atomic::AtomicU32>,
 }
 
-impl TaskLease for Flaky {
+impl Rigged {
+    fn over(db: &crate::embedded::Database) -> Self {
+        Self {
+            db: Some(db.clone()),
+            ..Self::default()
+        }
+    }
+
+    fn db(&self) -> &crate::embedded::Database {
+        self.db.as_ref().expect("a rigged store wraps a database")
+    }
+}
+
+impl TaskLease for Rigged {
     async fn claim(
         &self,
         id: crate::domain::TaskId,
         now: crate::domain::Millis,
         lease: Duration,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.db.claim(id, now, lease).await
+        if self.panic_on == Some(id) {
+            self.struck
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            panic!("injected panic while claiming {id}");
+        }
+        self.db().claim(id, now, lease).await
     }
 
     async fn give_up(
@@ -576,7 +598,7 @@ impl TaskLease for Flaky {
         reason: String,
         now: crate::domain::Millis,
     ) -> Result<GiveUp, StoreError> {
-        self.db.give_up(id, reason, now).await
+        self.db().give_up(id, reason, now).await
     }
 
     async fn end_attempt(
@@ -597,35 +619,35 @@ impl TaskLease for Flaky {
         if failing {
             return Err(StoreError::backend(anyhow::anyhow!("injected: throttled")));
         }
-        self.db.end_attempt(id, attempt, end, now).await
+        self.db().end_attempt(id, attempt, end, now).await
     }
 }
 
-impl NoticeLedger for Flaky {
+impl NoticeLedger for Rigged {
     async fn note_notice(
         &self,
         id: crate::domain::TaskId,
         delivered: bool,
         now: crate::domain::Millis,
     ) -> Result<(), StoreError> {
-        self.db.note_notice(id, delivered, now).await
+        self.db().note_notice(id, delivered, now).await
     }
 }
 
-impl HealthStore for Flaky {
+impl HealthStore for Rigged {
     async fn load_health(&self, hotkeys: Vec<String>) -> Result<Vec<MinerHealth>, StoreError> {
-        self.db.load_health(hotkeys).await
+        self.db().load_health(hotkeys).await
     }
 
     async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
-        self.db.save_health(records).await
+        self.db().save_health(records).await
     }
 
     async fn observe_health(
         &self,
         observations: Vec<crate::domain::Observation>,
     ) -> Result<Vec<MinerHealth>, StoreError> {
-        self.db.observe_health(observations).await
+        self.db().observe_health(observations).await
     }
 }
 
@@ -641,9 +663,9 @@ async fn a_store_failing_on_the_last_attempt_still_ends_the_task_with_one_callba
     let (db, blobs) = crate::embedded::test_stores(dir.path());
     let receiver = Recorder::default();
     let ports = WorkerPorts {
-        tasks: Flaky {
-            db: db.clone(),
+        tasks: Rigged {
             failures: std::sync::atomic::AtomicU32::new(1),
+            ..Rigged::over(&db)
         },
         blobs,
         directory: LiveDirectory::new(snapshot(2)),
@@ -843,77 +865,6 @@ async fn with_no_one_left_to_ask_the_track_record_decides_before_latency_at_low_
     );
 }
 
-/// The embedded store, except that claiming one chosen task panics: a bug that strikes one
-/// record only. Counts the claims of that task.
-struct PanicsOn {
-    db: crate::embedded::Database,
-    task: crate::domain::TaskId,
-    struck: Arc<std::sync::atomic::AtomicU32>,
-}
-
-impl TaskLease for PanicsOn {
-    async fn claim(
-        &self,
-        id: crate::domain::TaskId,
-        now: crate::domain::Millis,
-        lease: Duration,
-    ) -> Result<ClaimOutcome, StoreError> {
-        if id == self.task {
-            self.struck
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            panic!("injected panic while claiming {id}");
-        }
-        self.db.claim(id, now, lease).await
-    }
-
-    async fn give_up(
-        &self,
-        id: crate::domain::TaskId,
-        reason: String,
-        now: crate::domain::Millis,
-    ) -> Result<GiveUp, StoreError> {
-        self.db.give_up(id, reason, now).await
-    }
-
-    async fn end_attempt(
-        &self,
-        id: crate::domain::TaskId,
-        attempt: u32,
-        end: AttemptEnd,
-        now: crate::domain::Millis,
-    ) -> Result<Task, StoreError> {
-        self.db.end_attempt(id, attempt, end, now).await
-    }
-}
-
-impl NoticeLedger for PanicsOn {
-    async fn note_notice(
-        &self,
-        id: crate::domain::TaskId,
-        delivered: bool,
-        now: crate::domain::Millis,
-    ) -> Result<(), StoreError> {
-        self.db.note_notice(id, delivered, now).await
-    }
-}
-
-impl HealthStore for PanicsOn {
-    async fn load_health(&self, hotkeys: Vec<String>) -> Result<Vec<MinerHealth>, StoreError> {
-        self.db.load_health(hotkeys).await
-    }
-
-    async fn save_health(&self, records: Vec<MinerHealth>) -> Result<(), StoreError> {
-        self.db.save_health(records).await
-    }
-
-    async fn observe_health(
-        &self,
-        observations: Vec<crate::domain::Observation>,
-    ) -> Result<Vec<MinerHealth>, StoreError> {
-        self.db.observe_health(observations).await
-    }
-}
-
 #[tokio::test]
 async fn a_panic_on_one_task_hands_back_only_its_message_and_the_slot_goes_on() {
     let settings = quorum_settings("0");
@@ -939,10 +890,10 @@ async fn a_panic_on_one_task_hands_back_only_its_message_and_the_slot_goes_on() 
     }
     let struck = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let ports = WorkerPorts {
-        tasks: PanicsOn {
-            db: db.clone(),
-            task: tasks[1].id,
+        tasks: Rigged {
+            panic_on: Some(tasks[1].id),
             struck: struck.clone(),
+            ..Rigged::over(&db)
         },
         blobs,
         directory: LiveDirectory::new(snapshot(4)),
