@@ -40,12 +40,15 @@ unit: local-aws interop
 bench:
 	$(CARGO) run --release -p taogate-cli -- bench submit --connections 64 --seconds 10
 
-## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners.
+## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners,
+## and under hostile miners (flooding, and the hostile mix).
 bench-lambda: local-aws
 	$(CARGO) build --release -p taogate-submit -p taogate-status -p taogate-worker -p taogate-testkit
 	ls -l target/release/submit target/release/status target/release/worker
 	for f in submit status worker; do ./target/release/lambda-bench coldstart target/release/$$f 30; done
 	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-memory target/release/worker 50 5
+	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-hostile target/release/worker 5 7
+	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-mix target/release/worker 5
 
 clean:
 	$(CARGO) clean
