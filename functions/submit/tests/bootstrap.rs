@@ -7,6 +7,21 @@ use std::time::Duration;
 
 use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
 
+/// Posts `body` to `POST /api/v1/tts` through the emulator; returns the function's response.
+async fn post_tts(api: &RuntimeApi, body: &str) -> serde_json::Value {
+    let Answer::Response(r) = api
+        .invoke(
+            http_event("POST", "/api/v1/tts", "", Some(body)),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("the handler failed: {:?}", api.init_error());
+    };
+    r
+}
+
 #[tokio::test]
 async fn the_binary_accepts_a_submission_and_refuses_bad_input() {
     let (clients, resources, env) = fresh_resources(3).await.unwrap();
@@ -21,16 +36,7 @@ async fn the_binary_accepts_a_submission_and_refuses_bad_input() {
         .unwrap();
 
     let body = r#"{"text":"hello from a lambda","source_language":"EN","priority":"high"}"#;
-    let Answer::Response(r) = api
-        .invoke(
-            http_event("POST", "/api/v1/tts", "", Some(body)),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("the handler failed: {:?}", api.init_error());
-    };
+    let r = post_tts(&api, body).await;
     assert_eq!(r["statusCode"], 202, "{r}");
     let view: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
     assert_eq!(view["status"], "pending");
@@ -91,16 +97,7 @@ async fn when_the_queue_refuses_the_client_gets_a_503_and_the_task_is_failed() {
         )
         .unwrap();
     let body = r#"{"text":"nowhere to go","source_language":"en"}"#;
-    let Answer::Response(r) = api
-        .invoke(
-            http_event("POST", "/api/v1/tts", "", Some(body)),
-            Duration::from_secs(30),
-        )
-        .await
-        .unwrap()
-    else {
-        panic!("the handler failed: {:?}", api.init_error());
-    };
+    let r = post_tts(&api, body).await;
     assert_eq!(r["statusCode"], 503, "{r}");
     assert!(
         !r["body"].as_str().unwrap().contains("missing"),

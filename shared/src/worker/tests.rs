@@ -138,6 +138,18 @@ fn worker_of<T, B, D, C, R, N>(
     Worker::new(ports, &settings.worker, policy)
 }
 
+/// An English summarization task of `text`, with a callback to `callback` if given.
+fn summary_task(text: &str, callback: Option<&str>) -> Task {
+    Task::new(
+        ServiceKind::Summarization,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text { text: text.into() },
+        callback.map(str::to_owned),
+        now_millis(),
+    )
+}
+
 /// The first delivery of `task`'s message.
 fn first_delivery(task: &Task) -> Delivery {
     Delivery {
@@ -203,15 +215,9 @@ async fn the_reference_port_outvotes_a_wrong_majority_and_the_notifier_hears_the
     };
     let worker = worker_of(&settings, ports);
 
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
-        },
-        Some("https://example.com/hook".into()),
-        now_millis(),
+    let task = summary_task(
+        "At Monday's meeting the council approved the budget for the new bridge.",
+        Some("https://example.com/hook"),
     );
     db.insert(&task).await.unwrap();
     let delivery = first_delivery(&task);
@@ -437,16 +443,7 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
         callbacks: Recorder::default(),
     };
     let worker = worker_of(&settings, ports);
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "The council approved the bridge budget on Monday.".into(),
-        },
-        None,
-        now_millis(),
-    );
+    let task = summary_task("The council approved the bridge budget on Monday.", None);
     db.insert(&task).await.unwrap();
     let delivery = first_delivery(&task);
 
@@ -507,15 +504,9 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
         callbacks: receiver.clone(),
     };
     let worker = worker_of(&settings, ports);
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
-        },
-        Some("https://example.com/hook".into()),
-        now_millis(),
+    let task = summary_task(
+        "At Monday's meeting the council approved the budget for the new bridge.",
+        Some("https://example.com/hook"),
     );
     db.insert(&task).await.unwrap();
     let delivery = first_delivery(&task);
@@ -676,15 +667,9 @@ async fn a_store_failing_on_the_last_attempt_still_ends_the_task_with_one_callba
         callbacks: receiver.clone(),
     };
     let worker = worker_of(&settings, ports);
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: "At Monday's meeting the council approved the budget for the new bridge.".into(),
-        },
-        Some("https://example.com/hook".into()),
-        now_millis(),
+    let task = summary_task(
+        "At Monday's meeting the council approved the budget for the new bridge.",
+        Some("https://example.com/hook"),
     );
     db.insert(&task).await.unwrap();
     db.send(task.id, task.priority).await.unwrap();
@@ -785,16 +770,7 @@ async fn summarized_by(
         callbacks: Recorder::default(),
     };
     let worker = worker_of(settings, ports);
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: SOURCE.into(),
-        },
-        None,
-        now_millis(),
-    );
+    let task = summary_task(SOURCE, None);
     db.insert(&task).await.unwrap();
     assert_eq!(
         worker.handle(&first_delivery(&task)).await,
@@ -870,20 +846,7 @@ async fn a_panic_on_one_task_hands_back_only_its_message_and_the_slot_goes_on() 
     let settings = quorum_settings("0");
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
-    let tasks: Vec<Task> = (0..3)
-        .map(|_| {
-            Task::new(
-                ServiceKind::Summarization,
-                Priority::Normal,
-                Language::parse("en").unwrap(),
-                TaskInput::Text {
-                    text: SOURCE.into(),
-                },
-                None,
-                now_millis(),
-            )
-        })
-        .collect();
+    let tasks: Vec<Task> = (0..3).map(|_| summary_task(SOURCE, None)).collect();
     for t in &tasks {
         db.insert(t).await.unwrap();
         db.send(t.id, t.priority).await.unwrap();
@@ -987,16 +950,7 @@ async fn a_slot_that_panics_outside_a_message_is_replaced() {
     let settings = quorum_settings("0");
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
-    let task = Task::new(
-        ServiceKind::Summarization,
-        Priority::Normal,
-        Language::parse("en").unwrap(),
-        TaskInput::Text {
-            text: SOURCE.into(),
-        },
-        None,
-        now_millis(),
-    );
+    let task = summary_task(SOURCE, None);
     db.insert(&task).await.unwrap();
     db.send(task.id, task.priority).await.unwrap();
     let ports = WorkerPorts {

@@ -40,6 +40,24 @@ fn dummy_env() -> Vec<(String, String)> {
     .collect()
 }
 
+/// An SQS event with one first-delivery record per task, as from the queue at `queue_url`.
+fn sqs_event(queue_url: &str, tasks: &[taogate_shared::domain::TaskId]) -> serde_json::Value {
+    let queue = queue_url.rsplit('/').next().unwrap_or_default();
+    let records: Vec<_> = tasks
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            serde_json::json!({
+                "messageId": format!("m{i}"), "receiptHandle": "h", "md5OfBody": "", "eventSource": "aws:sqs",
+                "body": serde_json::json!({"task_id": id, "priority": "normal"}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
+                "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"), "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
 /// Simulated miners behaving as `behaviours`, published as the worker's miner snapshot. Keep
 /// the subnet alive while the worker runs.
 async fn subnet_in_snapshot(
@@ -165,17 +183,7 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let queue = resources.queues[1]
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let event = serde_json::json!({"Records": [{
-        "messageId": "m", "receiptHandle": "h", "md5OfBody": "", "eventSource": "aws:sqs",
-        "body": serde_json::json!({"task_id": task.id, "priority": "normal"}).to_string(),
-        "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-        "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"), "awsRegion": "us-east-1"
-    }]});
+    let event = sqs_event(&resources.queues[1], &[task.id]);
     let started = Instant::now();
     let answer = api.invoke(event, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
@@ -255,30 +263,9 @@ async fn worker_hostile(
     while api.first_poll().is_none() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let queue = resources.queues[1]
-        .rsplit('/')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let records_json: Vec<_> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, id)| {
-            serde_json::json!({
-                "messageId": format!("m{i}"), "receiptHandle": "h", "md5OfBody": "", "eventSource": "aws:sqs",
-                "body": serde_json::json!({"task_id": id, "priority": "normal"}).to_string(),
-                "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
-                "eventSourceARN": format!("arn:aws:sqs:us-east-1:000000000000:{queue}"), "awsRegion": "us-east-1"
-            })
-        })
-        .collect();
+    let event = sqs_event(&resources.queues[1], &ids);
     let started = Instant::now();
-    let answer = api
-        .invoke(
-            serde_json::json!({ "Records": records_json }),
-            Duration::from_secs(300),
-        )
-        .await?;
+    let answer = api.invoke(event, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
     let peak = peak_rss_kib(function.pid())?;
     anyhow::ensure!(

@@ -116,20 +116,21 @@ where
     let first = pool.len().min(policy.miners_per_request);
     let started = tokio::time::Instant::now();
     // The reference is asked at the same time as the miners, under the same deadline.
-    let (mut gathered, task_reference) = tokio::join!(
+    let (gathered, task_reference) = tokio::join!(
         gather::gather(&pool, first, &request, &ports.client, policy, &budget),
         request::task_reference(reference, policy, task, &input)
     );
+    // The next miner of the pool not yet asked.
+    let mut next = gathered.0.iter().max().map_or(0, |&i| i + 1);
+    let mut answers = verdict::sort(&pool, gathered)?;
     let mut escalated = 0usize;
     loop {
-        let answers = verdict::sort(&pool, gathered.clone())?;
         let transcripts =
             request::transcripts(reference, policy, task, &answers.valid, started).await;
         let weighed =
             verdict::weigh(task, policy, answers, transcripts, task_reference.clone()).await;
         // Without a majority, ask the next miners of the pool (within the deadline) and weigh
         // everything again.
-        let next = gathered.0.iter().max().map_or(0, |&i| i + 1);
         let left = policy.deadline.saturating_sub(started.elapsed());
         let more = (policy.escalation_miners - escalated).min(pool.len() - next);
         if more == 0 || left < ESCALATION_MIN_TIME || !weighed.lacks_majority(policy) {
@@ -163,9 +164,10 @@ where
             &budget,
         )
         .await;
-        gathered.0.extend(asked.into_iter().map(|i| i + next));
-        gathered.1.extend(replies);
-        gathered.2.extend(validated);
+        let asked = asked.into_iter().map(|i| i + next).collect();
+        answers = weighed.into_answers();
+        answers.add(&pool, (asked, replies, validated));
+        next += more;
         escalated += more;
     }
 }

@@ -26,40 +26,57 @@ pub(super) struct Answers {
 
 /// Records every miner asked as a candidate; fails the attempt when no answer is valid.
 pub(super) fn sort(pool: &[&Miner], gathered: Gathered) -> Result<Answers, AttemptError> {
-    let (queried, replies, validated) = gathered;
-    let mut candidates = Vec::with_capacity(queried.len());
-    let mut valid: Vec<(usize, Answer)> = Vec::new();
-    for (i, ((&q, reply), outcome)) in queried.iter().zip(&replies).zip(validated).enumerate() {
-        let miner = pool[q];
-        candidates.push(Candidate {
-            uid: miner.uid,
-            hotkey: miner.hotkey.clone(),
-            outcome: outcome
-                .as_ref()
-                .map_or_else(|(o, _)| *o, |_| Outcome::Success),
-            latency_ms: reply.latency.as_millis() as u64,
-            accuracy: None,
-            speed: None,
-            combined: None,
-            error: outcome.as_ref().err().map(|(_, e)| brief(e)),
-            scores: None,
-        });
-        if let Ok(answer) = outcome {
-            valid.push((i, answer));
-        }
-    }
-    if valid.is_empty() {
-        let summary = summarize_failures(&candidates);
+    let mut answers = Answers {
+        replies: Vec::new(),
+        candidates: Vec::new(),
+        valid: Vec::new(),
+    };
+    answers.add(pool, gathered);
+    if answers.valid.is_empty() {
+        let summary = summarize_failures(&answers.candidates);
         return Err(AttemptError::NoAnswer {
             reason: format!("no miner returned a valid answer ({summary})"),
-            candidates,
+            candidates: answers.candidates,
         });
     }
-    Ok(Answers {
-        replies,
-        candidates,
-        valid,
-    })
+    Ok(answers)
+}
+
+impl Answers {
+    /// Adds the miners of `gathered` (indices into `pool`) as candidates, and their valid
+    /// answers.
+    pub(super) fn add(&mut self, pool: &[&Miner], gathered: Gathered) {
+        let (queried, replies, validated) = gathered;
+        let offset = self.candidates.len();
+        for (i, ((&q, reply), outcome)) in queried.iter().zip(&replies).zip(validated).enumerate() {
+            self.candidates.push(candidate(pool[q], reply, &outcome));
+            if let Ok(answer) = outcome {
+                self.valid.push((offset + i, answer));
+            }
+        }
+        self.replies.extend(replies);
+    }
+}
+
+/// The candidate record of `miner`'s reply and its validation.
+fn candidate(
+    miner: &Miner,
+    reply: &MinerReply,
+    outcome: &Result<Answer, (Outcome, String)>,
+) -> Candidate {
+    Candidate {
+        uid: miner.uid,
+        hotkey: miner.hotkey.clone(),
+        outcome: outcome
+            .as_ref()
+            .map_or_else(|(o, _)| *o, |_| Outcome::Success),
+        latency_ms: reply.latency.as_millis() as u64,
+        accuracy: None,
+        speed: None,
+        combined: None,
+        error: outcome.as_ref().err().map(|(_, e)| brief(e)),
+        scores: None,
+    }
 }
 
 /// The valid answers, scored.
@@ -96,6 +113,11 @@ pub(super) async fn weigh(
 }
 
 impl Weighed {
+    /// The answers, to add more to and weigh again.
+    pub(super) fn into_answers(self) -> Answers {
+        self.answers
+    }
+
     /// Whether more miners should be asked: the answers were weighed against each other (or
     /// one stood alone) and the would-be winner has no majority behind it.
     pub(super) fn lacks_majority(&self, policy: &AttemptPolicy) -> bool {
