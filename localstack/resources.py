@@ -38,7 +38,7 @@ def client(service):
 
 def table(name):
     ddb = client("dynamodb")
-    indexes = [("by_created", "list_all"), ("by_status", "list_status"), ("by_kind", "list_kind"), ("by_status_kind", "list_status_kind"), ("by_notice", "notice_owed")]
+    indexes = [("by_created", "list_all"), ("by_owner", "list_owner"), ("by_status", "list_status"), ("by_kind", "list_kind"), ("by_status_kind", "list_status_kind"), ("by_notice", "notice_owed")]
     try:
         ddb.create_table(
             TableName=name,

@@ -8,18 +8,18 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use taogate_shared::api::{self, StatusState, SubmitState};
+use taogate_shared::api::{self, StatusState, SubmitState, SubmitStore};
 use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues};
 use taogate_shared::bittensor::{
     ChainReader, Hotkey, LiveDirectory, ProtocolClient, read_miner_file, spawn_refresh,
 };
-use taogate_shared::config::{Settings, SubmissionSettings};
+use taogate_shared::config::Settings;
 use taogate_shared::domain::MinerSnapshot;
 use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::outbound::HttpCallbacks;
 use taogate_shared::ports::{
-    BlobGet, BlobPresign, BlobPut, MinerDirectory, QueueDepths, QueueSend, TaskCreate, TaskReader,
+    BlobGet, BlobPresign, BlobPut, KeyLookup, MinerDirectory, QueueDepths, QueueSend, TaskReader,
 };
 use taogate_shared::secrets::{self, Fallback, NoSecretStore};
 use taogate_shared::submission::Intake;
@@ -212,12 +212,12 @@ fn router<T, Q, B, D>(
     queue: Q,
     blobs: B,
     directory: D,
-    submission: &SubmissionSettings,
+    settings: &Settings,
     hotkey: &Hotkey,
     local: bool,
 ) -> axum::Router
 where
-    T: TaskReader + TaskCreate + Clone,
+    T: TaskReader + SubmitStore + KeyLookup + Clone,
     Q: QueueSend + QueueDepths + Clone,
     B: BlobPut + BlobGet + BlobPresign + Clone,
     D: MinerDirectory,
@@ -229,8 +229,9 @@ where
                 queue: queue.clone(),
                 blobs: blobs.clone(),
             },
-            settings: submission.clone(),
+            settings: settings.submission.clone(),
         },
+        settings.tenancy,
         local,
     );
     let status = api::status_routes(
@@ -241,6 +242,7 @@ where
             directory,
             gateway_hotkey: hotkey.ss58().to_owned(),
         },
+        settings.tenancy,
         local,
     );
     api::with_fallbacks(submit.merge(status))
@@ -316,7 +318,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 db.clone(),
                 blobs,
                 directory,
-                &settings.submission,
+                &settings,
                 &hotkey,
                 true,
             );
@@ -365,7 +367,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 queues.clone(),
                 blobs,
                 directory,
-                &settings.submission,
+                &settings,
                 &hotkey,
                 false,
             );

@@ -137,6 +137,15 @@ mod armed {
         }
     }
 
+    impl<T: crate::ports::KeyLookup> crate::ports::KeyLookup for Faulty<T> {
+        async fn key(
+            &self,
+            id: &crate::domain::KeyId,
+        ) -> Result<Option<crate::domain::ApiKey>, StoreError> {
+            self.0.key(id).await
+        }
+    }
+
     impl<T: HealthStore> HealthStore for Faulty<T> {
         async fn load_health(&self, hotkeys: Vec<String>) -> Result<Vec<MinerHealth>, StoreError> {
             self.0.load_health(hotkeys).await

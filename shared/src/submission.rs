@@ -24,6 +24,8 @@ pub struct Submission {
     pub language: Language,
     /// Where to report the end, already checked.
     pub callback_url: Option<String>,
+    /// Who submits it: a key id, or empty for the anonymous tenant.
+    pub owner: String,
 }
 
 /// The validated input of a submission.
@@ -100,7 +102,7 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
             info,
         },
     };
-    let task = Task::with_id(
+    let mut task = Task::with_id(
         id,
         submission.kind,
         submission.priority,
@@ -109,6 +111,7 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
         submission.callback_url,
         now_millis(),
     );
+    task.owner = submission.owner;
     intake.tasks.insert(&task).await?;
     crate::faults::crash("submission.stored");
     if let Err(e) = intake.queue.send(task.id, task.priority).await {
@@ -143,6 +146,7 @@ mod tests {
             priority: Priority::Normal,
             language: Language::parse("en").unwrap(),
             callback_url: None,
+            owner: String::new(),
         }
     }
 

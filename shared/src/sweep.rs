@@ -15,7 +15,9 @@ use std::time::Duration;
 use tracing::{info, warn};
 
 use crate::domain::Millis;
-use crate::ports::{BlobPresign, CallbackNotifier, NoticeLedger, QueueSend, StoreError, TaskSweep};
+use crate::ports::{
+    BlobPresign, CallbackNotifier, KeyLookup, NoticeLedger, QueueSend, StoreError, TaskSweep,
+};
 
 /// Tasks one sweep handles at most, of each kind; the next sweep takes the rest.
 pub const SWEEP_BATCH: usize = 500;
@@ -50,7 +52,7 @@ pub struct Sweeper<T, Q, B, N> {
 
 impl<T, Q, B, N> Sweeper<T, Q, B, N>
 where
-    T: TaskSweep + NoticeLedger,
+    T: TaskSweep + NoticeLedger + KeyLookup,
     Q: QueueSend,
     B: BlobPresign,
     N: CallbackNotifier,
@@ -61,7 +63,7 @@ where
         let mut report = self.requeue(now).await?;
         for task in self.tasks.due_notices(now, self.bound, SWEEP_BATCH).await? {
             let Some(delivered) =
-                crate::notice::tell_submitter(&task, &self.blobs, &self.callbacks).await
+                crate::notice::tell_submitter(&task, &self.blobs, &self.callbacks, &self.tasks).await
             else {
                 continue;
             };

@@ -341,6 +341,9 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
             },
             settings: SubmissionSettings::default().behind_lambda(),
         },
+        taogate_shared::config::Settings::from_lookup(|_| None)
+            .unwrap()
+            .tenancy,
         false,
     ));
     let audio = vec![0u8; LAMBDA_DIRECT_UPLOAD_BYTES + 1];

@@ -104,3 +104,25 @@ mod tests {
         assert!(MinerProtocol::parse("grpc").is_err());
     }
 }
+
+/// `API_AUTH`: whether requests must carry an API key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AuthMode {
+    /// Every route but health and the docs needs a key (the template's default on AWS).
+    Required,
+    /// A request without a key acts as the one anonymous tenant; a request with a key is
+    /// checked like any other (the default of `taogate serve`).
+    #[default]
+    Optional,
+}
+
+impl AuthMode {
+    /// Parses `required` or `optional`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "required" => Ok(Self::Required),
+            "optional" => Ok(Self::Optional),
+            other => Err(format!("unknown mode {other:?}; use required or optional")),
+        }
+    }
+}

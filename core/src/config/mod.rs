@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-pub use choices::{MinerProtocol, ScoringMode, SelectionPolicy};
+pub use choices::{AuthMode, MinerProtocol, ScoringMode, SelectionPolicy};
 use reader::Reader;
 pub use secret::Secret;
 
@@ -215,6 +215,16 @@ impl SubmissionSettings {
     }
 }
 
+/// Who may call the API (the tenancy gate's section).
+#[derive(Debug, Clone, Copy)]
+pub struct TenancySettings {
+    /// `API_AUTH`: `required` or `optional` (the default).
+    pub auth: AuthMode,
+    /// `API_KEY_CACHE`: seconds a key record read for one request serves later ones (30, at
+    /// most 60; 0 reads it every time). A revoked key stops working within this.
+    pub key_cache: Duration,
+}
+
 /// Every section of the configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -238,6 +248,8 @@ pub struct Settings {
     pub sweep: SweepSettings,
     /// The local HTTP server (`taogate serve`).
     pub http: HttpSettings,
+    /// API keys.
+    pub tenancy: TenancySettings,
 }
 
 /// How `taogate serve` treats connections (on AWS, API Gateway does this).
@@ -361,6 +373,12 @@ impl Settings {
                     r.parse("HTTP_IDLE_TIMEOUT", 60.0f64).max(0.0),
                 ),
                 max_connections: r.parse("HTTP_MAX_CONNECTIONS", 1024usize),
+            },
+            tenancy: TenancySettings {
+                auth: r.choice("API_AUTH", AuthMode::default(), AuthMode::parse),
+                key_cache: Duration::from_secs_f64(
+                    r.parse("API_KEY_CACHE", 30.0f64).clamp(0.0, 60.0),
+                ),
             },
         };
         let mut problems = r.problems;

@@ -36,23 +36,44 @@ impl BlobKey {
         Self(format!("{}{id}", Self::INPUT))
     }
 
-    /// A fresh upload: its id (what the client passes as `upload_id`) and its key.
-    pub fn new_upload() -> (String, Self) {
+    /// A fresh upload of `owner` (a key id, or empty for the anonymous tenant): its public id
+    /// and its key. Uploads live under their owner, so an upload id names nothing for
+    /// another tenant.
+    pub fn new_upload(owner: &str) -> (String, Self) {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let key = Self(format!("{}{id}", Self::UPLOADS));
+        let key = Self::upload_key(owner, &id);
         (id, key)
     }
 
-    /// The key of a client-supplied upload id, if the id is well formed.
-    pub fn upload(upload_id: &str) -> Option<Self> {
+    fn upload_key(owner: &str, simple_id: &str) -> Self {
+        if owner.is_empty() {
+            Self(format!("{}{simple_id}", Self::UPLOADS))
+        } else {
+            Self(format!("{}{owner}/{simple_id}", Self::UPLOADS))
+        }
+    }
+
+    /// The key of `owner`'s upload `upload_id`, if the id is well formed (`owner` is a key id
+    /// or empty).
+    pub fn upload(owner: &str, upload_id: &str) -> Option<Self> {
+        if !owner.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
         uuid::Uuid::parse_str(upload_id)
             .ok()
-            .map(|u| Self(format!("{}{}", Self::UPLOADS, u.simple())))
+            .map(|u| Self::upload_key(owner, &u.simple().to_string()))
+    }
+
+    /// The marker saying that `owner` was handed upload `upload_id` (the local runtime's
+    /// upload route accepts only uploads its caller was handed).
+    pub fn upload_slot(owner: &str, upload_id: &str) -> Option<Self> {
+        Self::upload(owner, upload_id).map(|k| Self(format!("{}.slot", k.0)))
     }
 
     /// The upload id of an upload key.
     pub fn upload_id(key: &str) -> Option<&str> {
-        key.strip_prefix(Self::UPLOADS)
+        let rest = key.strip_prefix(Self::UPLOADS)?;
+        Some(rest.rsplit('/').next().unwrap_or(rest))
     }
 
     /// The synthesized speech of task `id`.
@@ -107,9 +128,14 @@ mod tests {
                 .starts_with(BlobKey::TASK_BODIES)
         );
         assert!(BlobKey::snapshot().as_str().starts_with(BlobKey::METAGRAPH));
-        let (upload_id, key) = BlobKey::new_upload();
-        assert_eq!(BlobKey::upload(&upload_id), Some(key.clone()));
+        let (upload_id, key) = BlobKey::new_upload("");
+        assert_eq!(BlobKey::upload("", &upload_id), Some(key.clone()));
         assert_eq!(BlobKey::upload_id(key.as_str()), Some(upload_id.as_str()));
-        assert_eq!(BlobKey::upload("../../etc/passwd"), None);
+        assert_eq!(BlobKey::upload("", "../../etc/passwd"), None);
+        let (theirs, key) = BlobKey::new_upload("0123456789abcdef");
+        assert!(key.as_str().starts_with(BlobKey::UPLOADS));
+        assert_eq!(BlobKey::upload_id(key.as_str()), Some(theirs.as_str()));
+        assert_ne!(BlobKey::upload("", &theirs), Some(key.clone()));
+        assert_eq!(BlobKey::upload("../x", &theirs), None);
     }
 }

@@ -35,6 +35,7 @@ mod priority;
 mod score;
 mod service;
 mod task;
+pub mod tenant;
 mod text;
 
 pub use address::{ip_allowed, parse_callback_url};
@@ -56,6 +57,7 @@ pub use task::{
     AttemptEnd, AudioInfo, ClaimOutcome, Confidence, Expected, GiveUp, Quorum, StatusCounts, Task,
     TaskInput, TaskOutput, TaskResult, TaskStatus,
 };
+pub use tenant::{ApiKey, KeyId, Limits, Period, Rate};
 pub use text::{SubmittedText, TextLimits};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored anywhere in taogate.

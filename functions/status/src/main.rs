@@ -10,6 +10,7 @@ use taogate_shared::aws::{
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     aws::init_tracing();
+    let tenancy = taogate_shared::config::Settings::from_env()?.tenancy;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let blobs = S3Blobs::new(clients.s3, &resources);
@@ -21,6 +22,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             blobs,
             gateway_hotkey: std::env::var("GATEWAY_HOTKEY").unwrap_or_default(),
         },
+        tenancy,
         false,
     ));
     lambda_http::run(router).await

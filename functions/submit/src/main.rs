@@ -24,6 +24,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             },
             settings: settings.submission.behind_lambda(),
         },
+        settings.tenancy,
         false,
     ));
     lambda_http::run(router).await

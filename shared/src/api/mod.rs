@@ -3,6 +3,8 @@
 
 mod body;
 pub use body::BodyTimedOut;
+pub mod gate;
+mod idempotent;
 mod openapi;
 mod problem;
 mod status;
@@ -19,13 +21,21 @@ use axum::routing::{get, post};
 pub use openapi::{ApiDoc, docs_page, document};
 pub use problem::{FieldError, Problem};
 pub use submit::{MAX_AUDIO_BYTES, MAX_JSON_BYTES};
+pub use gate::{Caller, Gate};
+pub use idempotent::IDEMPOTENCY_KEY;
 pub use uploads::UploadView;
 
 pub use crate::config::LAMBDA_DIRECT_UPLOAD_BYTES;
-use crate::config::SubmissionSettings;
+use crate::config::{SubmissionSettings, TenancySettings};
 use crate::ports::{
-    BlobGet, BlobPresign, BlobPut, MinerDirectory, QueueDepths, QueueSend, TaskCreate, TaskReader,
+    BlobGet, BlobPresign, BlobPut, Idempotency, KeyLookup, Metering, MinerDirectory, QueueDepths,
+    QueueSend, TaskCreate, TaskReader,
 };
+
+/// What the submission routes store: tasks, and per key its quota and its idempotent
+/// requests (one store adapter implements all three).
+pub trait SubmitStore: TaskCreate + Metering + Idempotency {}
+impl<T: TaskCreate + Metering + Idempotency> SubmitStore for T {}
 use crate::submission::Intake;
 
 /// What the submit routes need: the submit Lambda's policy (put item, send message, put and
@@ -54,12 +64,17 @@ pub struct StatusState<R, Q, B, D> {
 
 /// The submission routes and the upload route. With `local_uploads`, the runtime also accepts
 /// the uploaded files itself (on AWS they go to S3 by presigned URL).
-pub fn submit_routes<W, Q, B>(state: SubmitState<W, Q, B>, local_uploads: bool) -> Router
+pub fn submit_routes<W, Q, B>(
+    state: SubmitState<W, Q, B>,
+    tenancy: TenancySettings,
+    local_uploads: bool,
+) -> Router
 where
-    W: TaskCreate,
+    W: SubmitStore + KeyLookup + Clone,
     Q: QueueSend,
     B: BlobPut + BlobGet + BlobPresign,
 {
+    let gate = Arc::new(Gate::new(state.intake.tasks.clone(), tenancy));
     let mut router = Router::new().route("/api/v1/uploads", post(uploads::create::<W, Q, B>));
     if local_uploads {
         router = router.route(
@@ -67,7 +82,7 @@ where
             axum::routing::put(uploads::put::<W, Q, B>),
         );
     }
-    router
+    let router = router
         .route(
             "/api/v1/transcription",
             post(submit::transcription::<W, Q, B>),
@@ -80,18 +95,24 @@ where
         // Bodies are limited and read by the handlers themselves, so that every limit answers
         // with problem+json.
         .layer(axum::extract::DefaultBodyLimit::disable())
-        .with_state(Arc::new(state))
+        .with_state(Arc::new(state));
+    guarded(router, gate, false)
 }
 
 /// The read routes, the OpenAPI document and the docs page. With `serve_audio`, audio results are
 /// served from the blob store (the local runtime); on AWS they are presigned S3 URLs instead.
-pub fn status_routes<R, Q, B, D>(state: StatusState<R, Q, B, D>, serve_audio: bool) -> Router
+pub fn status_routes<R, Q, B, D>(
+    state: StatusState<R, Q, B, D>,
+    tenancy: TenancySettings,
+    serve_audio: bool,
+) -> Router
 where
-    R: TaskReader,
+    R: TaskReader + KeyLookup + Metering + Clone,
     Q: QueueDepths,
     B: BlobGet + BlobPresign,
     D: MinerDirectory,
 {
+    let gate = Arc::new(Gate::new(state.tasks.clone(), tenancy));
     let doc = Arc::new(document());
     let page = Arc::new(docs_page(&doc));
     let mut router = Router::new()
@@ -112,7 +133,7 @@ where
             get(status::get_audio::<R, Q, B, D>),
         );
     }
-    router
+    let router = router
         .route(
             "/openapi.json",
             get(move || {
@@ -127,7 +148,23 @@ where
                 async move { Html((*page).clone()) }
             }),
         )
-        .with_state(Arc::new(state))
+        .with_state(Arc::new(state));
+    guarded(router, gate, true)
+}
+
+/// Puts `router` behind the tenancy gate (see [`gate`]); with `usage`, adds
+/// `GET /api/v1/usage`, served by the gate's store. Both route sets go through here, so every
+/// handler finds its [`Caller`].
+fn guarded<K: KeyLookup + Metering>(router: Router, gate: Arc<Gate<K>>, usage: bool) -> Router {
+    let mut router = router;
+    if usage {
+        router = router.merge(
+            Router::new()
+                .route("/api/v1/usage", get(gate::usage::<K>))
+                .with_state(gate.clone()),
+        );
+    }
+    router.layer(axum::middleware::from_fn_with_state(gate, gate::guard::<K>))
 }
 
 /// Adds the problem+json answers for unknown routes (404) and wrong methods (405).

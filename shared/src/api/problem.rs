@@ -1,6 +1,6 @@
 //! RFC 9457 problem details: the one place errors become HTTP responses.
 
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -30,6 +30,9 @@ pub struct Problem {
     /// Per-field details, for validation errors.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// Response headers besides the content type (`Retry-After`, rate limit fields).
+    #[serde(skip)]
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -40,6 +43,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -109,6 +113,44 @@ impl Problem {
         )
     }
 
+    /// 401, with the `WWW-Authenticate` challenge added by [`Problem::into_response`].
+    pub fn unauthorized(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "Authentication required",
+            detail,
+        )
+    }
+
+    /// 403: authenticated, but not allowed this.
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden", detail)
+    }
+
+    /// 409: the same request is still being handled.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
+    }
+
+    /// 429: over a rate or a quota (the caller adds `Retry-After`).
+    pub fn too_many_requests(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too-many-requests",
+            "Too many requests",
+            detail,
+        )
+    }
+
+    /// The same problem with `Retry-After: seconds` and `fields`.
+    pub fn with_retry_after(mut self, seconds: u64, fields: &[(HeaderName, HeaderValue)]) -> Self {
+        self.headers
+            .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        self.headers.extend(fields.iter().cloned());
+        self
+    }
+
     /// 404.
     pub fn not_found(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not-found", "Not found", detail)
@@ -143,14 +185,24 @@ impl From<StoreError> for Problem {
 }
 
 impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
+        let headers = std::mem::take(&mut self.headers);
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        for (name, value) in headers {
+            response.headers_mut().insert(name, value);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"taogate\""),
+            );
+        }
         response
     }
 }

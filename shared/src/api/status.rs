@@ -3,13 +3,14 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::Json;
+use axum::{Extension, Json};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 
 use super::StatusState;
+use super::gate::Caller;
 use super::problem::{FieldError, Problem};
 use crate::domain::{ServiceKind, Task, TaskId, TaskStatus, now_millis};
 use crate::ports::{
@@ -31,10 +32,16 @@ async fn view<B: BlobPresign>(blobs: &B, task: &Task) -> Result<TaskView, Proble
     Ok(TaskView::new(task, url))
 }
 
-async fn load<R: TaskReader>(tasks: &R, raw_id: &str) -> Result<Task, Problem> {
+/// Task `raw_id`, if the caller may see it: another tenant's task is answered as if it did
+/// not exist.
+async fn load<R: TaskReader>(tasks: &R, raw_id: &str, caller: &Caller) -> Result<Task, Problem> {
     let missing = || Problem::not_found(format!("no task with id '{}'", raw_id.escape_default()));
     let id: TaskId = raw_id.parse().map_err(|_| missing())?;
-    tasks.get(id).await?.ok_or_else(missing)
+    tasks
+        .get(id)
+        .await?
+        .filter(|t| caller.may_see(&t.owner))
+        .ok_or_else(missing)
 }
 
 /// `GET /api/v1/tasks/{id}`.
@@ -45,9 +52,10 @@ pub async fn get_task<
     D: MinerDirectory,
 >(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, Problem> {
-    let task = load(&state.tasks, &id).await?;
+    let task = load(&state.tasks, &id, &caller).await?;
     Ok(Json(view(&state.blobs, &task).await?))
 }
 
@@ -59,9 +67,10 @@ pub async fn get_audio<
     D: MinerDirectory,
 >(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let task = load(&state.tasks, &id).await?;
+    let task = load(&state.tasks, &id, &caller).await?;
     let key = TaskView::audio_key(&task)
         .ok_or_else(|| Problem::not_found("this task has no audio result (yet)"))?;
     let bytes = state
@@ -80,9 +89,10 @@ pub async fn get_output<
     D: MinerDirectory,
 >(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
-    let task = load(&state.tasks, &id).await?;
+    let task = load(&state.tasks, &id, &caller).await?;
     match task.result.map(|r| r.output) {
         Some(crate::domain::TaskOutput::Text { text }) => {
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
@@ -154,9 +164,11 @@ pub async fn list_tasks<
     D: MinerDirectory,
 >(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
 ) -> Result<Json<TaskListView>, Problem> {
-    let query = list_query(raw.as_deref())?;
+    let mut query = list_query(raw.as_deref())?;
+    query.owner = caller.list_scope();
     let page = state.tasks.list(query).await?;
     let mut tasks = Vec::with_capacity(page.tasks.len());
     for t in &page.tasks {
@@ -255,7 +267,13 @@ pub async fn integration<
     D: MinerDirectory,
 >(
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<IntegrationView>, Problem> {
+    if !caller.operator() {
+        return Err(Problem::forbidden(
+            "the validator routes need an admin key",
+        ));
+    }
     let (network, snapshot) = directory_view(&state.directory).await?;
     let pending = state
         .tasks

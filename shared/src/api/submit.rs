@@ -4,20 +4,25 @@
 use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
+use axum::Extension;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::SubmitState;
+use super::gate::{self, Caller};
+use super::idempotent::{self, Answer};
+use super::{SubmitState, SubmitStore};
 use super::body::{content_type, read_body};
 use super::problem::{FieldError, Problem};
 use crate::audio;
 pub use crate::config::MAX_AUDIO_BYTES;
+use crate::domain::tenant::{Period, digest_hex};
 use crate::domain::{
-    BlobKey, Language, Priority, ServiceKind, SubmittedText, TextLimits, parse_callback_url,
+    BlobKey, Language, Priority, ServiceKind, SubmittedText, TextLimits, now_millis,
+    parse_callback_url,
 };
-use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend, TaskCreate};
+use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend};
 use crate::submission::{Payload, Submission, submit};
 use crate::views::SubmitView;
 /// Room for the multipart framing and the small fields around the audio.
@@ -149,40 +154,96 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Submits the parsed request and answers 202 with where to follow the task.
-async fn accept<W: TaskCreate, Q: QueueSend, B: BlobPut>(
+/// A digest of what a submission asks for: its `Idempotency-Key` fingerprint.
+fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String {
+    let (what, data): (&[u8], &[u8]) = match payload {
+        Payload::Text(text) => (b"text", text.as_bytes()),
+        Payload::Audio { data, .. } => (b"audio", data),
+        Payload::Uploaded { key, .. } => (b"upload", key.as_str().as_bytes()),
+    };
+    digest_hex(&[
+        kind.as_str().as_bytes(),
+        common.priority.as_str().as_bytes(),
+        common.language.code().as_bytes(),
+        common.callback_url.as_deref().unwrap_or_default().as_bytes(),
+        what,
+        data,
+    ])
+}
+
+/// Submits the parsed request and answers 202 with where to follow the task: at most once
+/// per `Idempotency-Key`, within the caller's priority and monthly quota.
+async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     state: &SubmitState<W, Q, B>,
+    request: (&Caller, &HeaderMap),
     kind: ServiceKind,
     common: Common,
     payload: Payload,
 ) -> Result<Response, Problem> {
-    let submission = Submission {
-        kind,
-        priority: common.priority,
-        language: common.language,
-        callback_url: common.callback_url,
-    };
-    let task = submit(&state.intake, submission, payload).await?;
-    let view = SubmitView {
-        task_id: task.id.to_string(),
-        status: "pending".into(),
-        message: format!("{} task queued", task.kind.as_str()),
-        estimated_completion_time: state.settings.estimated_seconds,
-        task_type: task.kind.as_str().into(),
-        source_language: task.language.code().into(),
-        priority: task.priority.as_str().into(),
-    };
-    let location = format!("/api/v1/tasks/{}", task.id);
-    Ok((
-        StatusCode::ACCEPTED,
-        [(header::LOCATION, location)],
-        axum::Json(view),
-    )
-        .into_response())
+    let (caller, headers) = request;
+    if common.priority > caller.max_priority() {
+        return Err(Problem::forbidden(format!(
+            "this key may submit at priority {} at most",
+            caller.max_priority().as_str()
+        )));
+    }
+    let digest = || fingerprint(kind, &common, &payload);
+    let store = &state.intake.tasks;
+    idempotent::once(store, headers, caller, digest, async {
+        let key = caller.key();
+        if let Some(key) = key {
+            let now = now_millis();
+            if !store
+                .reserve_task(&key.id, kind, key.limits.quota, now)
+                .await?
+            {
+                let quota = key.limits.quota.unwrap_or_default();
+                let period = Period::of(now);
+                return Err(Problem::too_many_requests(format!(
+                    "this key's quota of {quota} tasks a month is used up; it starts over at the next month (UTC)"
+                ))
+                .with_retry_after(period.seconds_left(now), &gate::quota_fields(quota, quota, now)));
+            }
+        }
+        let submission = Submission {
+            kind,
+            priority: common.priority,
+            language: common.language,
+            callback_url: common.callback_url.clone(),
+            owner: caller.owner(),
+        };
+        let task = match submit(&state.intake, submission, payload.clone()).await {
+            Ok(task) => task,
+            Err(e) => {
+                if let Some(key) = key
+                    && let Err(lost) = store.release_task(&key.id, kind, now_millis()).await
+                {
+                    tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
+                }
+                return Err(e.into());
+            }
+        };
+        let view = SubmitView {
+            task_id: task.id.to_string(),
+            status: "pending".into(),
+            message: format!("{} task queued", task.kind.as_str()),
+            estimated_completion_time: state.settings.estimated_seconds,
+            task_type: task.kind.as_str().into(),
+            source_language: task.language.code().into(),
+            priority: task.priority.as_str().into(),
+        };
+        Ok(Answer {
+            status: StatusCode::ACCEPTED,
+            location: Some(format!("/api/v1/tasks/{}", task.id)),
+            body: serde_json::to_value(view).unwrap_or_default(),
+        })
+    })
+    .await
 }
 
-async fn text_task<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+async fn text_task<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     state: &SubmitState<W, Q, B>,
+    caller: &Caller,
     kind: ServiceKind,
     headers: &HeaderMap,
     body: Body,
@@ -206,25 +267,27 @@ async fn text_task<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresi
     let (Some(text), Some(c)) = (text, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    accept(state, kind, c, Payload::Text(text.into_string())).await
+    accept(state, (caller, headers), kind, c, Payload::Text(text.into_string())).await
 }
 
 /// `POST /api/v1/tts`.
-pub async fn tts<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+pub async fn tts<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    text_task(&state, ServiceKind::Tts, &headers, body).await
+    text_task(&state, &caller, ServiceKind::Tts, &headers, body).await
 }
 
 /// `POST /api/v1/summarization`.
-pub async fn summarization<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+pub async fn summarization<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
-    text_task(&state, ServiceKind::Summarization, &headers, body).await
+    text_task(&state, &caller, ServiceKind::Summarization, &headers, body).await
 }
 
 fn multipart_problem(e: multer::Error) -> Problem {
@@ -257,8 +320,9 @@ fn multipart_problem(e: multer::Error) -> Problem {
 
 /// `POST /api/v1/transcription`: multipart with `audio_file`, `source_language`, `priority`,
 /// `callback_url`; or JSON naming an `upload_id` from `POST /api/v1/uploads`.
-pub async fn transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+pub async fn transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -268,10 +332,10 @@ pub async fn transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + B
                 .get_param(mime::BOUNDARY)
                 .map(|b| b.as_str().to_owned())
                 .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?;
-            multipart_transcription(&state, &headers, boundary, body).await
+            multipart_transcription(&state, &caller, &headers, boundary, body).await
         }
         Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {
-            uploaded_transcription(&state, &headers, body).await
+            uploaded_transcription(&state, &caller, &headers, body).await
         }
         _ => Err(Problem::unsupported_media_type(
             "this route takes multipart/form-data, or application/json with an upload_id",
@@ -286,11 +350,12 @@ fn direct_too_large(limit: usize) -> Problem {
 }
 
 async fn multipart_transcription<
-    W: TaskCreate,
+    W: SubmitStore,
     Q: QueueSend,
     B: BlobPut + BlobGet + BlobPresign,
 >(
     state: &SubmitState<W, Q, B>,
+    caller: &Caller,
     headers: &HeaderMap,
     boundary: String,
     body: Body,
@@ -384,11 +449,12 @@ async fn multipart_transcription<
         filename,
         info: probe.info,
     };
-    accept(state, ServiceKind::Transcription, c, payload).await
+    accept(state, (caller, headers), ServiceKind::Transcription, c, payload).await
 }
 
-async fn uploaded_transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+async fn uploaded_transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     state: &SubmitState<W, Q, B>,
+    caller: &Caller,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -405,7 +471,7 @@ async fn uploaded_transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGe
             );
             None
         }
-        Some(id) => BlobKey::upload(id).or_else(|| {
+        Some(id) => BlobKey::upload(&caller.owner(), id).or_else(|| {
             errors.add("upload_id", "is not an upload id from POST /api/v1/uploads");
             None
         }),
@@ -433,5 +499,5 @@ async fn uploaded_transcription<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGe
         size_bytes: data.len() as u64,
         info: probe.info,
     };
-    accept(state, ServiceKind::Transcription, c, payload).await
+    accept(state, (caller, headers), ServiceKind::Transcription, c, payload).await
 }

@@ -8,20 +8,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
-use axum::body::Body;
+use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::SubmitState;
+use super::gate::Caller;
+use super::idempotent::{self, Answer};
+use super::{SubmitState, SubmitStore};
 use super::body::read_body;
 use super::problem::Problem;
 use crate::config::MAX_AUDIO_BYTES;
 use crate::domain::BlobKey;
-use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend, TaskCreate};
+use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend};
 
 /// How long an upload URL stays valid.
 const UPLOAD_TTL: Duration = Duration::from_secs(15 * 60);
@@ -43,35 +45,56 @@ pub struct UploadView {
     pub max_bytes: usize,
 }
 
-/// `POST /api/v1/uploads`.
-pub async fn create<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+/// `POST /api/v1/uploads`: at most once per `Idempotency-Key`.
+pub async fn create<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let (upload_id, key) = BlobKey::new_upload();
-    let target = state
-        .intake
-        .blobs
-        .upload_target(key.as_str(), "application/octet-stream", UPLOAD_TTL)
-        .await?;
-    let view = UploadView {
-        upload_id,
-        url: target.url,
-        method: target.method.into(),
-        headers: target.headers.into_iter().collect(),
-        expires_in: target.expires_in_s,
-        max_bytes: MAX_AUDIO_BYTES,
-    };
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    let owner = caller.owner();
+    let store = &state.intake.tasks;
+    idempotent::once(store, &headers, &caller, || "upload".to_owned(), async {
+        let (upload_id, key) = BlobKey::new_upload(&owner);
+        if let Some(slot) = BlobKey::upload_slot(&owner, &upload_id) {
+            let blobs = &state.intake.blobs;
+            blobs.put(slot.as_str(), Bytes::new(), "application/octet-stream").await?;
+        }
+        let target = state
+            .intake
+            .blobs
+            .upload_target(key.as_str(), "application/octet-stream", UPLOAD_TTL)
+            .await?;
+        let view = UploadView {
+            upload_id,
+            url: target.url,
+            method: target.method.into(),
+            headers: target.headers.into_iter().collect(),
+            expires_in: target.expires_in_s,
+            max_bytes: MAX_AUDIO_BYTES,
+        };
+        Ok(Answer {
+            status: StatusCode::CREATED,
+            location: None,
+            body: serde_json::to_value(view).unwrap_or_default(),
+        })
+    })
+    .await
 }
 
-/// `PUT /api/v1/uploads/{id}`: the local runtime's stand-in for a presigned S3 PUT.
-pub async fn put<W: TaskCreate, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+/// `PUT /api/v1/uploads/{id}`: the local runtime's stand-in for a presigned S3 PUT. Only the
+/// tenant that was handed the upload may fill it; to anyone else it does not exist.
+pub async fn put<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<StatusCode, Problem> {
-    let key = BlobKey::upload(&id).ok_or_else(|| Problem::not_found("no such upload"))?;
+    let owner = caller.owner();
+    let missing = || Problem::not_found("no such upload");
+    let key = BlobKey::upload(&owner, &id).ok_or_else(missing)?;
+    let slot = BlobKey::upload_slot(&owner, &id).ok_or_else(missing)?;
+    state.intake.blobs.get(slot.as_str()).await?.ok_or_else(missing)?;
     let bytes = read_body(&headers, body, MAX_AUDIO_BYTES).await?;
     state
         .intake

@@ -35,6 +35,15 @@ use crate::ports::{
     TaskQuery, TaskReader, TaskSweep,
 };
 
+/// Index reads one owner's filtered page may take (see `list_owned`).
+const OWNER_SCAN_ROUNDS: usize = 8;
+
+/// The `list_owner` value of `owner`'s tasks in `shard` (`o` keeps the anonymous tenant's
+/// value non-empty).
+fn owner_shard(owner: &str, shard: impl std::fmt::Display) -> String {
+    format!("o{owner}#{shard}")
+}
+
 /// Counter items the health counts are spread over.
 pub const COUNTER_SHARDS: usize = 8;
 
@@ -44,21 +53,21 @@ const INLINE_BODY_BYTES: usize = 300 * 1024;
 /// DynamoDB task table.
 #[derive(Debug, Clone)]
 pub struct DynamoTasks {
-    client: aws_sdk_dynamodb::Client,
-    table: String,
+    pub(super) client: aws_sdk_dynamodb::Client,
+    pub(super) table: String,
     ttl: Duration,
     large_bodies: S3Blobs,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
-fn n(v: impl ToString) -> AttributeValue {
+pub(super) fn n(v: impl ToString) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn backend(e: impl Into<anyhow::Error>) -> StoreError {
+pub(super) fn backend(e: impl Into<anyhow::Error>) -> StoreError {
     StoreError::backend(e)
 }
 
@@ -101,6 +110,7 @@ impl DynamoTasks {
             ("kind".to_owned(), s(kind)),
             ("status".to_owned(), s(status)),
             ("list_all".to_owned(), s(format!("all#{shard}"))),
+            ("list_owner".to_owned(), s(owner_shard(&task.owner, shard))),
             ("list_status".to_owned(), s(format!("{status}#{shard}"))),
             ("list_kind".to_owned(), s(format!("{kind}#{shard}"))),
             (
@@ -190,6 +200,52 @@ impl DynamoTasks {
             .iter()
             .filter_map(|item| item.get("id").and_then(|v| v.as_s().ok()).cloned())
             .collect())
+    }
+
+    /// A page of one owner's tasks: the owner's index, newest first, filtered by status and
+    /// service as the items are read. At most [`OWNER_SCAN_ROUNDS`] rounds of `limit + 1` ids
+    /// per shard are read for one page; a page cut short by that bound still says where the
+    /// next one starts.
+    async fn list_owned(
+        &self,
+        owner: &str,
+        query: &TaskQuery,
+        limit: usize,
+    ) -> Result<TaskPage, StoreError> {
+        let keep = |t: &Task| {
+            t.owner == owner
+                && query.status.is_none_or(|st| t.status == st)
+                && query.kind.is_none_or(|k| t.kind == k)
+        };
+        let mut kept: Vec<Task> = Vec::new();
+        let mut after = query.after;
+        for _ in 0..OWNER_SCAN_ROUNDS {
+            let shards = (0..LIST_SHARDS).map(|shard| {
+                let key = owner_shard(owner, shard);
+                self.list_shard("by_owner", "list_owner", key, after, limit + 1)
+            });
+            let mut ids: Vec<String> = Vec::new();
+            for shard in futures::future::join_all(shards).await {
+                ids.extend(shard?);
+            }
+            ids.sort_unstable_by(|a, b| b.cmp(a));
+            ids.truncate(limit + 1);
+            let exhausted = ids.len() <= limit;
+            let scanned_to = ids.last().and_then(|id| id.parse::<TaskId>().ok());
+            for task in self.load_many(&ids).await? {
+                if keep(&task) {
+                    kept.push(task);
+                }
+            }
+            kept.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+            if kept.len() > limit || exhausted {
+                return Ok(TaskPage::from_overfetch(kept, limit));
+            }
+            after = scanned_to;
+        }
+        // Bounded: answer what was found, and continue the next page where the scan stopped.
+        let next = after;
+        Ok(TaskPage { tasks: kept, next })
     }
 
     /// Reads task `id`, applies `change` (a domain method that says what the write must still
@@ -367,6 +423,9 @@ impl TaskReader for DynamoTasks {
 
     async fn list(&self, query: TaskQuery) -> Result<TaskPage, StoreError> {
         let limit = query.limit.clamp(1, 100);
+        if let Some(owner) = &query.owner {
+            return self.list_owned(owner, &query, limit).await;
+        }
         let (index, key_name, value) = match (query.status, query.kind) {
             (Some(st), Some(k)) => (
                 "by_status_kind",

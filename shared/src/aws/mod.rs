@@ -11,6 +11,7 @@ mod metagraph_sync;
 mod provision;
 mod s3;
 mod sqs;
+mod tenants;
 
 pub use dynamo::DynamoTasks;
 pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline};

@@ -20,6 +20,7 @@ CREATE TABLE IF NOT EXISTS tasks (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tasks_by_status ON tasks (status, id);
 CREATE INDEX IF NOT EXISTS tasks_by_kind ON tasks (kind, id);
+CREATE INDEX IF NOT EXISTS tasks_by_owner ON tasks (owner, id);
 CREATE TABLE IF NOT EXISTS queue (
     id            INTEGER PRIMARY KEY AUTOINCREMENT,
     task_id       TEXT NOT NULL,
@@ -40,6 +41,28 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     dead_at       INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dead_by_task ON dead_letters (task_id);
+CREATE TABLE IF NOT EXISTS api_keys (
+    id   TEXT PRIMARY KEY,
+    body TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_rate (
+    key_id TEXT PRIMARY KEY,
+    tat    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS key_usage (
+    key_id        TEXT NOT NULL,
+    period        TEXT NOT NULL,
+    requests      INTEGER NOT NULL DEFAULT 0,
+    transcription INTEGER NOT NULL DEFAULT 0,
+    tts           INTEGER NOT NULL DEFAULT 0,
+    summarization INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (key_id, period)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+    scope      TEXT PRIMARY KEY,
+    started_at INTEGER NOT NULL,
+    body       TEXT NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS miner_health (
     hotkey TEXT PRIMARY KEY,
     body   TEXT NOT NULL

@@ -13,6 +13,7 @@ mod blobs;
 mod db;
 mod queue;
 mod tasks;
+mod tenants;
 
 pub use blobs::BlobDir;
 pub use db::{Database, QueuePolicy};

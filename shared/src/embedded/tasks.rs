@@ -74,7 +74,7 @@ impl TaskReader for Database {
             let mut stmt = c.prepare_cached(
                 "SELECT body FROM tasks
                  WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR kind = ?2)
-                   AND (?3 IS NULL OR id < ?3)
+                   AND (?3 IS NULL OR id < ?3) AND (?5 IS NULL OR owner = ?5)
                  ORDER BY id DESC LIMIT ?4",
             )?;
             let rows = stmt.query_map(
@@ -82,7 +82,8 @@ impl TaskReader for Database {
                     query.status.map(TaskStatus::as_str),
                     query.kind.map(|k| k.as_str()),
                     query.after.map(|a| a.to_string()),
-                    (limit + 1) as i64
+                    (limit + 1) as i64,
+                    query.owner
                 ],
                 |r| r.get::<_, String>(0),
             )?;

@@ -11,11 +11,16 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::config::CallbackSettings;
+use crate::domain::tenant::webhook_signature;
 use crate::domain::{ip_allowed, parse_callback_url};
 use crate::ports::CallbackNotifier;
 
 /// The header carrying the delivery id, as Standard Webhooks names it.
 pub const DELIVERY_ID_HEADER: &str = "webhook-id";
+/// The header carrying the try's Unix time in seconds.
+pub const TIMESTAMP_HEADER: &str = "webhook-timestamp";
+/// The header carrying the signatures, `v1,<base64>` each, space-separated.
+pub const SIGNATURE_HEADER: &str = "webhook-signature";
 
 /// Delivers callbacks with bounded retries.
 #[derive(Debug, Clone)]
@@ -49,8 +54,9 @@ impl CallbackNotifier for HttpCallbacks {
         url: &str,
         body: &serde_json::Value,
         delivery_id: &str,
+        secrets: &[String],
     ) -> Result<u32, CallbackError> {
-        self.post(url, body, delivery_id).await
+        self.post(url, body, delivery_id, secrets).await
     }
 }
 
@@ -70,7 +76,9 @@ impl HttpCallbacks {
         raw_url: &str,
         body: &serde_json::Value,
         delivery_id: &str,
+        secrets: &[String],
     ) -> Result<u32, CallbackError> {
+        let body = bytes::Bytes::from(serde_json::to_vec(body).unwrap_or_default());
         let url = parse_callback_url(raw_url, &self.allowlist)
             .map_err(|e| CallbackError::Refused(e.0))?;
         let host = url
@@ -96,10 +104,18 @@ impl HttpCallbacks {
             .map_err(|e| CallbackError::Refused(e.to_string()))?;
         let mut last = String::new();
         for attempt in 1..=self.max_attempts {
-            let request = client
+            // A fresh timestamp and signature per try: receivers refuse old timestamps.
+            let timestamp = chrono::Utc::now().timestamp();
+            let mut request = client
                 .post(url.clone())
                 .header(DELIVERY_ID_HEADER, delivery_id)
-                .json(body);
+                .header(TIMESTAMP_HEADER, timestamp)
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.clone());
+            if !secrets.is_empty() {
+                let signature = webhook_signature(secrets, delivery_id, timestamp, &body);
+                request = request.header(SIGNATURE_HEADER, signature);
+            }
             match request.send().await {
                 Ok(r) if r.status().is_success() => return Ok(attempt),
                 Ok(r) => last = format!("HTTP {}", r.status().as_u16()),

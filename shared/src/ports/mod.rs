@@ -18,6 +18,7 @@ mod miners;
 mod outbound;
 mod queue;
 mod tasks;
+mod tenants;
 
 pub use blobs::{BlobGet, BlobPresign, BlobPut, UploadTarget};
 pub use miners::{MinerClient, MinerDirectory};
@@ -27,6 +28,7 @@ pub use tasks::{
     AttemptEnd, HealthStore, NoticeLedger, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
     TaskSweep,
 };
+pub use tenants::{Idempotency, KeyAdmin, KeyLookup, Metering, Usage, first_request};
 
 /// An infrastructure failure, translated once by the adapter.
 #[derive(Debug, thiserror::Error)]

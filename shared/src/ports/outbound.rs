@@ -56,11 +56,13 @@ pub trait CallbackNotifier: Send + Sync + 'static {
     type Error: std::fmt::Display + Send;
 
     /// Delivers `body` to `url` under `delivery_id`, the same on every try of one callback so
-    /// that the receiver can drop duplicates; returns the number of requests it took.
+    /// that the receiver can drop duplicates, signed with each of `secrets` (Standard
+    /// Webhooks; none for the anonymous tenant); returns the number of requests it took.
     fn deliver(
         &self,
         url: &str,
         body: &serde_json::Value,
         delivery_id: &str,
+        secrets: &[String],
     ) -> impl Future<Output = Result<u32, Self::Error>> + Send;
 }

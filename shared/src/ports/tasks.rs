@@ -22,6 +22,9 @@ pub struct TaskQuery {
     pub limit: usize,
     /// Continue after this task (exclusive), newest first.
     pub after: Option<TaskId>,
+    /// Only tasks of this owner (a key id; empty for the anonymous tenant). `None` lists
+    /// every owner's (admins).
+    pub owner: Option<String>,
 }
 
 /// One page of tasks, newest first.

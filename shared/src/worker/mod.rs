@@ -30,7 +30,7 @@ use crate::drain::DeliveryHandler;
 pub use crate::drain::Disposition;
 use crate::outbound::{HttpCallbacks, HttpReference};
 use crate::ports::{
-    AttemptEnd, BlobGet, BlobPresign, BlobPut, CallbackNotifier, Delivery, HealthStore,
+    AttemptEnd, BlobGet, BlobPresign, BlobPut, CallbackNotifier, Delivery, HealthStore, KeyLookup,
     MinerClient, MinerDirectory, NoticeLedger, ReferenceEndpoints, StoreError, TaskLease,
 };
 use crate::scoring::Scorer;
@@ -120,7 +120,7 @@ impl<T, B, D> Worker<T, B, D, ProtocolClient> {
 
 impl<T, B, D, C, R, N> DeliveryHandler for Worker<T, B, D, C, R, N>
 where
-    T: TaskLease + NoticeLedger + HealthStore,
+    T: TaskLease + NoticeLedger + HealthStore + KeyLookup,
     B: BlobGet + BlobPut + BlobPresign,
     D: MinerDirectory,
     C: MinerClient,
@@ -146,7 +146,7 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
 
 impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N>
 where
-    T: TaskLease + NoticeLedger + HealthStore,
+    T: TaskLease + NoticeLedger + HealthStore + KeyLookup,
     B: BlobGet + BlobPut + BlobPresign,
     D: MinerDirectory,
     C: MinerClient,
@@ -474,7 +474,13 @@ where
     /// stays owed for the sweeper.
     async fn notify(&self, task: &Task) {
         let Some(delivered) =
-            crate::notice::tell_submitter(task, &self.ports.blobs, &self.ports.callbacks).await
+            crate::notice::tell_submitter(
+                task,
+                &self.ports.blobs,
+                &self.ports.callbacks,
+                &self.ports.tasks,
+            )
+            .await
         else {
             return;
         };

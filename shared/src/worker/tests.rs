@@ -108,6 +108,7 @@ impl CallbackNotifier for Recorder {
         url: &str,
         body: &serde_json::Value,
         delivery_id: &str,
+        _secrets: &[String],
     ) -> Result<u32, Self::Error> {
         self.1.lock().unwrap().push(delivery_id.to_owned());
         let refusals = &self.2;
@@ -622,6 +623,15 @@ impl NoticeLedger for Rigged {
         now: crate::domain::Millis,
     ) -> Result<(), StoreError> {
         self.db().note_notice(id, delivered, now).await
+    }
+}
+
+impl crate::ports::KeyLookup for Rigged {
+    async fn key(
+        &self,
+        id: &crate::domain::KeyId,
+    ) -> Result<Option<crate::domain::ApiKey>, StoreError> {
+        self.db().key(id).await
     }
 }
 

@@ -217,6 +217,7 @@ async fn listing<T: TaskReader + TaskCreate + TaskLease, Q, B>(b: Backend<T, Q, 
             status: Some(TaskStatus::Pending),
             limit: 100,
             after: None,
+            owner: None,
         })
         .await
         .unwrap();

@@ -1,0 +1,137 @@
+//! `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header) on the routes that create
+//! things: a repeat of the same request within 24 hours gets the first one's answer, a
+//! different request under the same key 422, and a repeat while the first is still being
+//! accepted 409. The record is claimed with one atomic write before anything is created, so
+//! concurrent repeats create at most one task across every process sharing the store.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::gate::Caller;
+use super::problem::Problem;
+use crate::domain::now_millis;
+use crate::domain::tenant::{Repeat, StoredAnswer, check_idempotency_key, digest_hex};
+use crate::ports::Idempotency;
+
+/// The header's name.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// What a creating route answers, before it becomes a response (so it can be remembered).
+pub struct Answer {
+    /// Status.
+    pub status: StatusCode,
+    /// `Location`, if any.
+    pub location: Option<String>,
+    /// The JSON body.
+    pub body: serde_json::Value,
+}
+
+impl Answer {
+    fn stored(&self) -> StoredAnswer {
+        StoredAnswer {
+            status: self.status.as_u16(),
+            location: self.location.clone(),
+            body: self.body.to_string(),
+        }
+    }
+}
+
+fn respond(status: u16, location: Option<&str>, body: String, replayed: bool) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        headers.insert(header::LOCATION, l);
+    }
+    if replayed {
+        headers.insert(
+            HeaderName::from_static("idempotent-replayed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    response
+}
+
+/// The key a request sent, checked: at most once, 1–255 visible ASCII characters, with or
+/// without the quotes of a structured-field string.
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
+    let mut values = headers.get_all(IDEMPOTENCY_KEY).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Problem::malformed("send Idempotency-Key once"));
+    }
+    let bad = |m: String| Problem::malformed(format!("Idempotency-Key: {m}"));
+    let raw = first
+        .to_str()
+        .map_err(|_| bad("must be visible ASCII".into()))?
+        .trim();
+    let raw = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .unwrap_or(raw);
+    check_idempotency_key(raw).map_err(|e| bad(e.0))?;
+    Ok(Some(raw.to_owned()))
+}
+
+/// Runs `create` once per `Idempotency-Key` of this caller; without the header, always.
+/// `fingerprint` names what the request asks for (computed only when the header is sent).
+pub async fn once<S: Idempotency>(
+    store: &S,
+    headers: &HeaderMap,
+    caller: &Caller,
+    fingerprint: impl FnOnce() -> String,
+    create: impl Future<Output = Result<Answer, Problem>>,
+) -> Result<Response, Problem> {
+    let Some(key) = idempotency_key(headers)? else {
+        let answer = create.await?;
+        return Ok(respond(
+            answer.status.as_u16(),
+            answer.location.as_deref(),
+            answer.body.to_string(),
+            false,
+        ));
+    };
+    let scope = digest_hex(&[caller.owner().as_bytes(), key.as_bytes()]);
+    let fingerprint = fingerprint();
+    match store.begin(&scope, &fingerprint, now_millis()).await? {
+        Repeat::Fresh => {}
+        Repeat::Replay(a) => return Ok(respond(a.status, a.location.as_deref(), a.body, true)),
+        Repeat::Mismatch => {
+            return Err(Problem::invalid_field(
+                "Idempotency-Key",
+                "was already used with a different request; use a new key for a new request",
+            ));
+        }
+        Repeat::InFlight => {
+            return Err(Problem::conflict(
+                "a request with this Idempotency-Key is still being handled; retry shortly",
+            ));
+        }
+    }
+    match create.await {
+        Ok(answer) => {
+            if let Err(e) = store.finish(&scope, answer.stored(), now_millis()).await {
+                tracing::warn!(error = ?anyhow::Error::from(e), "an idempotent answer could not be remembered; a repeat within a minute gets 409, later ones create anew");
+            }
+            Ok(respond(
+                answer.status.as_u16(),
+                answer.location.as_deref(),
+                answer.body.to_string(),
+                false,
+            ))
+        }
+        Err(problem) => {
+            // Nothing was created: a retry under the same key starts afresh.
+            if let Err(e) = store.forget(&scope).await {
+                tracing::warn!(error = ?anyhow::Error::from(e), "a failed idempotent request could not be forgotten; a repeat within a minute gets 409");
+            }
+            Err(problem)
+        }
+    }
+}

@@ -1,0 +1,384 @@
+//! Keys, metering and idempotent requests in the task table, beside the tasks:
+//!
+//! - `#key#ID`: a key record (`body`, JSON); `#keys`: the string set `ids` of every key, so
+//!   listing keys reads one item instead of scanning the table;
+//! - `#rate#ID`: the key's rate state `tat` (microseconds), changed only by conditional updates
+//!   that add one interval at a time, so concurrent requests are admitted exactly;
+//! - `#usage#ID#YYYY-MM`: atomic counters `requests`, `tasks` and one per service; a task is
+//!   counted only while `tasks` is below the quota (one conditional `ADD`);
+//! - `#idem#SCOPE`: a remembered `Idempotency-Key` (`fingerprint`, `started_at`, `answer`),
+//!   claimed with a conditional put; expired by the table's TTL after 24 hours.
+//!
+//! None of these items has a list attribute, so the task indexes never see them.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+
+use super::DynamoTasks;
+use super::dynamo::{backend, n, s};
+use crate::domain::tenant::{
+    IDEMPOTENCY_RETENTION, IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer,
+};
+use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
+use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage};
+
+/// Tries of a rate update that raced a rested key's first request.
+const RATE_TRIES: usize = 4;
+/// Days usage counters are kept.
+const USAGE_TTL_DAYS: i64 = 400;
+
+type Item = HashMap<String, AttributeValue>;
+
+fn key_of(id: &str) -> Item {
+    HashMap::from([("id".to_owned(), s(id))])
+}
+
+fn conditional_failed<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error()
+        .and_then(|s| s.code())
+        .is_some_and(|c| c == "ConditionalCheckFailedException")
+}
+
+fn number(item: Option<&Item>, name: &str) -> Option<i64> {
+    item?.get(name)?.as_n().ok()?.parse().ok()
+}
+
+fn text<'a>(item: Option<&'a Item>, name: &str) -> Option<&'a str> {
+    item?.get(name)?.as_s().ok().map(String::as_str)
+}
+
+impl DynamoTasks {
+    async fn consistent(&self, id: &str) -> Result<Option<Item>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.item)
+    }
+
+    /// Applies `rate` to one request: adds one interval to a running key's state, or starts a
+    /// rested key's, each conditional on the state it assumes.
+    async fn rate(&self, key: &KeyId, rate: Rate, now: Millis) -> Result<RateDecision, StoreError> {
+        let id = format!("#rate#{key}");
+        let now_us = now * 1_000;
+        let (t, tau) = (rate.interval_us(), rate.tolerance_us());
+        for _ in 0..RATE_TRIES {
+            let running = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&id)))
+                .update_expression("SET tat = tat + :t")
+                .condition_expression("tat > :now AND tat <= :last")
+                .expression_attribute_values(":t", n(t))
+                .expression_attribute_values(":now", n(now_us))
+                .expression_attribute_values(":last", n(now_us + tau - t))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await;
+            match running {
+                Ok(out) => {
+                    let tat = number(out.attributes.as_ref(), "tat").unwrap_or(now_us + t);
+                    return Ok(admitted(rate, tat, now_us));
+                }
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(backend(e)),
+            }
+            let stored = number(self.consistent(&id).await?.as_ref(), "tat");
+            match stored {
+                Some(tat) if tat > now_us + tau - t => return Ok(rate.decide(Some(tat), now_us)),
+                Some(tat) if tat > now_us => continue,
+                _ => {}
+            }
+            let rested = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_of(&id)))
+                .update_expression("SET tat = :start")
+                .condition_expression("attribute_not_exists(tat) OR tat <= :now")
+                .expression_attribute_values(":start", n(now_us + t))
+                .expression_attribute_values(":now", n(now_us))
+                .send()
+                .await;
+            match rested {
+                Ok(_) => return Ok(admitted(rate, now_us + t, now_us)),
+                Err(e) if conditional_failed(&e) => {}
+                Err(e) => return Err(backend(e)),
+            }
+        }
+        // Raced on every try: refuse this one rather than count it twice.
+        Ok(RateDecision::Refuse { retry_after_s: 1 })
+    }
+
+    async fn count(
+        &self,
+        key: &KeyId,
+        now: Millis,
+        update: &str,
+        condition: Option<(&str, u64)>,
+        delta: i64,
+    ) -> Result<bool, StoreError> {
+        let period = Period::of(now);
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&format!("#usage#{key}#{}", period.label))))
+            .update_expression(update)
+            .expression_attribute_values(":d", n(delta))
+            .expression_attribute_values(
+                ":exp",
+                n(period.resets_at / 1000 + USAGE_TTL_DAYS * 86_400),
+            );
+        if let Some((condition, quota)) = condition {
+            request = request
+                .condition_expression(condition)
+                .expression_attribute_values(":quota", n(quota));
+        }
+        match request.send().await {
+            Ok(_) => Ok(true),
+            Err(e) if conditional_failed(&e) => Ok(false),
+            Err(e) => Err(backend(e)),
+        }
+    }
+}
+
+fn admitted(rate: Rate, tat: i64, now_us: i64) -> RateDecision {
+    let (t, tau) = (rate.interval_us(), rate.tolerance_us());
+    RateDecision::Admit {
+        tat,
+        remaining: ((now_us + tau - tat).max(0) / t) as u32,
+        reset_s: ((tat - now_us).max(0) as u64).div_ceil(1_000_000),
+    }
+}
+
+impl KeyLookup for DynamoTasks {
+    async fn key(&self, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&format!("#key#{id}"))))
+            .send()
+            .await
+            .map_err(backend)?;
+        text(out.item.as_ref(), "body")
+            .map(|b| serde_json::from_str(b).map_err(backend))
+            .transpose()
+    }
+}
+
+impl KeyAdmin for DynamoTasks {
+    async fn save_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut item = key_of(&format!("#key#{}", key.id));
+        item.insert(
+            "body".into(),
+            s(serde_json::to_string(key).map_err(backend)?),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(backend)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of("#keys")))
+            .update_expression("ADD ids :id")
+            .expression_attribute_values(":id", AttributeValue::Ss(vec![key.id.to_string()]))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let index = self.consistent("#keys").await?;
+        let ids: Vec<String> = index
+            .as_ref()
+            .and_then(|i| i.get("ids"))
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default();
+        let mut keys = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder();
+            for id in chunk {
+                wanted = wanted.keys(key_of(&format!("#key#{id}")));
+            }
+            let mut pending = Some(wanted.build().map_err(backend)?);
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    if let Some(body) = text(Some(&item), "body") {
+                        keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        keys.sort_by_key(|k| (k.created_at, k.id.clone()));
+        Ok(keys)
+    }
+}
+
+impl Metering for DynamoTasks {
+    async fn admit(
+        &self,
+        key: &KeyId,
+        rate: Option<Rate>,
+        now: Millis,
+    ) -> Result<RateDecision, StoreError> {
+        let decision = match rate {
+            Some(rate) => self.rate(key, rate, now).await?,
+            None => RateDecision::Admit {
+                tat: 0,
+                remaining: u32::MAX,
+                reset_s: 0,
+            },
+        };
+        if matches!(decision, RateDecision::Admit { .. }) {
+            self.count(key, now, "ADD requests :d SET expires_at = :exp", None, 1)
+                .await?;
+        }
+        Ok(decision)
+    }
+
+    async fn reserve_task(
+        &self,
+        key: &KeyId,
+        kind: ServiceKind,
+        quota: Option<u64>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let update = format!("ADD tasks :d, {} :d SET expires_at = :exp", Usage::column(kind));
+        let condition = quota.map(|q| ("attribute_not_exists(tasks) OR tasks < :quota", q));
+        self.count(key, now, &update, condition, 1).await
+    }
+
+    async fn release_task(
+        &self,
+        key: &KeyId,
+        kind: ServiceKind,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let update = format!("ADD tasks :d, {} :d SET expires_at = :exp", Usage::column(kind));
+        self.count(key, now, &update, None, -1).await.map(|_| ())
+    }
+
+    async fn usage(&self, key: &KeyId, now: Millis) -> Result<Usage, StoreError> {
+        let id = format!("#usage#{key}#{}", Period::of(now).label);
+        let item = self.consistent(&id).await?;
+        let get = |name: &str| number(item.as_ref(), name).unwrap_or(0).max(0) as u64;
+        Ok(Usage {
+            requests: get("requests"),
+            transcription: get("transcription"),
+            tts: get("tts"),
+            summarization: get("summarization"),
+        })
+    }
+}
+
+fn remembered(item: &Item) -> Option<IdempotentRequest> {
+    Some(IdempotentRequest {
+        fingerprint: text(Some(item), "fingerprint")?.to_owned(),
+        started_at: number(Some(item), "started_at")?,
+        answer: text(Some(item), "answer").and_then(|a| serde_json::from_str(a).ok()),
+    })
+}
+
+impl Idempotency for DynamoTasks {
+    async fn begin(&self, scope: &str, fingerprint: &str, now: Millis) -> Result<Repeat, StoreError> {
+        let id = format!("#idem#{scope}");
+        let mut item = key_of(&id);
+        item.insert("fingerprint".into(), s(fingerprint));
+        item.insert("started_at".into(), n(now));
+        item.insert(
+            "expires_at".into(),
+            n((now + IDEMPOTENCY_RETENTION.as_millis() as Millis) / 1000 + 3600),
+        );
+        // First: claim an empty place. Else: take over a forgotten or abandoned record, on
+        // the condition that nobody else took it over first.
+        let previous = self.consistent(&id).await?;
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item));
+        let put = match previous.as_ref().and_then(remembered) {
+            None => put.condition_expression("attribute_not_exists(id)"),
+            Some(old) => match old.repeat(fingerprint, now) {
+                Repeat::Fresh => put
+                    .condition_expression("started_at = :seen")
+                    .expression_attribute_values(":seen", n(old.started_at)),
+                repeat => return Ok(repeat),
+            },
+        };
+        match put.send().await {
+            Ok(_) => Ok(Repeat::Fresh),
+            Err(e) if conditional_failed(&e) => {
+                // Someone claimed it between the read and the put: judge against theirs.
+                let now_stored = self.consistent(&id).await?;
+                Ok(match now_stored.as_ref().and_then(remembered) {
+                    Some(theirs) => match theirs.repeat(fingerprint, now) {
+                        Repeat::Fresh => Repeat::InFlight,
+                        other => other,
+                    },
+                    None => Repeat::InFlight,
+                })
+            }
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn finish(&self, scope: &str, answer: StoredAnswer, _now: Millis) -> Result<(), StoreError> {
+        let body = serde_json::to_string(&answer).map_err(backend)?;
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&format!("#idem#{scope}"))))
+            .update_expression("SET answer = :a")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":a", s(body))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
+    }
+
+    async fn forget(&self, scope: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(&format!("#idem#{scope}"))))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}

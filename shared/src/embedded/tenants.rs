@@ -1,0 +1,256 @@
+//! Keys, metering and remembered idempotent requests, each change one transaction of the
+//! single writer, so concurrent requests are counted exactly.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::Database;
+use crate::domain::tenant::{IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer};
+use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
+use crate::ports::{
+    Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, first_request,
+};
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::backend)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(body: &str) -> Result<T, StoreError> {
+    serde_json::from_str(body).map_err(StoreError::backend)
+}
+
+impl KeyLookup for Database {
+    async fn key(&self, id: &KeyId) -> Result<Option<ApiKey>, StoreError> {
+        let id = id.to_string();
+        self.read(move |conn| {
+            let body: Option<String> = conn
+                .query_row("SELECT body FROM api_keys WHERE id = ?1", [id], |r| r.get(0))
+                .optional()?;
+            body.as_deref().map(parse).transpose()
+        })
+        .await
+    }
+}
+
+impl KeyAdmin for Database {
+    async fn save_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let (id, body) = (key.id.to_string(), json(key)?);
+        self.write(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, body) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET body = excluded.body",
+                params![id, body],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare("SELECT body FROM api_keys")?;
+            let bodies = stmt
+                .query_map([], |r| r.get::<_, String>(0))?
+                .collect::<Result<Vec<_>, _>>()?;
+            let mut keys = bodies
+                .iter()
+                .map(|b| parse::<ApiKey>(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            keys.sort_by_key(|k| (k.created_at, k.id.clone()));
+            Ok(keys)
+        })
+        .await
+    }
+}
+
+impl Metering for Database {
+    async fn admit(
+        &self,
+        key: &KeyId,
+        rate: Option<Rate>,
+        now: Millis,
+    ) -> Result<RateDecision, StoreError> {
+        let (id, period) = (key.to_string(), Period::of(now).label);
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let decision = match rate {
+                None => RateDecision::Admit {
+                    tat: 0,
+                    remaining: u32::MAX,
+                    reset_s: 0,
+                },
+                Some(rate) => {
+                    let tat: Option<i64> = tx
+                        .query_row("SELECT tat FROM key_rate WHERE key_id = ?1", [&id], |r| {
+                            r.get(0)
+                        })
+                        .optional()?;
+                    let decision = rate.decide(tat, now * 1_000);
+                    if let RateDecision::Admit { tat, .. } = decision {
+                        tx.execute(
+                            "INSERT INTO key_rate (key_id, tat) VALUES (?1, ?2)
+                             ON CONFLICT (key_id) DO UPDATE SET tat = excluded.tat",
+                            params![id, tat],
+                        )?;
+                    }
+                    decision
+                }
+            };
+            if matches!(decision, RateDecision::Admit { .. }) {
+                tx.execute(
+                    "INSERT INTO key_usage (key_id, period, requests) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key_id, period) DO UPDATE SET requests = requests + 1",
+                    params![id, period],
+                )?;
+            }
+            tx.commit()?;
+            Ok(decision)
+        })
+        .await
+    }
+
+    async fn reserve_task(
+        &self,
+        key: &KeyId,
+        kind: ServiceKind,
+        quota: Option<u64>,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let (id, period) = (key.to_string(), Period::of(now).label);
+        let column = Usage::column(kind);
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let used: i64 = tx
+                .query_row(
+                    "SELECT transcription + tts + summarization FROM key_usage
+                     WHERE key_id = ?1 AND period = ?2",
+                    params![id, period],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .unwrap_or(0);
+            if quota.is_some_and(|q| used.max(0) as u64 >= q) {
+                return Ok(false);
+            }
+            tx.execute(
+                &format!(
+                    "INSERT INTO key_usage (key_id, period, {column}) VALUES (?1, ?2, 1)
+                     ON CONFLICT (key_id, period) DO UPDATE SET {column} = {column} + 1"
+                ),
+                params![id, period],
+            )?;
+            tx.commit()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn release_task(
+        &self,
+        key: &KeyId,
+        kind: ServiceKind,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        let (id, period) = (key.to_string(), Period::of(now).label);
+        let column = Usage::column(kind);
+        self.write(move |conn| {
+            conn.execute(
+                &format!(
+                    "UPDATE key_usage SET {column} = MAX({column} - 1, 0)
+                     WHERE key_id = ?1 AND period = ?2"
+                ),
+                params![id, period],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn usage(&self, key: &KeyId, now: Millis) -> Result<Usage, StoreError> {
+        let (id, period) = (key.to_string(), Period::of(now).label);
+        self.read(move |conn| {
+            let usage = conn
+                .query_row(
+                    "SELECT requests, transcription, tts, summarization FROM key_usage
+                     WHERE key_id = ?1 AND period = ?2",
+                    params![id, period],
+                    |r| {
+                        Ok(Usage {
+                            requests: r.get::<_, i64>(0)?.max(0) as u64,
+                            transcription: r.get::<_, i64>(1)?.max(0) as u64,
+                            tts: r.get::<_, i64>(2)?.max(0) as u64,
+                            summarization: r.get::<_, i64>(3)?.max(0) as u64,
+                        })
+                    },
+                )
+                .optional()?;
+            Ok(usage.unwrap_or_default())
+        })
+        .await
+    }
+}
+
+impl Idempotency for Database {
+    async fn begin(&self, scope: &str, fingerprint: &str, now: Millis) -> Result<Repeat, StoreError> {
+        let (scope, fingerprint) = (scope.to_owned(), fingerprint.to_owned());
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM idempotency WHERE scope = ?1", [&scope], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let repeat = match body {
+                Some(b) => parse::<IdempotentRequest>(&b)?.repeat(&fingerprint, now),
+                None => Repeat::Fresh,
+            };
+            if repeat == Repeat::Fresh {
+                tx.execute(
+                    "INSERT INTO idempotency (scope, started_at, body) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (scope) DO UPDATE SET started_at = excluded.started_at,
+                         body = excluded.body",
+                    params![scope, now, json(&first_request(&fingerprint, now))?],
+                )?;
+                // Forget what is past its retention while here.
+                let horizon =
+                    now - crate::domain::tenant::IDEMPOTENCY_RETENTION.as_millis() as Millis;
+                tx.execute("DELETE FROM idempotency WHERE started_at < ?1", [horizon])?;
+            }
+            tx.commit()?;
+            Ok(repeat)
+        })
+        .await
+    }
+
+    async fn finish(&self, scope: &str, answer: StoredAnswer, _now: Millis) -> Result<(), StoreError> {
+        let scope = scope.to_owned();
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            let body: Option<String> = tx
+                .query_row("SELECT body FROM idempotency WHERE scope = ?1", [&scope], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let Some(body) = body else {
+                return Ok(());
+            };
+            let mut record: IdempotentRequest = parse(&body)?;
+            record.answer = Some(answer);
+            tx.execute(
+                "UPDATE idempotency SET body = ?2 WHERE scope = ?1",
+                params![scope, json(&record)?],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn forget(&self, scope: &str) -> Result<(), StoreError> {
+        let scope = scope.to_owned();
+        self.write(move |conn| {
+            conn.execute("DELETE FROM idempotency WHERE scope = ?1", [scope])?;
+            Ok(())
+        })
+        .await
+    }
+}
