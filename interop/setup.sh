@@ -3,6 +3,7 @@
 # virtual environment under interop/.state (git-ignored):
 #   venv-bt10  bittensor 10.5.0: Axon and Dendrite
 #   venv-bt11  bittensor 11.3.0: http_auth (btauth/1)
+#   venv-webhooks  standardwebhooks 1.1.0: verifies signed callbacks
 # Idempotent: an environment is rebuilt only when its requirements file changes. PyPI only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -10,7 +11,7 @@ state="$here/.state"
 python="${PYTHON:-python3}"
 mkdir -p "$state"
 
-for name in bt10 bt11; do
+for name in bt10 bt11 webhooks; do
   dir="$state/venv-$name"
   req="$here/requirements-$name.txt"
   stamp="$(sha256sum "$req" | cut -d' ' -f1)"

@@ -3,5 +3,6 @@
 
 pub mod bench;
 pub mod http;
+pub mod keys;
 pub mod metagraph;
 pub mod serve;

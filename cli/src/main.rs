@@ -70,10 +70,74 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage API keys: create, list, revoke, rotate.
+    Keys {
+        /// Where the keys live: `embedded` (the SQLite file under --data-dir; works beside a
+        /// running `taogate serve`) or `aws` (the task table named by TABLE_NAME).
+        #[arg(
+            long,
+            env = "TAOGATE_BACKEND",
+            value_enum,
+            default_value = "embedded",
+            global = true
+        )]
+        backend: Backend,
+        /// The data directory of the embedded backend.
+        #[arg(
+            long,
+            env = "TAOGATE_DATA_DIR",
+            default_value = ".taogate",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Measure the local server.
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Make a key; its secret and webhook secret are printed once.
+    Create {
+        /// A name for people.
+        #[arg(long)]
+        name: String,
+        /// Requests allowed: N/s, N/min, N/h or N/day (default: unlimited).
+        #[arg(long)]
+        rate: Option<String>,
+        /// Requests allowed at once from a rested key (default: the rate's N).
+        #[arg(long)]
+        burst: Option<u32>,
+        /// Tasks a calendar month (UTC): N/month (default: unlimited).
+        #[arg(long)]
+        quota: Option<String>,
+        /// The highest priority the key's tasks may ask for.
+        #[arg(long, default_value = "high")]
+        max_priority: String,
+        /// Sees every tenant's tasks and the validator routes.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Every key with this month's requests and tasks.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a key from authenticating.
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+    /// Replace a key's secret (at once) and webhook secret (with a day's overlap).
+    Rotate {
+        /// The key's id.
+        id: String,
     },
 }
 
@@ -224,6 +288,28 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys {
+            backend,
+            data_dir,
+            action,
+        } => {
+            let out = match backend {
+                Backend::Embedded => {
+                    let db = taogate_shared::embedded::Database::open_beside(&data_dir)?;
+                    keys(&db, action).await?
+                }
+                Backend::Aws => {
+                    use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs};
+                    let resources = AwsResources::from_env()?;
+                    let clients = AwsClients::load(resources.s3_path_style).await;
+                    let blobs = S3Blobs::new(clients.s3.clone(), &resources);
+                    let table = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
+                    keys(&table, action).await?
+                }
+            };
+            print!("{out}");
+            Ok(())
+        }
         Command::Bench {
             what: BenchCommand::Sign { seconds },
         } => {
@@ -329,6 +415,36 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+async fn keys<S>(store: &S, action: KeysCommand) -> anyhow::Result<String>
+where
+    S: taogate_shared::ports::KeyAdmin + taogate_shared::ports::Metering,
+{
+    use taogate_cli::keys;
+    match action {
+        KeysCommand::Create {
+            name,
+            rate,
+            burst,
+            quota,
+            max_priority,
+            admin,
+        } => {
+            let new = keys::NewKey {
+                name,
+                rate,
+                burst,
+                quota,
+                max_priority,
+                admin,
+            };
+            keys::create(store, new).await
+        }
+        KeysCommand::List { json } => keys::list(store, json).await,
+        KeysCommand::Revoke { id } => keys::revoke(store, &id).await,
+        KeysCommand::Rotate { id } => keys::rotate(store, &id).await,
     }
 }
 

@@ -63,7 +63,8 @@ where
         let mut report = self.requeue(now).await?;
         for task in self.tasks.due_notices(now, self.bound, SWEEP_BATCH).await? {
             let Some(delivered) =
-                crate::notice::tell_submitter(&task, &self.blobs, &self.callbacks, &self.tasks).await
+                crate::notice::tell_submitter(&task, &self.blobs, &self.callbacks, &self.tasks)
+                    .await
             else {
                 continue;
             };

@@ -12,7 +12,7 @@ use taogate_shared::aws::{AwsClients, provision};
 use super::support::{Api, ServeProcess, multipart, wav_with_transcript};
 
 /// Fresh resources; returns the environment naming them.
-async fn resources(max_attempts: u32, visibility_s: u32) -> Vec<(String, String)> {
+pub async fn resources(max_attempts: u32, visibility_s: u32) -> Vec<(String, String)> {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "the LocalStack tests need the local emulators: run `make test`, or `eval \"$(localstack/local-aws.sh start)\"` first"
@@ -42,7 +42,10 @@ async fn resources(max_attempts: u32, visibility_s: u32) -> Vec<(String, String)
     .collect()
 }
 
-fn with<'a>(base: &'a [(String, String)], extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+pub fn with<'a>(
+    base: &'a [(String, String)],
+    extra: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
     let mut env: Vec<(&str, &str)> = base.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     env.extend_from_slice(extra);
     env

@@ -14,3 +14,4 @@ mod scoring;
 mod services;
 mod support;
 mod template;
+mod tenants;

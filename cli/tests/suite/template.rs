@@ -237,6 +237,9 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
         "SubmitFunction",
         &[
             "TaskCreate",
+            "KeyLookup",
+            "Metering",
+            "Idempotency",
             "QueueSend",
             "BlobPut",
             "BlobGet",
@@ -247,6 +250,8 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
         "StatusFunction",
         &[
             "TaskReader",
+            "KeyLookup",
+            "Metering",
             "QueueDepths",
             "BlobGet",
             "BlobPresign",
@@ -259,6 +264,7 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
             "TaskLease",
             "NoticeLedger",
             "HealthStore",
+            "KeyLookup",
             "BlobGet",
             "BlobPut",
             "BlobPresign",
@@ -270,7 +276,13 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
     ("MetagraphSyncFunction", &["BlobPut"]),
     (
         "SweeperFunction",
-        &["TaskSweep", "NoticeLedger", "QueueSend", "BlobPresign"],
+        &[
+            "TaskSweep",
+            "NoticeLedger",
+            "KeyLookup",
+            "QueueSend",
+            "BlobPresign",
+        ],
     ),
 ];
 

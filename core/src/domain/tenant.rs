@@ -217,15 +217,12 @@ impl std::fmt::Display for Rate {
 /// Parses a monthly quota: `N/month` (or a bare `N`).
 pub fn parse_quota(raw: &str) -> Result<u64, InvalidValue> {
     let n = raw.strip_suffix("/month").unwrap_or(raw).trim();
-    n.parse::<u64>()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            InvalidValue(format!(
-                "quota '{}' is not N/month with N at least 1",
-                raw.escape_default()
-            ))
-        })
+    n.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+        InvalidValue(format!(
+            "quota '{}' is not N/month with N at least 1",
+            raw.escape_default()
+        ))
+    })
 }
 
 /// What a key may do.
@@ -365,7 +362,8 @@ impl ApiKey {
         let secret = fresh_secret(&self.id, &mut fill);
         let webhook_secret = fresh_webhook_secret(&mut fill);
         let retire = now + WEBHOOK_OVERLAP.as_millis() as Millis;
-        self.webhook_secrets.retain(|s| s.retires_at.is_none_or(|r| r > now));
+        self.webhook_secrets
+            .retain(|s| s.retires_at.is_none_or(|r| r > now));
         for old in &mut self.webhook_secrets {
             old.retires_at = Some(old.retires_at.map_or(retire, |r| r.min(retire)));
         }

@@ -54,7 +54,10 @@ impl Caller {
 
     /// The owner recorded on its tasks: the key id, or empty for the anonymous tenant.
     pub fn owner(&self) -> String {
-        self.key.as_ref().map(|k| k.id.to_string()).unwrap_or_default()
+        self.key
+            .as_ref()
+            .map(|k| k.id.to_string())
+            .unwrap_or_default()
     }
 
     /// Whether it sees every tenant's tasks.
@@ -87,11 +90,14 @@ impl Caller {
     }
 }
 
+/// Key records read recently: when, and what was found (`None`: no such key).
+type KeyCache = HashMap<KeyId, (Instant, Option<Arc<ApiKey>>)>;
+
 /// The gate's state: the key store, the mode, and the key cache.
 pub struct Gate<K> {
     store: K,
     settings: TenancySettings,
-    cache: Mutex<HashMap<KeyId, (Instant, Option<Arc<ApiKey>>)>>,
+    cache: Mutex<KeyCache>,
 }
 
 impl<K: KeyLookup + Metering> Gate<K> {
@@ -220,6 +226,19 @@ pub fn quota_fields(quota: u64, used: u64, now: Millis) -> [(HeaderName, HeaderV
     ]
 }
 
+/// Request body read and dropped before a refusal at most, and for how long: a client still
+/// sending a small body then reads the refusal instead of a reset connection; a larger one
+/// is cut off (nobody unauthenticated gets more of the server than this).
+const DRAIN_BYTES: usize = 1024 * 1024;
+const DRAIN_TIME: Duration = Duration::from_secs(2);
+
+/// Answers `problem` after reading what is left of a small request body.
+async fn refuse(problem: Problem, request: Request) -> Response {
+    let body = http_body_util::Limited::new(request.into_body(), DRAIN_BYTES);
+    let _ = tokio::time::timeout(DRAIN_TIME, http_body_util::BodyExt::collect(body)).await;
+    problem.into_response()
+}
+
 /// The middleware: authenticates, applies the rate, and hands on a [`Caller`].
 pub async fn guard<K: KeyLookup + Metering>(
     State(gate): State<Arc<Gate<K>>>,
@@ -231,32 +250,41 @@ pub async fn guard<K: KeyLookup + Metering>(
     }
     let secret = match presented(request.headers()) {
         Ok(s) => s,
-        Err(problem) => return problem.into_response(),
+        Err(problem) => return refuse(problem, request).await,
     };
     let key = match (secret, gate.settings.auth) {
         (None, AuthMode::Optional) => None,
         (None, AuthMode::Required) => {
-            return Problem::unauthorized(
+            let problem = Problem::unauthorized(
                 "this API needs a key: send Authorization: Bearer <key> or X-API-Key: <key>",
-            )
-            .into_response();
+            );
+            return refuse(problem, request).await;
         }
         (Some(secret), _) => match gate.authenticate(&secret).await {
             Ok(key) => Some(key),
-            Err(problem) => return problem.into_response(),
+            Err(problem) => return refuse(problem, request).await,
         },
     };
     let mut fields = None;
     if let Some(key) = &key {
-        let decision = gate.store.admit(&key.id, key.limits.rate, now_millis()).await;
+        let decision = gate
+            .store
+            .admit(&key.id, key.limits.rate, now_millis())
+            .await;
         match (decision, key.limits.rate) {
             (Err(e), _) => return Problem::from(e).into_response(),
             (Ok(RateDecision::Refuse { retry_after_s }), Some(rate)) => {
-                return Problem::too_many_requests(format!("this key may make {rate} requests"))
-                    .with_retry_after(retry_after_s, &rate_fields(&rate, 0, retry_after_s))
-                    .into_response();
+                let problem =
+                    Problem::too_many_requests(format!("this key may make {rate} requests"))
+                        .with_retry_after(retry_after_s, &rate_fields(&rate, 0, retry_after_s));
+                return refuse(problem, request).await;
             }
-            (Ok(RateDecision::Admit { remaining, reset_s, .. }), Some(rate)) => {
+            (
+                Ok(RateDecision::Admit {
+                    remaining, reset_s, ..
+                }),
+                Some(rate),
+            ) => {
                 fields = Some(rate_fields(&rate, remaining, reset_s));
             }
             (Ok(_), None) => {}
@@ -360,7 +388,10 @@ mod tests {
         for bad in [
             headers(&[("authorization", b"Basic dXNlcjpwYXNz")]),
             headers(&[("authorization", b"Bearer")]),
-            headers(&[("authorization", b"Bearer a"), ("authorization", b"Bearer b")]),
+            headers(&[
+                ("authorization", b"Bearer a"),
+                ("authorization", b"Bearer b"),
+            ]),
             headers(&[("x-api-key", b"a"), ("x-api-key", b"a")]),
             headers(&[("authorization", b"Bearer a"), ("x-api-key", b"a")]),
             headers(&[("x-api-key", "clé".as_bytes())]),

@@ -18,11 +18,11 @@ use axum::http::{Method, Uri, header};
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
 
+pub use gate::{Caller, Gate};
+pub use idempotent::IDEMPOTENCY_KEY;
 pub use openapi::{ApiDoc, docs_page, document};
 pub use problem::{FieldError, Problem};
 pub use submit::{MAX_AUDIO_BYTES, MAX_JSON_BYTES};
-pub use gate::{Caller, Gate};
-pub use idempotent::IDEMPOTENCY_KEY;
 pub use uploads::UploadView;
 
 pub use crate::config::LAMBDA_DIRECT_UPLOAD_BYTES;

@@ -8,6 +8,7 @@
 
 use utoipa::OpenApi;
 
+use super::gate::UsageView;
 use super::problem::{FieldError, Problem};
 use super::uploads::UploadView;
 use crate::ports::QueueDepth;
@@ -125,28 +126,108 @@ fn list_tasks() {}
 #[utoipa::path(get, path = "/api/v1/health", tag = "status", responses((status = 200, body = HealthView)))]
 fn health() {}
 
-/// Network, serving miners, pending tasks and queue stats for validator operators.
+/// Network, serving miners, pending tasks and queue stats for validator operators (an admin
+/// key, or no key while keys are optional).
 #[utoipa::path(get, path = "/api/v1/validator/integration", tag = "status",
-    responses((status = 200, body = IntegrationView)))]
+    responses((status = 200, body = IntegrationView),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key")))]
 fn integration() {}
+
+/// The calling key's use this calendar month (UTC): requests, tasks by service, quota left.
+#[utoipa::path(get, path = "/api/v1/usage", tag = "status",
+    responses((status = 200, body = UsageView)))]
+fn usage() {}
+
+/// Routes anyone may read, without a key.
+const PUBLIC_PATHS: [&str; 1] = ["/api/v1/health"];
+/// Routes that create something and honour `Idempotency-Key`.
+const IDEMPOTENT_PATHS: [&str; 4] = [
+    "/api/v1/transcription",
+    "/api/v1/tts",
+    "/api/v1/summarization",
+    "/api/v1/uploads",
+];
 
 /// The API description.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
-    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration),
+    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage),
     components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
-        PendingTaskView, QueueDepth, Problem, FieldError)),
+        PendingTaskView, QueueDepth, UsageView, Problem, FieldError)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))
 )]
 pub struct ApiDoc;
 
-/// The document as JSON.
+/// How to authenticate, for the document and the docs page.
+const AUTHENTICATION: &str = "Send an API key (made with `taogate keys create`) as \
+`Authorization: Bearer <key>` or `X-API-Key: <key>`. Keys are required on AWS by default and \
+optional for `taogate serve` (API_AUTH). A missing, malformed, unknown or revoked key is 401; \
+over the key's rate or monthly quota is 429 with `Retry-After` and the `RateLimit-Policy` and \
+`RateLimit` fields; a priority above the key's maximum is 403. Each key sees only its own \
+tasks (another's answer 404); admin keys see all. Callbacks are signed per key (Standard \
+Webhooks).";
+
+fn problem_response(description: &str) -> serde_json::Value {
+    serde_json::json!({
+        "description": description,
+        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    })
+}
+
+/// The document as JSON, with the security schemes, the answers every guarded operation can
+/// give, and the `Idempotency-Key` header of the creating routes.
 pub fn document() -> serde_json::Value {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    serde_json::to_value(doc).unwrap_or_default()
+    let mut doc = serde_json::to_value(doc).unwrap_or_default();
+    doc["info"]["description"] = serde_json::Value::String(format!(
+        "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and \
+         summarization.\n\n{AUTHENTICATION}"
+    ));
+    doc["components"]["securitySchemes"] = serde_json::json!({
+        "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer tg_..."},
+        "api_key": {"type": "apiKey", "in": "header", "name": "X-API-Key"}
+    });
+    doc["security"] = serde_json::json!([{"bearer": []}, {"api_key": []}]);
+    if let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) {
+        for (path, item) in paths.iter_mut() {
+            let Some(ops) = item.as_object_mut() else {
+                continue;
+            };
+            for op in ops.values_mut() {
+                if PUBLIC_PATHS.contains(&path.as_str()) {
+                    op["security"] = serde_json::json!([]);
+                    continue;
+                }
+                let responses = &mut op["responses"];
+                responses["401"] = problem_response(
+                    "No key where one is required, or a malformed, unknown or revoked key; with `WWW-Authenticate`",
+                );
+                responses["429"] = problem_response(
+                    "Over the key's rate or monthly quota; with `Retry-After`, `RateLimit-Policy` and `RateLimit`",
+                );
+                if IDEMPOTENT_PATHS.contains(&path.as_str()) {
+                    responses["403"] = problem_response("A priority above the key's maximum");
+                    responses["409"] = problem_response(
+                        "A request with this Idempotency-Key is still being handled",
+                    );
+                    let params = op["parameters"].as_array().cloned().unwrap_or_default();
+                    let mut params = params;
+                    params.push(serde_json::json!({
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": false,
+                        "description": "Repeats within 24 h answer the first request (same id, same status); another request under the same key is 422.",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}
+                    }));
+                    op["parameters"] = serde_json::Value::Array(params);
+                }
+            }
+        }
+    }
+    doc
 }
 
 fn escape(s: &str) -> String {
@@ -166,6 +247,10 @@ pub fn docs_page(doc: &serde_json::Value) -> String {
          <h1>taogate API</h1><p>The machine-readable description is at <a href=\"/openapi.json\">/openapi.json</a> (OpenAPI 3.1). \
          Errors are <code>application/problem+json</code> (RFC 9457).</p>",
     );
+    html.push_str(&format!(
+        "<h2>Authentication</h2><p>{}</p>",
+        escape(AUTHENTICATION)
+    ));
     let empty = serde_json::Map::new();
     let paths = doc
         .get("paths")

@@ -32,7 +32,7 @@ pub struct Problem {
     pub errors: Vec<FieldError>,
     /// Response headers besides the content type (`Retry-After`, rate limit fields).
     #[serde(skip)]
-    pub headers: Vec<(HeaderName, HeaderValue)>,
+    pub headers: Option<Box<Vec<(HeaderName, HeaderValue)>>>,
 }
 
 impl Problem {
@@ -43,7 +43,7 @@ impl Problem {
             status: status.as_u16(),
             detail: detail.into(),
             errors: Vec::new(),
-            headers: Vec::new(),
+            headers: None,
         }
     }
 
@@ -145,9 +145,9 @@ impl Problem {
 
     /// The same problem with `Retry-After: seconds` and `fields`.
     pub fn with_retry_after(mut self, seconds: u64, fields: &[(HeaderName, HeaderValue)]) -> Self {
-        self.headers
-            .push((header::RETRY_AFTER, HeaderValue::from(seconds)));
-        self.headers.extend(fields.iter().cloned());
+        let headers = self.headers.get_or_insert_default();
+        headers.push((header::RETRY_AFTER, HeaderValue::from(seconds)));
+        headers.extend(fields.iter().cloned());
         self
     }
 
@@ -188,7 +188,7 @@ impl IntoResponse for Problem {
     fn into_response(mut self) -> Response {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
-        let headers = std::mem::take(&mut self.headers);
+        let headers = self.headers.take().map(|h| *h).unwrap_or_default();
         let mut response = (status, body).into_response();
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -3,10 +3,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use axum::{Extension, Json};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use base64::Engine as _;
 
 use super::StatusState;
@@ -270,9 +270,7 @@ pub async fn integration<
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<IntegrationView>, Problem> {
     if !caller.operator() {
-        return Err(Problem::forbidden(
-            "the validator routes need an admin key",
-        ));
+        return Err(Problem::forbidden("the validator routes need an admin key"));
     }
     let (network, snapshot) = directory_view(&state.directory).await?;
     let pending = state

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
-use axum::body::{Body, Bytes};
 use axum::Extension;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
+use super::body::{content_type, read_body};
 use super::gate::{self, Caller};
 use super::idempotent::{self, Answer};
-use super::{SubmitState, SubmitStore};
-use super::body::{content_type, read_body};
 use super::problem::{FieldError, Problem};
+use super::{SubmitState, SubmitStore};
 use crate::audio;
 pub use crate::config::MAX_AUDIO_BYTES;
 use crate::domain::tenant::{Period, digest_hex};
@@ -165,7 +165,11 @@ fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String 
         kind.as_str().as_bytes(),
         common.priority.as_str().as_bytes(),
         common.language.code().as_bytes(),
-        common.callback_url.as_deref().unwrap_or_default().as_bytes(),
+        common
+            .callback_url
+            .as_deref()
+            .unwrap_or_default()
+            .as_bytes(),
         what,
         data,
     ])
@@ -267,7 +271,14 @@ async fn text_task<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPres
     let (Some(text), Some(c)) = (text, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    accept(state, (caller, headers), kind, c, Payload::Text(text.into_string())).await
+    accept(
+        state,
+        (caller, headers),
+        kind,
+        c,
+        Payload::Text(text.into_string()),
+    )
+    .await
 }
 
 /// `POST /api/v1/tts`.
@@ -449,10 +460,21 @@ async fn multipart_transcription<
         filename,
         info: probe.info,
     };
-    accept(state, (caller, headers), ServiceKind::Transcription, c, payload).await
+    accept(
+        state,
+        (caller, headers),
+        ServiceKind::Transcription,
+        c,
+        payload,
+    )
+    .await
 }
 
-async fn uploaded_transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
+async fn uploaded_transcription<
+    W: SubmitStore,
+    Q: QueueSend,
+    B: BlobPut + BlobGet + BlobPresign,
+>(
     state: &SubmitState<W, Q, B>,
     caller: &Caller,
     headers: &HeaderMap,
@@ -499,5 +521,12 @@ async fn uploaded_transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobG
         size_bytes: data.len() as u64,
         info: probe.info,
     };
-    accept(state, (caller, headers), ServiceKind::Transcription, c, payload).await
+    accept(
+        state,
+        (caller, headers),
+        ServiceKind::Transcription,
+        c,
+        payload,
+    )
+    .await
 }

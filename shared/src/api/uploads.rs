@@ -16,11 +16,11 @@ use axum::response::Response;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::body::read_body;
 use super::gate::Caller;
 use super::idempotent::{self, Answer};
-use super::{SubmitState, SubmitStore};
-use super::body::read_body;
 use super::problem::Problem;
+use super::{SubmitState, SubmitStore};
 use crate::config::MAX_AUDIO_BYTES;
 use crate::domain::BlobKey;
 use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend};
@@ -57,7 +57,9 @@ pub async fn create<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPre
         let (upload_id, key) = BlobKey::new_upload(&owner);
         if let Some(slot) = BlobKey::upload_slot(&owner, &upload_id) {
             let blobs = &state.intake.blobs;
-            blobs.put(slot.as_str(), Bytes::new(), "application/octet-stream").await?;
+            blobs
+                .put(slot.as_str(), Bytes::new(), "application/octet-stream")
+                .await?;
         }
         let target = state
             .intake
@@ -94,7 +96,12 @@ pub async fn put<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresig
     let missing = || Problem::not_found("no such upload");
     let key = BlobKey::upload(&owner, &id).ok_or_else(missing)?;
     let slot = BlobKey::upload_slot(&owner, &id).ok_or_else(missing)?;
-    state.intake.blobs.get(slot.as_str()).await?.ok_or_else(missing)?;
+    state
+        .intake
+        .blobs
+        .get(slot.as_str())
+        .await?
+        .ok_or_else(missing)?;
     let bytes = read_body(&headers, body, MAX_AUDIO_BYTES).await?;
     state
         .intake

@@ -237,7 +237,7 @@ impl DynamoTasks {
                     kept.push(task);
                 }
             }
-            kept.sort_unstable_by(|a, b| b.id.cmp(&a.id));
+            kept.sort_unstable_by_key(|t| std::cmp::Reverse(t.id));
             if kept.len() > limit || exhausted {
                 return Ok(TaskPage::from_overfetch(kept, limit));
             }

@@ -227,7 +227,12 @@ impl KeyAdmin for DynamoTasks {
                     .send()
                     .await
                     .map_err(backend)?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     if let Some(body) = text(Some(&item), "body") {
                         keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
                     }
@@ -272,7 +277,10 @@ impl Metering for DynamoTasks {
         quota: Option<u64>,
         now: Millis,
     ) -> Result<bool, StoreError> {
-        let update = format!("ADD tasks :d, {} :d SET expires_at = :exp", Usage::column(kind));
+        let update = format!(
+            "ADD tasks :d, {} :d SET expires_at = :exp",
+            Usage::column(kind)
+        );
         let condition = quota.map(|q| ("attribute_not_exists(tasks) OR tasks < :quota", q));
         self.count(key, now, &update, condition, 1).await
     }
@@ -283,7 +291,10 @@ impl Metering for DynamoTasks {
         kind: ServiceKind,
         now: Millis,
     ) -> Result<(), StoreError> {
-        let update = format!("ADD tasks :d, {} :d SET expires_at = :exp", Usage::column(kind));
+        let update = format!(
+            "ADD tasks :d, {} :d SET expires_at = :exp",
+            Usage::column(kind)
+        );
         self.count(key, now, &update, None, -1).await.map(|_| ())
     }
 
@@ -309,7 +320,12 @@ fn remembered(item: &Item) -> Option<IdempotentRequest> {
 }
 
 impl Idempotency for DynamoTasks {
-    async fn begin(&self, scope: &str, fingerprint: &str, now: Millis) -> Result<Repeat, StoreError> {
+    async fn begin(
+        &self,
+        scope: &str,
+        fingerprint: &str,
+        now: Millis,
+    ) -> Result<Repeat, StoreError> {
         let id = format!("#idem#{scope}");
         let mut item = key_of(&id);
         item.insert("fingerprint".into(), s(fingerprint));
@@ -352,7 +368,12 @@ impl Idempotency for DynamoTasks {
         }
     }
 
-    async fn finish(&self, scope: &str, answer: StoredAnswer, _now: Millis) -> Result<(), StoreError> {
+    async fn finish(
+        &self,
+        scope: &str,
+        answer: StoredAnswer,
+        _now: Millis,
+    ) -> Result<(), StoreError> {
         let body = serde_json::to_string(&answer).map_err(backend)?;
         let out = self
             .client

@@ -85,7 +85,7 @@ pub(super) struct Inner {
     path: PathBuf,
     pub(super) policy: QueuePolicy,
     pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
-    _lock: File,
+    _lock: Option<File>,
 }
 
 /// The embedded database: implements the task and queue ports.
@@ -106,6 +106,23 @@ impl Database {
                 dir.display()
             );
         }
+        Self::connect(dir, policy, Some(lock))
+    }
+
+    /// Opens `dir/taogate.db` beside the process that owns `dir` (which may be running), for
+    /// administration that touches no task: `taogate keys`. SQLite's own locking keeps the
+    /// two writers apart.
+    pub fn open_beside(dir: &Path) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
+        let policy = QueuePolicy {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        };
+        Self::connect(dir, policy, None)
+    }
+
+    fn connect(dir: &Path, policy: QueuePolicy, lock: Option<File>) -> anyhow::Result<Self> {
         let path = dir.join("taogate.db");
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;

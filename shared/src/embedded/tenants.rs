@@ -6,9 +6,7 @@ use rusqlite::{OptionalExtension, params};
 use super::Database;
 use crate::domain::tenant::{IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer};
 use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
-use crate::ports::{
-    Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, first_request,
-};
+use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, first_request};
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(StoreError::backend)
@@ -23,7 +21,9 @@ impl KeyLookup for Database {
         let id = id.to_string();
         self.read(move |conn| {
             let body: Option<String> = conn
-                .query_row("SELECT body FROM api_keys WHERE id = ?1", [id], |r| r.get(0))
+                .query_row("SELECT body FROM api_keys WHERE id = ?1", [id], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             body.as_deref().map(parse).transpose()
         })
@@ -190,14 +190,21 @@ impl Metering for Database {
 }
 
 impl Idempotency for Database {
-    async fn begin(&self, scope: &str, fingerprint: &str, now: Millis) -> Result<Repeat, StoreError> {
+    async fn begin(
+        &self,
+        scope: &str,
+        fingerprint: &str,
+        now: Millis,
+    ) -> Result<Repeat, StoreError> {
         let (scope, fingerprint) = (scope.to_owned(), fingerprint.to_owned());
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let body: Option<String> = tx
-                .query_row("SELECT body FROM idempotency WHERE scope = ?1", [&scope], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT body FROM idempotency WHERE scope = ?1",
+                    [&scope],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let repeat = match body {
                 Some(b) => parse::<IdempotentRequest>(&b)?.repeat(&fingerprint, now),
@@ -221,14 +228,21 @@ impl Idempotency for Database {
         .await
     }
 
-    async fn finish(&self, scope: &str, answer: StoredAnswer, _now: Millis) -> Result<(), StoreError> {
+    async fn finish(
+        &self,
+        scope: &str,
+        answer: StoredAnswer,
+        _now: Millis,
+    ) -> Result<(), StoreError> {
         let scope = scope.to_owned();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let body: Option<String> = tx
-                .query_row("SELECT body FROM idempotency WHERE scope = ?1", [&scope], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT body FROM idempotency WHERE scope = ?1",
+                    [&scope],
+                    |r| r.get(0),
+                )
                 .optional()?;
             let Some(body) = body else {
                 return Ok(());

@@ -2,13 +2,16 @@
 //!
 //! Each trait is the size of one permission, so a handler's bounds read like its IAM policy in
 //! `template.yaml`:
-//! - submit: [`TaskCreate`] + [`QueueSend`] + [`BlobPut`] + [`BlobGet`] + [`BlobPresign`];
-//! - status: [`TaskReader`] + [`QueueDepths`] + [`BlobGet`] + [`BlobPresign`] + [`MinerDirectory`];
-//! - worker: [`TaskLease`] + [`NoticeLedger`] + [`HealthStore`] + [`BlobGet`] + [`BlobPut`] + [`BlobPresign`] +
-//!   [`MinerDirectory`] + [`MinerClient`] + [`ReferenceEndpoints`] + [`CallbackNotifier`], fed by
-//!   [`QueueConsume`];
-//! - sweeper: [`TaskSweep`] + [`NoticeLedger`] + [`QueueSend`] + [`BlobPresign`] +
-//!   [`CallbackNotifier`].
+//! - submit: [`TaskCreate`] + [`KeyLookup`] + [`Metering`] + [`Idempotency`] + [`QueueSend`] +
+//!   [`BlobPut`] + [`BlobGet`] + [`BlobPresign`];
+//! - status: [`TaskReader`] + [`KeyLookup`] + [`Metering`] + [`QueueDepths`] + [`BlobGet`] +
+//!   [`BlobPresign`] + [`MinerDirectory`];
+//! - worker: [`TaskLease`] + [`NoticeLedger`] + [`HealthStore`] + [`KeyLookup`] + [`BlobGet`] +
+//!   [`BlobPut`] + [`BlobPresign`] + [`MinerDirectory`] + [`MinerClient`] +
+//!   [`ReferenceEndpoints`] + [`CallbackNotifier`], fed by [`QueueConsume`];
+//! - sweeper: [`TaskSweep`] + [`NoticeLedger`] + [`KeyLookup`] + [`QueueSend`] +
+//!   [`BlobPresign`] + [`CallbackNotifier`];
+//! - `taogate keys`: [`KeyAdmin`] + [`Metering`].
 //!
 //! Adapters (embedded, AWS, HTTP) implement them and own every wire conversion; each store
 //! adapter implements all of its store's capabilities.
@@ -97,6 +100,20 @@ pub const AWS_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:BatchGetItem",
             "dynamodb:GetItem",
             "dynamodb:PutItem",
+        ],
+    ),
+    // The key record (the gate; the signing secrets of callbacks).
+    ("KeyLookup", &["dynamodb:GetItem"]),
+    // Conditional counter updates; a consistent read when a rested key races.
+    ("Metering", &["dynamodb:UpdateItem", "dynamodb:GetItem"]),
+    // Claim (read, conditional put), answer (update), forget (delete).
+    (
+        "Idempotency",
+        &[
+            "dynamodb:GetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:DeleteItem",
         ],
     ),
     ("QueueSend", &["sqs:SendMessage"]),

@@ -473,14 +473,13 @@ where
     /// Tells the submitter, if a callback is owed, and records the try: an unacknowledged one
     /// stays owed for the sweeper.
     async fn notify(&self, task: &Task) {
-        let Some(delivered) =
-            crate::notice::tell_submitter(
-                task,
-                &self.ports.blobs,
-                &self.ports.callbacks,
-                &self.ports.tasks,
-            )
-            .await
+        let Some(delivered) = crate::notice::tell_submitter(
+            task,
+            &self.ports.blobs,
+            &self.ports.callbacks,
+            &self.ports.tasks,
+        )
+        .await
         else {
             return;
         };
