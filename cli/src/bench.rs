@@ -51,12 +51,14 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// Runs the load against `addr` for `duration` over `connections` connections.
+/// Runs the load against `addr` for `duration` over `connections` connections, sending
+/// `key` (an API key) with every request if given.
 pub async fn submit(
     addr: SocketAddr,
     connections: usize,
     duration: Duration,
     rate: Option<f64>,
+    key: Option<String>,
 ) -> anyhow::Result<Report> {
     let body = Bytes::from_static(br#"{"text":"The quick brown fox jumps over the lazy dog.","source_language":"en","priority":"normal"}"#);
     let started = Instant::now();
@@ -64,7 +66,7 @@ pub async fn submit(
     let mut tasks = Vec::with_capacity(connections);
     let interval = rate.map(|r| Duration::from_secs_f64(connections as f64 / r));
     for index in 0..connections {
-        let body = body.clone();
+        let (body, key) = (body.clone(), key.clone());
         tasks.push(tokio::spawn(async move {
             let stream = tokio::net::TcpStream::connect(addr).await?;
             stream.set_nodelay(true)?;
@@ -80,10 +82,13 @@ pub async fn submit(
                     tokio::time::sleep_until((*at).into()).await;
                     *at += step;
                 }
-                let request = Request::post("/api/v1/tts")
+                let mut request = Request::post("/api/v1/tts")
                     .header("host", addr.to_string())
-                    .header("content-type", "application/json")
-                    .body(Full::new(body.clone()))?;
+                    .header("content-type", "application/json");
+                if let Some(key) = &key {
+                    request = request.header("x-api-key", key);
+                }
+                let request = request.body(Full::new(body.clone()))?;
                 let sent = next
                     .zip(interval)
                     .map_or_else(Instant::now, |(at, step)| at - step);

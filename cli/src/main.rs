@@ -188,6 +188,13 @@ enum BenchCommand {
         /// temporary directory for the run.
         #[arg(long)]
         target: Option<SocketAddr>,
+        /// An API key sent with every request (X-API-Key), for a --target that needs one.
+        #[arg(long, env = "TAOGATE_API_KEY")]
+        key: Option<String>,
+        /// With the server started for the run: require keys (API_AUTH=required) and send a
+        /// key made for the run, without limits, so the gate's cost is measured.
+        #[arg(long, conflicts_with = "target")]
+        auth: bool,
     },
 }
 
@@ -366,6 +373,8 @@ async fn main() -> anyhow::Result<()> {
                     seconds,
                     rate,
                     target,
+                    key,
+                    auth,
                 },
         } => {
             anyhow::ensure!(
@@ -377,10 +386,24 @@ async fn main() -> anyhow::Result<()> {
                 "--seconds takes up to 300"
             );
             let duration = Duration::from_secs_f64(seconds);
+            let mut key = key;
             let (addr, local) = match target {
                 Some(addr) => (addr, None),
                 None => {
                     let dir = tempfile_dir()?;
+                    let mut settings = Settings::from_env()?;
+                    if auth {
+                        settings.tenancy.auth = taogate_shared::config::AuthMode::Required;
+                        let db = taogate_shared::embedded::Database::open_beside(&dir)?;
+                        let issued = taogate_shared::domain::ApiKey::issue(
+                            "bench",
+                            taogate_shared::domain::Limits::default(),
+                            taogate_shared::domain::now_millis(),
+                            |b: &mut [u8]| rand::RngCore::fill_bytes(&mut rand::rng(), b),
+                        );
+                        taogate_shared::ports::KeyAdmin::save_key(&db, &issued.key).await?;
+                        key = Some(issued.secret);
+                    }
                     let running = taogate_cli::serve::start(ServeOptions {
                         bind: "127.0.0.1:0".parse()?,
                         backend: Backend::Embedded,
@@ -389,7 +412,7 @@ async fn main() -> anyhow::Result<()> {
                         public_url: None,
                         workers: 0,
                         sim_slow: Duration::ZERO,
-                        settings: Settings::from_env()?,
+                        settings,
                     })
                     .await?;
                     (running.addr, Some((running, dir)))
@@ -407,7 +430,7 @@ async fn main() -> anyhow::Result<()> {
                 rate.is_none_or(|r| r > 0.0 && r <= 1_000_000.0),
                 "--rate takes 1 to 1,000,000"
             );
-            let report = taogate_cli::bench::submit(addr, connections, duration, rate).await?;
+            let report = taogate_cli::bench::submit(addr, connections, duration, rate, key).await?;
             println!("{report}");
             if let Some((running, dir)) = local {
                 running.shutdown().await?;
