@@ -26,6 +26,7 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         ("/api/v1/tasks/{id}/output", "get"),
         ("/api/v1/health", "get"),
         ("/api/v1/validator/integration", "get"),
+        ("/api/v1/usage", "get"),
     ];
     for (path, method) in routes {
         assert!(
@@ -55,6 +56,31 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         assert!(html.contains(path), "{path} missing from /docs");
     }
     assert!(!html.contains("<script"), "the page needs no scripts");
+    // How to authenticate: the security schemes, the answers of guarded routes, the page.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(
+        doc["components"]["securitySchemes"]["api_key"]["name"],
+        "X-API-Key"
+    );
+    assert_eq!(
+        doc["paths"]["/api/v1/health"]["get"]["security"],
+        serde_json::json!([])
+    );
+    let tts = &doc["paths"]["/api/v1/tts"]["post"];
+    for code in ["401", "403", "409", "429"] {
+        assert!(tts["responses"][code].is_object(), "tts lacks {code}");
+    }
+    assert!(
+        tts["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "Idempotency-Key")
+    );
+    assert!(html.contains("Authentication") && html.contains("X-API-Key"));
 
     let (status, integration) = api.get("/api/v1/validator/integration").await;
     assert_eq!(status, 200);

@@ -573,6 +573,24 @@ async fn one_key_hundred_tries(servers: &[SocketAddr], key: &Key) -> String {
     )
     .await;
     assert_eq!(usage["tasks"]["tts"], 2, "{usage}");
+    // Uploads too: a repeat names the same upload, another key a new one.
+    let mut uploads = Vec::new();
+    for idempotency in ["upload-1", "upload-1", "upload-2"] {
+        let r = http
+            .post(format!(
+                "http://{}/api/v1/uploads",
+                servers[servers.len() - 1]
+            ))
+            .header("x-api-key", &key.secret)
+            .header("idempotency-key", idempotency)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        uploads.push(r.json::<Value>().await.unwrap()["upload_id"].clone());
+    }
+    assert_eq!(uploads[0], uploads[1]);
+    assert_ne!(uploads[0], uploads[2]);
     id
 }
 

@@ -12,6 +12,10 @@
 //! - `lambda-bench worker-mix WORKER_BINARY [RECORDS]`: the same with the hostile mix of the
 //!   end-to-end test (3 good miners, the 7 hostile behaviours, 1 flooding) on a short text:
 //!   every task must complete; the batch time includes the drip's full `TASK_TIMEOUT`.
+//! - `lambda-bench submit-gate SUBMIT_BINARY [N]`: the cost of the tenancy gate on the submit
+//!   Lambda: N warm `POST /api/v1/tts` invocations each without a key (`API_AUTH=optional`),
+//!   with a key without limits, and with a rate-limited key, timed through the Runtime API
+//!   emulator against LocalStack and moto. Needs the local AWS emulators.
 
 use std::time::{Duration, Instant};
 
@@ -291,6 +295,97 @@ async fn worker_hostile(
     Ok(())
 }
 
+/// Times `n` warm TTS submissions through the submit binary in `env`, sending `key` if given.
+async fn submissions(
+    binary: &str,
+    env: &[(String, String)],
+    key: Option<&str>,
+    n: usize,
+) -> anyhow::Result<Vec<Duration>> {
+    let api = RuntimeApi::start().await?;
+    let dir = std::env::temp_dir().join(format!("lambda-bench-gate-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let _function = api.spawn(binary, env, &dir.join("submit.log"))?;
+    let body = r#"{"text":"The quick brown fox jumps over the lazy dog.","source_language":"en"}"#;
+    let mut event = taogate_testkit::http_event("POST", "/api/v1/tts", "", Some(body));
+    if let Some(key) = key {
+        event["headers"]["x-api-key"] = serde_json::Value::String(key.to_owned());
+    }
+    let mut times = Vec::with_capacity(n);
+    // The first invocations build connections and fill the key cache; they are not counted.
+    for i in 0..n + 5 {
+        let started = Instant::now();
+        let answer = api.invoke(event.clone(), Duration::from_secs(30)).await?;
+        let status = match &answer {
+            Answer::Response(v) => v["statusCode"].as_u64().unwrap_or(0),
+            Answer::Error(e) => anyhow::bail!("the submission failed: {e}"),
+        };
+        anyhow::ensure!(status == 202, "submission answered {status}: {answer:?}");
+        if i >= 5 {
+            times.push(started.elapsed());
+        }
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    times.sort();
+    Ok(times)
+}
+
+async fn submit_gate(binary: &str, n: usize) -> anyhow::Result<()> {
+    use taogate_shared::domain::{ApiKey, Limits, Rate};
+    use taogate_shared::ports::KeyAdmin;
+    let (clients, resources, env) = fresh_resources(3).await?;
+    let table = DynamoTasks::new(
+        clients.dynamodb.clone(),
+        S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    );
+    let fill = |b: &mut [u8]| rand::RngCore::fill_bytes(&mut rand::rng(), b);
+    let plain = ApiKey::issue("plain", Limits::default(), now_millis(), fill);
+    let rated_limits = Limits {
+        rate: Some(Rate::parse("1000000/s", None)?),
+        ..Limits::default()
+    };
+    let rated = ApiKey::issue("rated", rated_limits, now_millis() + 1, fill);
+    for issued in [&plain, &rated] {
+        table
+            .save_key(&issued.key)
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
+    let with = |auth: &str| {
+        let mut env = env.clone();
+        env.push(("API_AUTH".into(), auth.into()));
+        env
+    };
+    let runs = [
+        ("no key (API_AUTH=optional)", with("optional"), None),
+        (
+            "a key without limits",
+            with("required"),
+            Some(plain.secret.as_str()),
+        ),
+        (
+            "a key with a rate",
+            with("required"),
+            Some(rated.secret.as_str()),
+        ),
+    ];
+    println!("| caller | invocations | median | p90 | min | max |");
+    println!("|---|---|---|---|---|---|");
+    let ms = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    for (label, env, key) in runs {
+        let t = submissions(binary, &env, key, n).await?;
+        println!(
+            "| {label} | {n} | {} | {} | {} | {} |",
+            ms(t[t.len() / 2]),
+            ms(t[t.len() * 9 / 10]),
+            ms(t[0]),
+            ms(t[t.len() - 1])
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -331,8 +426,9 @@ async fn main() -> anyhow::Result<()> {
             };
             worker_hostile(binary, number(3, 5), mix, None).await
         }
+        (Some("submit-gate"), Some(binary)) => submit_gate(binary, number(3, 200).max(10)).await,
         _ => anyhow::bail!(
-            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY] | worker-mix WORKER_BINARY [RECORDS]"
+            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY] | worker-mix WORKER_BINARY [RECORDS] | submit-gate SUBMIT_BINARY [N]"
         ),
     }
 }
