@@ -73,7 +73,8 @@ enum Command {
     /// Manage API keys: create, list, revoke, rotate.
     Keys {
         /// Where the keys live: `embedded` (the SQLite file under --data-dir; works beside a
-        /// running `taogate serve`) or `aws` (the task table named by TABLE_NAME).
+        /// running `taogate serve`) or `aws` (the task table named by TABLE_NAME, e.g. the
+        /// stack's `TasksTableName` output, with the usual AWS credentials and region).
         #[arg(
             long,
             env = "TAOGATE_BACKEND",
@@ -307,7 +308,14 @@ async fn main() -> anyhow::Result<()> {
                 }
                 Backend::Aws => {
                     use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs};
-                    let resources = AwsResources::from_env()?;
+                    // Keys live in the task table alone: the queues and the bucket are not
+                    // touched, so only TABLE_NAME is needed.
+                    let resources = AwsResources::from_lookup(|k| {
+                        std::env::var(k).ok().or_else(|| {
+                            (k.starts_with("QUEUE_URL_") || k == "BUCKET_NAME")
+                                .then(|| "unused-by-keys".to_owned())
+                        })
+                    })?;
                     let clients = AwsClients::load(resources.s3_path_style).await;
                     let blobs = S3Blobs::new(clients.s3.clone(), &resources);
                     let table = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);

@@ -127,3 +127,54 @@ async fn when_the_queue_refuses_the_client_gets_a_503_and_the_task_is_failed() {
         "{task}"
     );
 }
+
+/// With `API_AUTH=required` (the template's default) the binary answers 401 with a challenge
+/// to a request without a key, and accepts one with a key stored in the table, recording the
+/// key on the task.
+#[tokio::test]
+async fn with_keys_required_a_request_needs_a_stored_key() {
+    use taogate_shared::domain::{ApiKey, Limits, now_millis};
+    use taogate_shared::ports::{KeyAdmin, TaskReader};
+    let (clients, resources, mut env) = fresh_resources(3).await.unwrap();
+    env.push(("API_AUTH".into(), "required".into()));
+    let table = taogate_shared::aws::DynamoTasks::new(
+        clients.dynamodb.clone(),
+        taogate_shared::aws::S3Blobs::new(clients.s3.clone(), &resources),
+        &resources,
+    );
+    let issued = ApiKey::issue(
+        "lambda",
+        Limits::default(),
+        now_millis(),
+        |b: &mut [u8]| {
+            b.iter_mut()
+                .enumerate()
+                .for_each(|(i, x)| *x = i as u8 ^ 0x5a)
+        },
+    );
+    table.save_key(&issued.key).await.unwrap();
+    let api = RuntimeApi::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let _function = api
+        .spawn(
+            env!("CARGO_BIN_EXE_submit"),
+            &env,
+            &dir.path().join("submit.log"),
+        )
+        .unwrap();
+    let body = r#"{"text":"who is asking","source_language":"en"}"#;
+    let r = post_tts(&api, body).await;
+    assert_eq!(r["statusCode"], 401, "{r}");
+    assert_eq!(r["headers"]["www-authenticate"], "Bearer realm=\"taogate\"");
+
+    let mut event = http_event("POST", "/api/v1/tts", "", Some(body));
+    event["headers"]["authorization"] = format!("Bearer {}", issued.secret).into();
+    let Answer::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap() else {
+        panic!("the handler failed");
+    };
+    assert_eq!(r["statusCode"], 202, "{r}");
+    let view: serde_json::Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    let id = view["task_id"].as_str().unwrap().parse().unwrap();
+    let task = table.get(id).await.unwrap().unwrap();
+    assert_eq!(task.owner, issued.key.id.to_string());
+}

@@ -45,10 +45,6 @@ CREATE TABLE IF NOT EXISTS api_keys (
     id   TEXT PRIMARY KEY,
     body TEXT NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS key_rate (
-    key_id TEXT PRIMARY KEY,
-    tat    INTEGER NOT NULL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS key_usage (
     key_id        TEXT NOT NULL,
     period        TEXT NOT NULL,
@@ -85,6 +81,7 @@ pub(super) struct Inner {
     path: PathBuf,
     pub(super) policy: QueuePolicy,
     pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
+    pub(super) meter: Mutex<super::tenants::Meter>,
     _lock: Option<File>,
 }
 
@@ -134,6 +131,7 @@ impl Database {
                 path,
                 policy,
                 notify: std::sync::Arc::new(tokio::sync::Notify::new()),
+                meter: Mutex::default(),
                 _lock: lock,
             }),
         })

@@ -1,5 +1,13 @@
-//! Keys, metering and remembered idempotent requests, each change one transaction of the
-//! single writer, so concurrent requests are counted exactly.
+//! Keys, metering and remembered idempotent requests.
+//!
+//! One process owns the data directory, so a key's rate state lives in that process's memory
+//! (exact, and a write saved per request; a restart gives every key a rested bucket), and
+//! request counts are added up in memory and written at most once a second (and before every
+//! usage read), so a crash loses at most a second of request counts. Task counts, which
+//! quotas are made of, are written with each task, one transaction of the single writer.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use rusqlite::{OptionalExtension, params};
 
@@ -7,6 +15,58 @@ use super::Database;
 use crate::domain::tenant::{IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer};
 use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
 use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, first_request};
+
+/// How often counted requests are written.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+
+/// The in-memory part of metering (see the module's introduction).
+#[derive(Default)]
+pub(crate) struct Meter {
+    /// Each key's rate state (microseconds).
+    tat: HashMap<String, i64>,
+    /// Requests counted since the last write, by key and month.
+    pending: HashMap<(String, String), u64>,
+    /// When they were last written.
+    flushed_at: Option<Instant>,
+}
+
+impl Database {
+    /// Takes the requests counted so far if a write is due (or `force`).
+    fn due_counts(&self, force: bool) -> Vec<((String, String), u64)> {
+        let Ok(mut meter) = self.inner.meter.lock() else {
+            return Vec::new();
+        };
+        let due = force
+            || meter
+                .flushed_at
+                .is_none_or(|at| at.elapsed() >= FLUSH_EVERY);
+        if !due || meter.pending.is_empty() {
+            return Vec::new();
+        }
+        meter.flushed_at = Some(Instant::now());
+        meter.pending.drain().collect()
+    }
+
+    /// Writes counted requests, in one transaction.
+    async fn write_counts(&self, counts: Vec<((String, String), u64)>) -> Result<(), StoreError> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        self.write(move |conn| {
+            let tx = conn.transaction()?;
+            for ((id, period), n) in &counts {
+                tx.execute(
+                    "INSERT INTO key_usage (key_id, period, requests) VALUES (?1, ?2, ?3)
+                     ON CONFLICT (key_id, period) DO UPDATE SET requests = requests + ?3",
+                    params![id, period, *n as i64],
+                )?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+}
 
 fn json<T: serde::Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(StoreError::backend)
@@ -70,42 +130,30 @@ impl Metering for Database {
         now: Millis,
     ) -> Result<RateDecision, StoreError> {
         let (id, period) = (key.to_string(), Period::of(now).label);
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        let decision = {
+            let mut meter = self
+                .inner
+                .meter
+                .lock()
+                .map_err(|_| StoreError::backend(anyhow::anyhow!("meter poisoned")))?;
             let decision = match rate {
                 None => RateDecision::Admit {
                     tat: 0,
                     remaining: u32::MAX,
                     reset_s: 0,
                 },
-                Some(rate) => {
-                    let tat: Option<i64> = tx
-                        .query_row("SELECT tat FROM key_rate WHERE key_id = ?1", [&id], |r| {
-                            r.get(0)
-                        })
-                        .optional()?;
-                    let decision = rate.decide(tat, now * 1_000);
-                    if let RateDecision::Admit { tat, .. } = decision {
-                        tx.execute(
-                            "INSERT INTO key_rate (key_id, tat) VALUES (?1, ?2)
-                             ON CONFLICT (key_id) DO UPDATE SET tat = excluded.tat",
-                            params![id, tat],
-                        )?;
-                    }
-                    decision
-                }
+                Some(rate) => rate.decide(meter.tat.get(&id).copied(), now * 1_000),
             };
-            if matches!(decision, RateDecision::Admit { .. }) {
-                tx.execute(
-                    "INSERT INTO key_usage (key_id, period, requests) VALUES (?1, ?2, 1)
-                     ON CONFLICT (key_id, period) DO UPDATE SET requests = requests + 1",
-                    params![id, period],
-                )?;
+            if let RateDecision::Admit { tat, .. } = decision {
+                if rate.is_some() {
+                    meter.tat.insert(id.clone(), tat);
+                }
+                *meter.pending.entry((id, period)).or_default() += 1;
             }
-            tx.commit()?;
-            Ok(decision)
-        })
-        .await
+            decision
+        };
+        self.write_counts(self.due_counts(false)).await?;
+        Ok(decision)
     }
 
     async fn reserve_task(
@@ -166,6 +214,7 @@ impl Metering for Database {
     }
 
     async fn usage(&self, key: &KeyId, now: Millis) -> Result<Usage, StoreError> {
+        self.write_counts(self.due_counts(true)).await?;
         let (id, period) = (key.to_string(), Period::of(now).label);
         self.read(move |conn| {
             let usage = conn
