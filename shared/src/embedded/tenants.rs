@@ -2,9 +2,10 @@
 //!
 //! One process owns the data directory, so a key's rate state lives in that process's memory
 //! (exact, and a write saved per request; a restart gives every key a rested bucket), and
-//! request counts are added up in memory and written at most once a second (and before every
-//! usage read), so a crash loses at most a second of request counts. Task counts, which
-//! quotas are made of, are written with each task, one transaction of the single writer.
+//! counts that limit nothing (requests; the tasks of keys without a quota) are added up in
+//! memory and written at most once a second (and before every usage read), so a crash loses at
+//! most a second of them. The task counts of a key with a quota are checked and written with
+//! each task, one transaction of the single writer.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -19,20 +20,30 @@ use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage
 /// How often counted requests are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
+/// Counts not yet written: requests, then tasks by service in `ServiceKind::ALL` order.
+type Pending = [i64; 4];
+
+fn slot(kind: ServiceKind) -> usize {
+    1 + ServiceKind::ALL
+        .iter()
+        .position(|k| *k == kind)
+        .unwrap_or(0)
+}
+
 /// The in-memory part of metering (see the module's introduction).
 #[derive(Default)]
 pub(crate) struct Meter {
     /// Each key's rate state (microseconds).
     tat: HashMap<String, i64>,
-    /// Requests counted since the last write, by key and month.
-    pending: HashMap<(String, String), u64>,
+    /// Counts since the last write, by key and month.
+    pending: HashMap<(String, String), Pending>,
     /// When they were last written.
     flushed_at: Option<Instant>,
 }
 
 impl Database {
     /// Takes the requests counted so far if a write is due (or `force`).
-    fn due_counts(&self, force: bool) -> Vec<((String, String), u64)> {
+    fn due_counts(&self, force: bool) -> Vec<((String, String), Pending)> {
         let Ok(mut meter) = self.inner.meter.lock() else {
             return Vec::new();
         };
@@ -48,18 +59,31 @@ impl Database {
     }
 
     /// Writes counted requests, in one transaction.
-    async fn write_counts(&self, counts: Vec<((String, String), u64)>) -> Result<(), StoreError> {
+    async fn write_counts(
+        &self,
+        counts: Vec<((String, String), Pending)>,
+    ) -> Result<(), StoreError> {
         if counts.is_empty() {
             return Ok(());
         }
         self.write(move |conn| {
             let tx = conn.transaction()?;
+            let columns: Vec<&str> = std::iter::once("requests")
+                .chain(ServiceKind::ALL.iter().map(|k| Usage::column(*k)))
+                .collect();
+            let sql = format!(
+                "INSERT INTO key_usage (key_id, period, {}) VALUES (?1, ?2, MAX(?3, 0), MAX(?4, 0), MAX(?5, 0), MAX(?6, 0))
+                 ON CONFLICT (key_id, period) DO UPDATE SET {}",
+                columns.join(", "),
+                columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| format!("{c} = MAX({c} + ?{}, 0)", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
             for ((id, period), n) in &counts {
-                tx.execute(
-                    "INSERT INTO key_usage (key_id, period, requests) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (key_id, period) DO UPDATE SET requests = requests + ?3",
-                    params![id, period, *n as i64],
-                )?;
+                tx.execute(&sql, params![id, period, n[0], n[1], n[2], n[3]])?;
             }
             tx.commit()?;
             Ok(())
@@ -148,7 +172,7 @@ impl Metering for Database {
                 if rate.is_some() {
                     meter.tat.insert(id.clone(), tat);
                 }
-                *meter.pending.entry((id, period)).or_default() += 1;
+                meter.pending.entry((id, period)).or_default()[0] += 1;
             }
             decision
         };
@@ -164,6 +188,14 @@ impl Metering for Database {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let (id, period) = (key.to_string(), Period::of(now).label);
+        if quota.is_none() {
+            // Nothing to check: counted in memory like requests.
+            if let Ok(mut meter) = self.inner.meter.lock() {
+                meter.pending.entry((id, period)).or_default()[slot(kind)] += 1;
+            }
+            self.write_counts(self.due_counts(false)).await?;
+            return Ok(true);
+        }
         let column = Usage::column(kind);
         self.write(move |conn| {
             let tx = conn.transaction()?;
@@ -199,6 +231,13 @@ impl Metering for Database {
         now: Millis,
     ) -> Result<(), StoreError> {
         let (id, period) = (key.to_string(), Period::of(now).label);
+        if let Ok(mut meter) = self.inner.meter.lock()
+            && let Some(counts) = meter.pending.get_mut(&(id.clone(), period.clone()))
+            && counts[slot(kind)] > 0
+        {
+            counts[slot(kind)] -= 1;
+            return Ok(());
+        }
         let column = Usage::column(kind);
         self.write(move |conn| {
             conn.execute(
@@ -315,5 +354,53 @@ impl Idempotency for Database {
             Ok(())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> KeyId {
+        KeyId::parse(&format!("{n:016x}")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn counts_kept_in_memory_show_in_usage_and_quotas_are_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, _) = crate::embedded::test_stores(dir.path());
+        let now = 1_798_000_000_000;
+        let (free, metered) = (key(1), key(2));
+        for _ in 0..3 {
+            db.admit(&free, None, now).await.unwrap();
+            assert!(
+                db.reserve_task(&free, ServiceKind::Tts, None, now)
+                    .await
+                    .unwrap()
+            );
+        }
+        db.release_task(&free, ServiceKind::Tts, now).await.unwrap();
+        let used = db.usage(&free, now).await.unwrap();
+        assert_eq!((used.requests, used.tts, used.tasks()), (3, 2, 2));
+        // Written once read: another connection sees them.
+        let again = Database::open_beside(dir.path()).unwrap();
+        assert_eq!(again.usage(&free, now).await.unwrap().tts, 2);
+        // A quota is checked against what is written, task by task.
+        for expected in [true, true, false] {
+            let kind = ServiceKind::Summarization;
+            assert_eq!(
+                db.reserve_task(&metered, kind, Some(2), now).await.unwrap(),
+                expected
+            );
+        }
+        // Next month starts over.
+        let next = Period::of(now).resets_at;
+        let kind = ServiceKind::Transcription;
+        assert!(
+            db.reserve_task(&metered, kind, Some(2), next)
+                .await
+                .unwrap()
+        );
+        assert_eq!(db.usage(&metered, now).await.unwrap().summarization, 2);
     }
 }
