@@ -74,7 +74,8 @@ start() {
   if ! alive moto && ! healthy "http://127.0.0.1:$moto_port/moto-api/"; then
     (
       cd "$state" || exit 1
-      nohup "$state/venv-moto/bin/moto_server" -H 127.0.0.1 -p "$moto_port" \
+      # moto_atomic.py: moto's server with DynamoDB's one-write-at-a-time per item.
+      nohup "$state/venv-moto/bin/python" "$here/moto_atomic.py" -H 127.0.0.1 -p "$moto_port" \
         < /dev/null > "$state/moto.log" 2>&1 &
       echo $! > "$state/moto.pid"
     )

@@ -55,6 +55,9 @@ const INLINE_BODY_BYTES: usize = 300 * 1024;
 pub struct DynamoTasks {
     pub(super) client: aws_sdk_dynamodb::Client,
     pub(super) table: String,
+    /// Each key's rate state as this process last wrote it: which conditional update to try
+    /// first (see `tenants.rs`).
+    pub(super) rate_hints: std::sync::Arc<std::sync::Mutex<HashMap<String, i64>>>,
     ttl: Duration,
     large_bodies: S3Blobs,
 }
@@ -81,6 +84,7 @@ impl DynamoTasks {
         Self {
             client,
             table: resources.table.clone(),
+            rate_hints: Default::default(),
             ttl: Duration::from_secs(u64::from(resources.task_ttl_days) * 86_400),
             large_bodies,
         }

@@ -2,10 +2,12 @@
 //!
 //! - `#key#ID`: a key record (`body`, JSON); `#keys`: the string set `ids` of every key, so
 //!   listing keys reads one item instead of scanning the table;
-//! - `#rate#ID`: the key's rate state `tat` (microseconds), changed only by conditional updates
-//!   that add one interval at a time, so concurrent requests are admitted exactly;
-//! - `#usage#ID#YYYY-MM`: atomic counters `requests`, `tasks` and one per service; a task is
-//!   counted only while `tasks` is below the quota (one conditional `ADD`);
+//! - `#usage#ID#YYYY-MM`: atomic counters `requests`, `tasks` and one per service, and the
+//!   key's rate state `tat` (microseconds). A request is admitted and counted by one update
+//!   that adds one interval to `tat` on the condition that the result stays within the burst,
+//!   so concurrent requests are admitted exactly, with one write each; a new month starts with
+//!   a rested bucket. A task is counted only while `tasks` is below the quota (one conditional
+//!   `ADD`);
 //! - `#idem#SCOPE`: a remembered `Idempotency-Key` (`fingerprint`, `started_at`, `answer`),
 //!   claimed with a conditional put; expired by the table's TTL after 24 hours.
 //!
@@ -66,58 +68,92 @@ impl DynamoTasks {
     }
 
     /// Applies `rate` to one request: adds one interval to a running key's state, or starts a
-    /// rested key's, each conditional on the state it assumes.
+    /// rested key's, each conditional on the state it assumes. Which to try first is guessed
+    /// from the state this process saw last, so a request usually takes one write; a wrong
+    /// guess costs a failed condition, never a wrong count.
     async fn rate(&self, key: &KeyId, rate: Rate, now: Millis) -> Result<RateDecision, StoreError> {
-        let id = format!("#rate#{key}");
+        let period = Period::of(now);
+        let id = format!("#usage#{key}#{}", period.label);
         let now_us = now * 1_000;
         let (t, tau) = (rate.interval_us(), rate.tolerance_us());
+        let mut guess = self
+            .rate_hints
+            .lock()
+            .ok()
+            .and_then(|h| h.get(&id).copied());
         for _ in 0..RATE_TRIES {
-            let running = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_of(&id)))
-                .update_expression("SET tat = tat + :t")
-                .condition_expression("tat > :now AND tat <= :last")
-                .expression_attribute_values(":t", n(t))
-                .expression_attribute_values(":now", n(now_us))
-                .expression_attribute_values(":last", n(now_us + tau - t))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await;
-            match running {
-                Ok(out) => {
-                    let tat = number(out.attributes.as_ref(), "tat").unwrap_or(now_us + t);
-                    return Ok(admitted(rate, tat, now_us));
+            let rested = guess.is_none_or(|tat| tat <= now_us);
+            let applied = if rested {
+                self.rate_update(&id, &period, RateStep::Start { at: now_us + t }, now_us)
+                    .await?
+            } else {
+                self.rate_update(
+                    &id,
+                    &period,
+                    RateStep::Add {
+                        t,
+                        last: now_us + tau - t,
+                    },
+                    now_us,
+                )
+                .await?
+            };
+            if let Some(tat) = applied {
+                if let Ok(mut hints) = self.rate_hints.lock() {
+                    if hints.len() >= 10_000 {
+                        hints.clear();
+                    }
+                    hints.insert(id.clone(), tat);
                 }
-                Err(e) if conditional_failed(&e) => {}
-                Err(e) => return Err(backend(e)),
+                return Ok(admitted(rate, tat, now_us));
             }
             let stored = number(self.consistent(&id).await?.as_ref(), "tat");
-            match stored {
-                Some(tat) if tat > now_us + tau - t => return Ok(rate.decide(Some(tat), now_us)),
-                Some(tat) if tat > now_us => continue,
-                _ => {}
+            if let Some(tat) = stored.filter(|tat| *tat > now_us + tau - t) {
+                return Ok(rate.decide(Some(tat), now_us));
             }
-            let rested = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_of(&id)))
-                .update_expression("SET tat = :start")
-                .condition_expression("attribute_not_exists(tat) OR tat <= :now")
-                .expression_attribute_values(":start", n(now_us + t))
-                .expression_attribute_values(":now", n(now_us))
-                .send()
-                .await;
-            match rested {
-                Ok(_) => return Ok(admitted(rate, now_us + t, now_us)),
-                Err(e) if conditional_failed(&e) => {}
-                Err(e) => return Err(backend(e)),
-            }
+            guess = stored;
         }
         // Raced on every try: refuse this one rather than count it twice.
         Ok(RateDecision::Refuse { retry_after_s: 1 })
+    }
+
+    /// One conditional update of a key's rate state, counting the request with it; the new
+    /// state, or `None` if the state was not the one assumed.
+    async fn rate_update(
+        &self,
+        id: &str,
+        period: &Period,
+        step: RateStep,
+        now_us: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(id)))
+            .expression_attribute_values(
+                ":exp",
+                n(period.resets_at / 1000 + USAGE_TTL_DAYS * 86_400),
+            )
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":now", n(now_us))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let request = match step {
+            RateStep::Add { t, last } => request
+                .update_expression("SET tat = tat + :t, expires_at = :exp ADD requests :one")
+                .condition_expression("tat > :now AND tat <= :last")
+                .expression_attribute_values(":t", n(t))
+                .expression_attribute_values(":last", n(last)),
+            RateStep::Start { at } => request
+                .update_expression("SET tat = :start, expires_at = :exp ADD requests :one")
+                .condition_expression("attribute_not_exists(tat) OR tat <= :now")
+                .expression_attribute_values(":start", n(at)),
+        };
+        match request.send().await {
+            Ok(out) => Ok(number(out.attributes.as_ref(), "tat")),
+            Err(e) if conditional_failed(&e) => Ok(None),
+            Err(e) => Err(backend(e)),
+        }
     }
 
     async fn count(
@@ -151,6 +187,14 @@ impl DynamoTasks {
             Err(e) => Err(backend(e)),
         }
     }
+}
+
+/// How a request changes a key's rate state.
+enum RateStep {
+    /// A running key: one interval more, if that stays within the burst (`tat <= last`).
+    Add { t: i64, last: i64 },
+    /// A rested key (no state, or state in the past): the state starts at `at`.
+    Start { at: i64 },
 }
 
 fn admitted(rate: Rate, tat: i64, now_us: i64) -> RateDecision {
@@ -255,19 +299,19 @@ impl Metering for DynamoTasks {
         rate: Option<Rate>,
         now: Millis,
     ) -> Result<RateDecision, StoreError> {
-        let decision = match rate {
-            Some(rate) => self.rate(key, rate, now).await?,
-            None => RateDecision::Admit {
-                tat: 0,
-                remaining: u32::MAX,
-                reset_s: 0,
-            },
-        };
-        if matches!(decision, RateDecision::Admit { .. }) {
-            self.count(key, now, "ADD requests :d SET expires_at = :exp", None, 1)
-                .await?;
+        match rate {
+            // Admitted and counted by one update.
+            Some(rate) => self.rate(key, rate, now).await,
+            None => {
+                self.count(key, now, "ADD requests :d SET expires_at = :exp", None, 1)
+                    .await?;
+                Ok(RateDecision::Admit {
+                    tat: 0,
+                    remaining: u32::MAX,
+                    reset_s: 0,
+                })
+            }
         }
-        Ok(decision)
     }
 
     async fn reserve_task(
