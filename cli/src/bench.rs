@@ -20,7 +20,7 @@ use hyper_util::rt::TokioIo;
 /// A benchmark's result.
 #[derive(Debug, Clone)]
 pub struct Report {
-    /// Requests answered 202.
+    /// Requests accepted (200).
     pub accepted: u64,
     /// Requests answered otherwise, or failed.
     pub errors: u64,
@@ -95,7 +95,7 @@ pub async fn submit(
                 let response = sender.send_request(request).await?;
                 let status = response.status();
                 response.into_body().collect().await?;
-                if status == hyper::StatusCode::ACCEPTED {
+                if status == hyper::StatusCode::OK {
                     latencies.push(sent.elapsed());
                 } else {
                     errors += 1;

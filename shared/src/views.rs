@@ -1,13 +1,15 @@
 //! Wire views: the JSON shapes clients see, with the old proxy's field names. Built from domain
 //! values here and nowhere else; the callback body is the same task view.
 
+use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{Candidate, Millis, Task, TaskOutput};
 
-fn iso(ms: Millis) -> String {
+/// RFC 3339 with milliseconds, UTC.
+pub fn iso(ms: Millis) -> String {
     DateTime::<Utc>::from_timestamp_millis(ms)
         .unwrap_or_default()
         .to_rfc3339_opts(SecondsFormat::Millis, true)
@@ -78,8 +80,16 @@ impl From<&Candidate> for CandidateView {
 pub const INLINE_OUTPUT_BYTES: usize = 32 * 1024;
 
 /// The chosen answer.
+///
+/// `output_data` is the old proxy's field: the output as the miner sent it, base64. It is
+/// present for text results of at most [`INLINE_OUTPUT_BYTES`] (32 KiB of UTF-8); a longer
+/// text omits it and gives `output_url` beside it, and audio results always omit it and give
+/// `audio_url` (speech is rarely under 32 KiB, and a task view never reads blobs).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResultView {
+    /// The output as the miner sent it (base64): text results of at most 32 KiB only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output_data: Option<String>,
     /// Text output (transcription, summarization), when at most 32 KiB; longer ones are at
     /// `output_url`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -163,6 +173,9 @@ impl TaskView {
                 TaskOutput::Audio { .. } => (None, None, None),
             };
             ResultView {
+                output_data: output_text
+                    .as_ref()
+                    .map(|t| base64::engine::general_purpose::STANDARD.encode(t)),
                 audio_url: if output_bytes.is_none() {
                     audio_url
                 } else {
@@ -209,17 +222,6 @@ impl TaskView {
     }
 }
 
-/// A page of tasks.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TaskListView {
-    /// Newest first.
-    pub tasks: Vec<TaskView>,
-    /// Number on this page.
-    pub count: usize,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
 /// Counts by status.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskCountsView {
@@ -254,11 +256,27 @@ pub struct MinerDirectoryView {
     pub block: Option<u64>,
 }
 
-/// Health.
+/// Health: the old proxy's fields first, then taogate's.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthView {
     /// `healthy`, or `degraded` when no miner is serving.
     pub status: String,
+    /// When this was measured (RFC 3339).
+    pub timestamp: String,
+    /// Whether a miner snapshot is readable and has a serving miner.
+    pub bittensor_connected: bool,
+    /// Messages waiting or in flight, every priority together.
+    pub queue_size: u64,
+    /// Tasks pending.
+    pub pending_tasks: u64,
+    /// Tasks processing.
+    pub processing_tasks: u64,
+    /// Tasks completed.
+    pub completed_tasks: u64,
+    /// Tasks failed.
+    pub failed_tasks: u64,
+    /// Every task.
+    pub total_tasks: u64,
     /// Why the service is degraded: tasks wait (using no attempt) until a miner serves again,
     /// at most `MAX_TASK_AGE`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -275,7 +293,7 @@ pub struct HealthView {
     pub miners: MinerDirectoryView,
 }
 
-/// A serving miner, for validator integration.
+/// A serving miner, for validator integration (the old proxy's fields).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServingMinerView {
     /// Uid.
@@ -286,6 +304,10 @@ pub struct ServingMinerView {
     pub ip: String,
     /// Axon port.
     pub port: u16,
+    /// The address miners are reached at (the axon's; the old proxy's field).
+    pub external_ip: String,
+    /// The port miners are reached at.
+    pub external_port: u16,
     /// Stake in TAO.
     pub stake: f64,
 }
@@ -297,25 +319,64 @@ pub struct PendingTaskView {
     pub task_id: String,
     /// Service.
     pub task_type: String,
+    /// Source language.
+    pub language: String,
     /// Priority.
     pub priority: String,
-    /// RFC 3339.
+    /// When it was accepted (RFC 3339; the old proxy's name).
+    pub submitted_at: String,
+    /// The same instant, under taogate's name.
     pub created_at: String,
 }
 
-/// What a validator operator needs to integrate with the gateway.
+/// The subnet as the old proxy summarized it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NetworkInfoView {
+    /// Subnet.
+    pub netuid: u16,
+    /// Network.
+    pub network: String,
+    /// Neurons.
+    pub total_miners: usize,
+    /// Neurons with a callable axon.
+    pub available_miners: usize,
+}
+
+/// Task counts as the old proxy reported them to validators.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueStatsView {
+    /// Tasks pending.
+    pub pending_count: u64,
+    /// Tasks processing.
+    pub processing_count: u64,
+    /// Tasks completed.
+    pub completed_count: u64,
+    /// Tasks failed.
+    pub failed_count: u64,
+    /// Every task.
+    pub total_tasks: u64,
+    /// When this was measured (RFC 3339).
+    pub timestamp: String,
+}
+
+/// What a validator operator needs to integrate with the gateway: the old proxy's fields,
+/// then taogate's.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct IntegrationView {
+    /// Subnet summary.
+    pub network_info: NetworkInfoView,
+    /// Serving miners.
+    pub miners: Vec<ServingMinerView>,
+    /// Up to ten oldest pending tasks.
+    pub pending_tasks: Vec<PendingTaskView>,
+    /// Task counts.
+    pub queue_stats: QueueStatsView,
     /// Network and snapshot.
     pub network: MinerDirectoryView,
     /// The gateway's own hotkey, which miners see as the caller.
     pub gateway_hotkey: String,
-    /// Serving miners.
-    pub serving_miners: Vec<ServingMinerView>,
-    /// Up to ten oldest pending tasks.
-    pub pending_tasks: Vec<PendingTaskView>,
     /// Queue depth per priority.
-    pub queue_stats: std::collections::BTreeMap<String, crate::ports::QueueDepth>,
+    pub queues: std::collections::BTreeMap<String, crate::ports::QueueDepth>,
 }
 
 impl PendingTaskView {
@@ -324,7 +385,9 @@ impl PendingTaskView {
         Self {
             task_id: task.id.to_string(),
             task_type: task.kind.as_str().to_owned(),
+            language: task.language.code().to_owned(),
             priority: task.priority.as_str().to_owned(),
+            submitted_at: iso(task.created_at),
             created_at: iso(task.created_at),
         }
     }

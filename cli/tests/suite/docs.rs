@@ -84,7 +84,8 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
 
     let (status, integration) = api.get("/api/v1/validator/integration").await;
     assert_eq!(status, 200);
-    assert_eq!(integration["serving_miners"].as_array().unwrap().len(), 1);
+    assert_eq!(integration["miners"].as_array().unwrap().len(), 1);
+    assert_eq!(integration["network_info"]["available_miners"], 1);
     assert_eq!(integration["network"]["network"], "simulated");
     assert_eq!(
         integration["gateway_hotkey"],

@@ -160,7 +160,7 @@ async fn a_sigterm_under_load_loses_no_accepted_task() {
                     .send()
                     .await
                 {
-                    Ok(r) if r.status() == 202 => {
+                    Ok(r) if r.status() == 200 => {
                         let v: serde_json::Value = r.json().await.unwrap();
                         accepted.push(v["task_id"].as_str().unwrap().to_owned());
                     }

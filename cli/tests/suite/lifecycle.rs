@@ -31,7 +31,7 @@ async fn with_the_queue_backed_up_high_work_finishes_before_low_work() {
                 &json!({"text": format!("low {i}"), "source_language": "en", "priority": "low"}),
             )
             .await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
         low.push(a["task_id"].as_str().unwrap().to_owned());
     }
     for i in 0..8 {
@@ -41,7 +41,7 @@ async fn with_the_queue_backed_up_high_work_finishes_before_low_work() {
                 &json!({"text": format!("high {i}"), "source_language": "en", "priority": "high"}),
             )
             .await;
-        assert_eq!(s, 202);
+        assert_eq!(s, 200);
         high.push(a["task_id"].as_str().unwrap().to_owned());
     }
     let (_, health) = api.get("/api/v1/health").await;
@@ -89,7 +89,7 @@ async fn a_task_accepted_before_a_kill_completes_after_restart() {
             &json!({"text": "survive the crash", "source_language": "en"}),
         )
         .await;
-    assert_eq!(status, 202);
+    assert_eq!(status, 200);
     let id = accepted["task_id"].as_str().unwrap().to_owned();
     api.wait_status(&id, "processing", Duration::from_secs(10))
         .await;
@@ -362,7 +362,7 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_no_message_left() {
     let (status, accepted) = api
         .post_json("/api/v1/summarization", &json!({"text": "x".repeat(60) + ". Some more words to make it a summary input.", "source_language": "en"}))
         .await;
-    assert_eq!(status, 202);
+    assert_eq!(status, 200);
     let id = accepted["task_id"].as_str().unwrap().to_owned();
     let task = api.wait_terminal(&id, Duration::from_secs(30)).await;
     assert_eq!(task["status"], "failed", "{task}");
@@ -530,7 +530,7 @@ async fn with_no_miner_serving_tasks_wait_without_attempts_then_fail_naming_the_
             &json!({"text": "is anyone there", "source_language": "en"}),
         )
         .await;
-    assert_eq!(status, 202, "{accepted}");
+    assert_eq!(status, 200, "{accepted}");
     let id = accepted["task_id"].as_str().unwrap();
     // While it waits it uses no attempt.
     tokio::time::sleep(Duration::from_millis(1_500)).await;

@@ -13,8 +13,9 @@ use super::problem::{FieldError, Problem};
 use super::uploads::UploadView;
 use crate::ports::QueueDepth;
 use crate::views::{
-    CandidateView, HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ResultView,
-    ServingMinerView, SubmitView, TaskCountsView, TaskListView, TaskView,
+    CandidateView, HealthView, IntegrationView, MinerDirectoryView, NetworkInfoView,
+    PendingTaskView, QueueStatsView, ResultView, ServingMinerView, SubmitView, TaskCountsView,
+    TaskView,
 };
 
 /// JSON body of the TTS and summarization routes.
@@ -51,7 +52,7 @@ pub struct AudioSubmission {
         (AudioSubmission = "multipart/form-data"),
         (UploadedAudioSubmission = "application/json"),
     )),
-    responses((status = 202, body = SubmitView, description = "Queued; `Location` names the task"),
+    responses((status = 200, body = SubmitView, description = "Queued; `Location` names the task"),
               (status = 400, body = Problem, content_type = "application/problem+json", description = "Malformed multipart"),
               (status = 413, body = Problem, content_type = "application/problem+json", description = "Audio over 50 MiB"),
               (status = 415, body = Problem, content_type = "application/problem+json", description = "Not multipart/form-data"),
@@ -85,13 +86,13 @@ fn put_upload() {}
 
 /// Submit text for speech synthesis.
 #[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TextSubmission,
-    responses((status = 202, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
+    responses((status = 200, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
               (status = 415, body = Problem), (status = 422, body = Problem)))]
 fn tts() {}
 
 /// Submit text for summarization.
 #[utoipa::path(post, path = "/api/v1/summarization", tag = "submit", request_body = TextSubmission,
-    responses((status = 202, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
+    responses((status = 200, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
               (status = 415, body = Problem), (status = 422, body = Problem)))]
 fn summarization() {}
 
@@ -113,13 +114,13 @@ fn get_audio() {}
     responses((status = 200, content_type = "text/plain", description = "The transcript or summary"), (status = 404, body = Problem)))]
 fn get_output() {}
 
-/// Tasks, newest first, paginated by cursor.
+/// Tasks, newest first, as a JSON array; the next page is in the `Link` header.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "status",
     params(("status" = Option<String>, Query, description = "pending | processing | completed | failed"),
            ("task_type" = Option<String>, Query, description = "transcription | tts | summarization"),
-           ("limit" = Option<u32>, Query, description = "1–100, default 20"),
-           ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
-    responses((status = 200, body = TaskListView), (status = 422, body = Problem)))]
+           ("limit" = Option<u32>, Query, description = "1–100, default 100"),
+           ("cursor" = Option<String>, Query, description = "from the `Link: <…>; rel=\"next\"` header of the previous page")),
+    responses((status = 200, body = Vec<TaskView>, description = "`Link: <…>; rel=\"next\"` when there is a next page"), (status = 422, body = Problem)))]
 fn list_tasks() {}
 
 /// Service health: queues, task counts, miner directory.
@@ -154,8 +155,8 @@ const IDEMPOTENT_PATHS: [&str; 4] = [
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
     paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage),
     components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
-        TaskListView, HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
-        PendingTaskView, QueueDepth, UsageView, Problem, FieldError)),
+        HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
+        PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))
 )]
 pub struct ApiDoc;

@@ -17,12 +17,12 @@ use crate::ports::{
     BlobGet, BlobPresign, MinerDirectory, QueueDepth, QueueDepths, TaskQuery, TaskReader,
 };
 use crate::views::{
-    HealthView, IntegrationView, MinerDirectoryView, PendingTaskView, ServingMinerView,
-    TaskCountsView, TaskListView, TaskView,
+    HealthView, IntegrationView, MinerDirectoryView, NetworkInfoView, PendingTaskView,
+    QueueStatsView, ServingMinerView, TaskCountsView, TaskView,
 };
 
-/// Default page size of the task list.
-const DEFAULT_PAGE: usize = 20;
+/// Default page size of the task list (the old proxy's).
+const DEFAULT_PAGE: usize = 100;
 
 async fn view<B: BlobPresign>(blobs: &B, task: &Task) -> Result<TaskView, Problem> {
     let url = match TaskView::audio_key(task) {
@@ -156,7 +156,22 @@ fn list_query(raw: Option<&str>) -> Result<TaskQuery, Problem> {
     }
 }
 
-/// `GET /api/v1/tasks?status=&task_type=&limit=&cursor=`: newest first.
+/// The `Link` to the page after `page`, keeping the request's filters.
+fn next_link(query: &TaskQuery, next: TaskId) -> String {
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    if let Some(status) = query.status {
+        params.append_pair("status", status.as_str());
+    }
+    if let Some(kind) = query.kind {
+        params.append_pair("task_type", kind.as_str());
+    }
+    params.append_pair("limit", &query.limit.to_string());
+    params.append_pair("cursor", &cursor_encode(next));
+    format!("</api/v1/tasks?{}>; rel=\"next\"", params.finish())
+}
+
+/// `GET /api/v1/tasks?status=&task_type=&limit=&cursor=`: a JSON array of tasks, newest first,
+/// as the old proxy answered; the next page is in the `Link` header (`rel="next"`).
 pub async fn list_tasks<
     R: TaskReader,
     Q: QueueDepths,
@@ -166,19 +181,21 @@ pub async fn list_tasks<
     State(state): State<Arc<StatusState<R, Q, B, D>>>,
     Extension(caller): Extension<Caller>,
     RawQuery(raw): RawQuery,
-) -> Result<Json<TaskListView>, Problem> {
+) -> Result<Response, Problem> {
     let mut query = list_query(raw.as_deref())?;
     query.owner = caller.list_scope();
-    let page = state.tasks.list(query).await?;
+    let page = state.tasks.list(query.clone()).await?;
     let mut tasks = Vec::with_capacity(page.tasks.len());
     for t in &page.tasks {
         tasks.push(view(&state.blobs, t).await?);
     }
-    Ok(Json(TaskListView {
-        count: tasks.len(),
-        tasks,
-        next_cursor: page.next.map(cursor_encode),
-    }))
+    let mut response = Json(tasks).into_response();
+    if let Some(next) = page.next
+        && let Ok(link) = header::HeaderValue::from_str(&next_link(&query, next))
+    {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 async fn directory_view<D: MinerDirectory>(
@@ -234,6 +251,7 @@ pub async fn health<R: TaskReader, Q: QueueDepths, B: BlobGet + BlobPresign, D: 
     } else {
         None
     };
+    let queue_size = depths.iter().map(|(_, d)| d.visible + d.in_flight).sum();
     Ok(Json(HealthView {
         status: if cause.is_none() {
             "healthy"
@@ -241,6 +259,14 @@ pub async fn health<R: TaskReader, Q: QueueDepths, B: BlobGet + BlobPresign, D: 
             "degraded"
         }
         .into(),
+        timestamp: crate::views::iso(now_millis()),
+        bittensor_connected: cause.is_none(),
+        queue_size,
+        pending_tasks: counts.pending,
+        processing_tasks: counts.processing,
+        completed_tasks: counts.completed,
+        failed_tasks: counts.failed,
+        total_tasks: counts.total,
         cause,
         version: env!("CARGO_PKG_VERSION").into(),
         queue_depth: depths
@@ -282,21 +308,39 @@ pub async fn integration<
         })
         .await?;
     let depths = state.queue.depths().await?;
+    let counts = state.tasks.counts().await?;
+    let miners = snapshot
+        .serving()
+        .map(|m| ServingMinerView {
+            uid: m.uid,
+            hotkey: m.hotkey.clone(),
+            ip: m.ip.to_string(),
+            port: m.port,
+            external_ip: m.ip.to_string(),
+            external_port: m.port,
+            stake: m.stake,
+        })
+        .collect();
     Ok(Json(IntegrationView {
+        network_info: NetworkInfoView {
+            netuid: network.netuid,
+            network: network.network.clone(),
+            total_miners: network.total_miners,
+            available_miners: network.serving_miners,
+        },
+        miners,
+        pending_tasks: pending.tasks.iter().map(PendingTaskView::new).collect(),
+        queue_stats: QueueStatsView {
+            pending_count: counts.pending,
+            processing_count: counts.processing,
+            completed_count: counts.completed,
+            failed_count: counts.failed,
+            total_tasks: counts.total,
+            timestamp: crate::views::iso(now_millis()),
+        },
         network,
         gateway_hotkey: state.gateway_hotkey.clone(),
-        serving_miners: snapshot
-            .serving()
-            .map(|m| ServingMinerView {
-                uid: m.uid,
-                hotkey: m.hotkey.clone(),
-                ip: m.ip.to_string(),
-                port: m.port,
-                stake: m.stake,
-            })
-            .collect(),
-        pending_tasks: pending.tasks.iter().map(PendingTaskView::new).collect(),
-        queue_stats: queue_map(&depths),
+        queues: queue_map(&depths),
     }))
 }
 

@@ -1,5 +1,6 @@
 //! The three submission routes. Each parses its input completely (reporting every bad field at
-//! once), stores it, queues it, and only then answers 202: an accepted task always has a message.
+//! once), stores it, queues it, and only then answers 200 (the old proxy's status; `Location`
+//! names the task): an accepted task always has a message.
 
 use std::sync::Arc;
 
@@ -175,7 +176,7 @@ fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String 
     ])
 }
 
-/// Submits the parsed request and answers 202 with where to follow the task: at most once
+/// Submits the parsed request and answers 200 with where to follow the task: at most once
 /// per `Idempotency-Key`, within the caller's priority and monthly quota.
 async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     state: &SubmitState<W, Q, B>,
@@ -237,7 +238,7 @@ async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
             priority: task.priority.as_str().into(),
         };
         Ok(Answer {
-            status: StatusCode::ACCEPTED,
+            status: StatusCode::OK,
             location: Some(format!("/api/v1/tasks/{}", task.id)),
             body: serde_json::to_value(view).unwrap_or_default(),
         })

@@ -320,7 +320,7 @@ async fn submissions(
             Answer::Response(v) => v["statusCode"].as_u64().unwrap_or(0),
             Answer::Error(e) => anyhow::bail!("the submission failed: {e}"),
         };
-        anyhow::ensure!(status == 202, "submission answered {status}: {answer:?}");
+        anyhow::ensure!(status == 200, "submission answered {status}: {answer:?}");
         if i >= 5 {
             times.push(started.elapsed());
         }
