@@ -1,4 +1,5 @@
-//! The `taogate` command: `serve` runs the gateway locally; `bench` measures it.
+//! The `taogate` command: `serve` runs the gateway locally; `submit`, `tasks` and `task` are a
+//! client of any taogate server; `keys` manages API keys; `bench` measures.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -70,6 +71,46 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Submit a task to a taogate server; with --wait, follow it and write its result.
+    Submit {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Source language: en es fr de it pt ru ja ko zh ar hi.
+        #[arg(long, short = 'l', default_value = "en", global = true)]
+        language: String,
+        /// low, normal, high or urgent (the server's default: normal).
+        #[arg(long, global = true)]
+        priority: Option<String>,
+        /// Wait for the task to end, showing its progress on stderr.
+        #[arg(long, global = true)]
+        wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 300, global = true)]
+        timeout: u64,
+        /// Write the result here (needed for speech); otherwise text goes to stdout.
+        #[arg(long, short = 'o', global = true)]
+        output: Option<PathBuf>,
+        #[command(subcommand)]
+        job: JobCommand,
+    },
+    /// List your tasks on a taogate server, newest first.
+    Tasks {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Only tasks in this status: pending, processing, completed or failed.
+        #[arg(long)]
+        status: Option<String>,
+        /// At most this many (1–100).
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show one task of a taogate server as JSON.
+    Task {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The task's id.
+        id: String,
+    },
     /// Manage API keys: create, list, revoke, rotate.
     Keys {
         /// Where the keys live: `embedded` (the SQLite file under --data-dir; works beside a
@@ -98,6 +139,50 @@ enum Command {
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
+    },
+}
+
+/// Which server a client command talks to, and with which key.
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// The server's base URL.
+    #[arg(
+        long,
+        env = "TAOGATE_URL",
+        default_value = "http://127.0.0.1:8000",
+        global = true
+    )]
+    url: String,
+    /// An API key (sent as X-API-Key).
+    #[arg(long, env = "TAOGATE_API_KEY", hide_env_values = true, global = true)]
+    key: Option<String>,
+}
+
+impl TargetArgs {
+    fn target(self) -> taogate_cli::client::Target {
+        taogate_cli::client::Target {
+            url: self.url,
+            key: self.key,
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum JobCommand {
+    /// Transcribe an audio file (WAV, FLAC, MP3 or OGG/Vorbis, up to 50 MiB).
+    Transcription {
+        /// The audio file.
+        file: PathBuf,
+    },
+    /// Speak a text (1–10,000 characters).
+    Tts {
+        /// The text.
+        text: String,
+    },
+    /// Summarize a text (50–50,000 characters), given inline or as a file.
+    Summarization {
+        /// The text, or a file holding it.
+        text: String,
     },
 }
 
@@ -296,6 +381,40 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Submit {
+            target,
+            language,
+            priority,
+            wait,
+            timeout,
+            output,
+            job,
+        } => {
+            use taogate_cli::client::{Job, SubmitOptions};
+            let job = match job {
+                JobCommand::Transcription { file } => Job::Transcription(file),
+                JobCommand::Tts { text } => Job::Tts(text),
+                JobCommand::Summarization { text } => Job::Summarization(text),
+            };
+            let options = SubmitOptions {
+                language,
+                priority,
+                wait,
+                timeout: Duration::from_secs(timeout),
+                output,
+            };
+            client_result(taogate_cli::client::submit(&target.target(), job, options).await)
+        }
+        Command::Tasks {
+            target,
+            status,
+            limit,
+        } => client_result(
+            taogate_cli::client::tasks(&target.target(), status.as_deref(), limit).await,
+        ),
+        Command::Task { target, id } => {
+            client_result(taogate_cli::client::task(&target.target(), &id).await)
+        }
         Command::Keys {
             backend,
             data_dir,
@@ -476,6 +595,20 @@ where
         KeysCommand::List { json } => keys::list(store, json).await,
         KeysCommand::Revoke { id } => keys::revoke(store, &id).await,
         KeysCommand::Rotate { id } => keys::rotate(store, &id).await,
+    }
+}
+
+/// Prints a client command's output, or its error alone (no backtrace) with exit status 1.
+fn client_result(result: Result<String, taogate_cli::client::ClientError>) -> anyhow::Result<()> {
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
     }
 }
 

@@ -5,6 +5,7 @@
 mod aws;
 mod bad_input;
 mod chain;
+mod client;
 mod contract;
 mod docs;
 mod hardening;
