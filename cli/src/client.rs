@@ -51,6 +51,15 @@ fn fail(message: impl Into<String>) -> ClientError {
     ClientError(message.into())
 }
 
+/// A client whose pooled connections close before the server's idle limit
+/// (`HTTP_HEADER_TIMEOUT`, 10 s by default), so no request goes out on a connection being closed.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_default()
+}
+
 /// Audio files sent directly up to this size; larger ones go through an upload.
 const DIRECT_UPLOAD_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -109,7 +118,7 @@ pub async fn submit(
     job: Job,
     options: SubmitOptions,
 ) -> Result<String, ClientError> {
-    let client = reqwest::Client::new();
+    let client = http();
     let mut fields = json!({"source_language": options.language});
     if let Some(p) = &options.priority {
         fields["priority"] = json!(p);
@@ -363,7 +372,7 @@ async fn result(
 
 /// `taogate task ID`: one task as JSON.
 pub async fn task(target: &Target, id: &str) -> Result<String, ClientError> {
-    let client = reqwest::Client::new();
+    let client = http();
     let task = get_task(target, &client, id).await?;
     Ok(format!("{task:#}\n"))
 }
@@ -374,7 +383,7 @@ pub async fn tasks(
     status: Option<&str>,
     limit: usize,
 ) -> Result<String, ClientError> {
-    let client = reqwest::Client::new();
+    let client = http();
     let mut path = format!("/api/v1/tasks?limit={limit}");
     if let Some(s) = status {
         path.push_str(&format!("&status={s}"));

@@ -222,13 +222,24 @@ where
     B: BlobPut + BlobGet + BlobPresign + Clone,
     D: MinerDirectory,
 {
+    let intake = Intake {
+        tasks: tasks.clone(),
+        queue: queue.clone(),
+        blobs: blobs.clone(),
+    };
+    let openai = api::openai_routes(
+        api::openai::OpenAiState {
+            submit: SubmitState {
+                intake: intake.clone(),
+                settings: settings.submission.clone(),
+            },
+            wait: settings.submission.openai_wait,
+        },
+        settings.tenancy,
+    );
     let submit = api::submit_routes(
         SubmitState {
-            intake: Intake {
-                tasks: tasks.clone(),
-                queue: queue.clone(),
-                blobs: blobs.clone(),
-            },
+            intake,
             settings: settings.submission.clone(),
         },
         settings.tenancy,
@@ -245,7 +256,7 @@ where
         settings.tenancy,
         local,
     );
-    api::with_fallbacks(submit.merge(status))
+    api::with_fallbacks(submit.merge(status).merge(openai))
 }
 
 /// Starts the server and the workers.

@@ -302,6 +302,56 @@ pub fn analyze_within(
     })
 }
 
+/// Decodes `bytes` (at most `max_seconds`) to raw 16-bit little-endian mono samples at
+/// `rate` Hz: channels averaged, resampled linearly. OpenAI's `pcm` speech format is this at
+/// 24 kHz.
+pub fn pcm16_mono(bytes: Bytes, rate: u32, max_seconds: f64) -> Result<Vec<u8>, NotAudio> {
+    use symphonia::core::audio::SampleBuffer;
+
+    let mut opened = open(bytes, Some("audio.wav"))?;
+    let source_rate = opened.sample_rate;
+    let limit = (max_seconds * f64::from(source_rate)) as usize;
+    let mut mono: Vec<f32> = Vec::new();
+    let mut decoded = 0usize;
+    while let Some(packet) = next_packet(&mut opened, decoded)? {
+        if mono.len() >= limit {
+            return Err(NotAudio(format!(
+                "the audio goes on past {max_seconds:.1} s"
+            )));
+        }
+        let audio = match opened.decoder.decode(&packet) {
+            Ok(a) => a,
+            Err(SymphoniaError::DecodeError(_)) if decoded > 0 => continue,
+            Err(_) => return Err(NotAudio("the audio stream does not decode".into())),
+        };
+        decoded += 1;
+        let spec = *audio.spec();
+        let channels = spec.channels.count().max(1);
+        let mut buf = SampleBuffer::<f32>::new(audio.capacity() as u64, spec);
+        buf.copy_interleaved_ref(audio);
+        mono.extend(
+            buf.samples()
+                .chunks(channels)
+                .map(|frame| frame.iter().sum::<f32>() / channels as f32),
+        );
+    }
+    if mono.is_empty() || rate == 0 || source_rate == 0 {
+        return Err(NotAudio("the audio stream holds no decodable audio".into()));
+    }
+    let step = f64::from(source_rate) / f64::from(rate);
+    let frames = ((mono.len() as f64) / step).floor() as usize;
+    let mut out = Vec::with_capacity(frames * 2);
+    for i in 0..frames {
+        let at = i as f64 * step;
+        let (left, frac) = (at.floor() as usize, (at - at.floor()) as f32);
+        let a = mono[left.min(mono.len() - 1)];
+        let b = mono[(left + 1).min(mono.len() - 1)];
+        let x = (a + (b - a) * frac).clamp(-1.0, 1.0);
+        out.extend_from_slice(&((x * 32767.0).round() as i16).to_le_bytes());
+    }
+    Ok(out)
+}
+
 fn find_comment(tags: &[symphonia::core::meta::Tag]) -> Option<String> {
     tags.iter()
         .find(|t| {
@@ -524,5 +574,29 @@ mod fixture_tests {
         let mut cut = fixture("speech.mp3").to_vec();
         cut.truncate(3);
         assert!(probe(Bytes::from(cut), Some("x.mp3")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod pcm_tests {
+    use super::*;
+
+    #[test]
+    fn speech_becomes_raw_24_khz_mono_samples_of_the_same_length() {
+        let samples = tone(2.0, 440.0, 16_000);
+        let wav = wav_pcm16(&samples, 16_000, None);
+        let pcm = pcm16_mono(Bytes::from(wav), 24_000, 60.0).unwrap();
+        assert_eq!(pcm.len(), 2 * 48_000);
+        let peak = pcm
+            .chunks(2)
+            .map(|b| i16::from_le_bytes([b[0], b[1]]).unsigned_abs())
+            .max()
+            .unwrap();
+        let source_peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap();
+        assert!(
+            peak <= source_peak + 1 && peak > source_peak / 2,
+            "{peak} vs {source_peak}"
+        );
+        assert!(pcm16_mono(Bytes::from_static(b"not audio"), 24_000, 60.0).is_err());
     }
 }

@@ -27,6 +27,9 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         ("/api/v1/health", "get"),
         ("/api/v1/validator/integration", "get"),
         ("/api/v1/usage", "get"),
+        ("/v1/audio/transcriptions", "post"),
+        ("/v1/audio/speech", "post"),
+        ("/v1/models", "get"),
     ];
     for (path, method) in routes {
         assert!(

@@ -101,7 +101,7 @@ async fn idle_connections_neither_block_others_nor_pass_the_limit() {
     // Once they go, there is room again.
     drop(idle);
     drop(held);
-    let client = reqwest::Client::new();
+    let client = super::support::http_client();
     let started = Instant::now();
     loop {
         match client.get(&url).send().await {

@@ -354,7 +354,7 @@ async fn btauth_requests_pass_the_sdk_verifier() {
 async fn the_sdk_verifier_refuses_tampered_btauth_requests() {
     let (_peer, bob) = btauth_miner();
     let alice = key("//Alice");
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let url = |path: &str| format!("http://127.0.0.1:{}{path}", bob.port);
     let body = br#"{"task_type":"summarization","input_data":"aGk=","language":"en"}"#;
     let send = |path: &'static str, body: &'static [u8], headers: Vec<(&'static str, String)>| {

@@ -12,6 +12,7 @@ mod hardening;
 mod hostile;
 mod interop;
 mod lifecycle;
+mod openai;
 mod scoring;
 mod services;
 mod support;

@@ -86,6 +86,16 @@ pub async fn in_process(
     .expect("runtime starts")
 }
 
+/// An HTTP client that drops pooled connections before the server does: `taogate serve`
+/// closes a keep-alive connection that stays quiet for `HTTP_HEADER_TIMEOUT` (10 s), and a
+/// request sent on it just then fails; a pool idle timeout below that avoids the race.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_idle_timeout(Duration::from_secs(5))
+        .build()
+        .expect("a client")
+}
+
 /// A `taogate serve` child process; killed when dropped.
 pub struct ServeProcess {
     child: Child,
@@ -195,7 +205,7 @@ impl Api {
     /// A client of the server at `addr`.
     pub fn new(addr: SocketAddr) -> Self {
         Self {
-            http: reqwest::Client::new(),
+            http: http_client(),
             base: format!("http://{addr}"),
         }
     }

@@ -61,11 +61,12 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
             "s3:PutObject",
             set(&[BlobKey::INPUT, BlobKey::TASK_BODIES, BlobKey::UPLOADS]),
         ),
-        // BlobGet (uploads) + TaskCreate (spilled bodies, read back on conflict).
+        // BlobGet (uploads; speech results of the OpenAI routes) + TaskCreate and TaskReader
+        // (spilled bodies).
         (
             "SubmitFunction",
             "s3:GetObject",
-            set(&[BlobKey::UPLOADS, BlobKey::TASK_BODIES]),
+            set(&[BlobKey::UPLOADS, BlobKey::TASK_BODIES, BlobKey::OUTPUT]),
         ),
         // BlobPresign (results) + MinerDirectory + TaskReader (spilled bodies).
         (
@@ -159,7 +160,7 @@ fn every_documented_route_is_routed_to_the_function_whose_router_serves_it() {
                 continue;
             }
             let function = match operation["tags"][0].as_str() {
-                Some("submit") => "SubmitFunction",
+                Some("submit" | "openai") => "SubmitFunction",
                 Some("status") => "StatusFunction",
                 other => panic!("{route} has no router tag: {other:?}"),
             };
@@ -237,6 +238,7 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
         "SubmitFunction",
         &[
             "TaskCreate",
+            "TaskReader",
             "KeyLookup",
             "Metering",
             "Idempotency",

@@ -165,7 +165,7 @@ fn tts_body(text: &str) -> Value {
 /// Runs the matrix against a server whose keys are `t`; `local` adds the routes only the
 /// local runtime serves (audio results, upload PUTs).
 async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let alice = t.header(Cred::Owner);
     // Alice's resources: a finished speech task, a finished summary, an upload.
     let (status, _, tts) = send(
@@ -436,7 +436,7 @@ async fn burst(
     key: &Key,
     n: usize,
 ) -> (BTreeMap<u16, usize>, Option<reqwest::header::HeaderMap>) {
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let requests = (0..n).map(|i| {
         let (http, addr) = (http.clone(), servers[i % servers.len()]);
         let auth = Some(("x-api-key", key.secret.clone()));
@@ -499,7 +499,7 @@ async fn a_burst_spread_over_two_processes_admits_exactly_its_burst_on_aws() {
 /// 100 concurrent submissions under one `Idempotency-Key`, spread over `servers`: every
 /// answer is the one task (200) or "still being accepted" (409).
 async fn one_key_hundred_tries(servers: &[SocketAddr], key: &Key) -> String {
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let tries = (0..100).map(|i| {
         let (http, addr) = (http.clone(), servers[i % servers.len()]);
         let secret = key.secret.clone();
@@ -640,7 +640,7 @@ async fn quotas_priorities_and_usage_per_key() {
         "small",
         &["--quota", "2/month", "--max-priority", "normal"],
     );
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let auth = || Some(("x-api-key", key.secret.clone()));
     let submit = |priority: &'static str| {
         let (http, auth) = (http.clone(), auth());
@@ -772,7 +772,7 @@ async fn hostile_auth_headers_are_refused_with_401_and_the_server_keeps_serving(
     }
     // Still serving, and the real key still works.
     let (status, _, _) = send(
-        &reqwest::Client::new(),
+        &super::support::http_client(),
         addr,
         Method::GET,
         "/api/v1/usage",
@@ -832,7 +832,7 @@ async fn callbacks_are_signed_per_key_and_verified_by_the_standardwebhooks_packa
     env.push(("CALLBACK_ALLOWLIST", "127.0.0.0/8"));
     let server = ServeProcess::spawn(&data, "sim:good,good,good", &env);
     let key = create_key(&data, &[], "hooked", &[]);
-    let http = reqwest::Client::new();
+    let http = super::support::http_client();
     let callback = format!("http://{hook}/hook");
     let submit = |text: &'static str| {
         let (http, secret, callback) = (http.clone(), key.secret.clone(), callback.clone());

@@ -198,6 +198,9 @@ pub struct SubmissionSettings {
     /// event may carry at most 6 MB (base64 included), sets about 4 MB
     /// ([`Self::behind_lambda`]).
     pub max_direct_upload: Option<usize>,
+    /// `OPENAI_WAIT`: seconds an OpenAI-compatible call waits for its task (25, which fits
+    /// API Gateway's 29 s; 1–900).
+    pub openai_wait: Duration,
 }
 
 impl SubmissionSettings {
@@ -358,6 +361,9 @@ impl Settings {
                 callback_allowlist,
                 estimated_seconds: task_timeout.as_secs().max(1),
                 max_direct_upload: None,
+                openai_wait: Duration::from_secs_f64(
+                    r.parse("OPENAI_WAIT", 25.0f64).clamp(1.0, 900.0),
+                ),
             },
             sweep: SweepSettings {
                 after: Duration::from_secs_f64(r.parse("SWEEP_AFTER", 900.0f64).max(0.0)),

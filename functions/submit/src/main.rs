@@ -1,4 +1,5 @@
-//! The submit Lambda: the submission and upload routes over DynamoDB, SQS and S3.
+//! The submit Lambda: the submission and upload routes, and the OpenAI-compatible audio routes,
+//! over DynamoDB, SQS and S3.
 //! Wiring only; the routes live in `taogate_shared::api`, the use case in
 //! `taogate_shared::submission`.
 
@@ -15,17 +16,30 @@ async fn main() -> Result<(), lambda_http::Error> {
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let router = api::with_fallbacks(api::submit_routes(
-        SubmitState {
-            intake: Intake {
-                tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
-                queue: SqsQueues::new(clients.sqs, &resources),
-                blobs,
+    let intake = Intake {
+        tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
+        queue: SqsQueues::new(clients.sqs, &resources),
+        blobs,
+    };
+    let submission = settings.submission.behind_lambda();
+    let openai = api::openai_routes(
+        api::openai::OpenAiState {
+            submit: SubmitState {
+                intake: intake.clone(),
+                settings: submission.clone(),
             },
-            settings: settings.submission.behind_lambda(),
+            wait: submission.openai_wait,
+        },
+        settings.tenancy,
+    );
+    let submit = api::submit_routes(
+        SubmitState {
+            intake,
+            settings: submission,
         },
         settings.tenancy,
         false,
-    ));
+    );
+    let router = api::with_fallbacks(submit.merge(openai));
     lambda_http::run(router).await
 }

@@ -5,6 +5,7 @@ mod body;
 pub use body::BodyTimedOut;
 pub mod gate;
 mod idempotent;
+pub mod openai;
 mod openapi;
 mod problem;
 mod status;
@@ -150,6 +151,30 @@ where
         )
         .with_state(Arc::new(state));
     guarded(router, gate, true)
+}
+
+/// The OpenAI-compatible audio routes (see [`openai`]), behind the gate, their errors in
+/// OpenAI's shape. On AWS the submit function serves them.
+pub fn openai_routes<W, Q, B>(
+    state: openai::OpenAiState<W, Q, B>,
+    tenancy: TenancySettings,
+) -> Router
+where
+    W: SubmitStore + TaskReader + KeyLookup + Clone,
+    Q: QueueSend,
+    B: BlobPut + BlobGet + BlobPresign,
+{
+    let gate = Arc::new(Gate::new(state.submit.intake.tasks.clone(), tenancy));
+    let router = Router::new()
+        .route(
+            "/v1/audio/transcriptions",
+            post(openai::transcriptions::<W, Q, B>),
+        )
+        .route("/v1/audio/speech", post(openai::speech::<W, Q, B>))
+        .route("/v1/models", get(openai::models))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(Arc::new(state));
+    guarded(router, gate, false).layer(axum::middleware::map_response(openai::openai_errors))
 }
 
 /// Puts `router` behind the tenancy gate (see [`gate`]); with `usage`, adds

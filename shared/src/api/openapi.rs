@@ -139,6 +139,69 @@ fn integration() {}
     responses((status = 200, body = UsageView)))]
 fn usage() {}
 
+/// Multipart body of `POST /v1/audio/transcriptions` (OpenAI's).
+#[derive(utoipa::ToSchema)]
+pub struct OpenAiTranscriptionForm {
+    /// The audio: WAV, FLAC, MP3 or OGG/Vorbis.
+    #[schema(format = Binary, content_media_type = "application/octet-stream")]
+    pub file: Vec<u8>,
+    /// Any name; the subnet's miners choose their models.
+    pub model: String,
+    /// en es fr de it pt ru ja ko zh ar hi; default en.
+    pub language: Option<String>,
+    /// json (default), text, srt, vtt or verbose_json.
+    pub response_format: Option<String>,
+    /// Accepted and ignored.
+    pub prompt: Option<String>,
+    /// Accepted and ignored.
+    pub temperature: Option<f64>,
+}
+
+/// JSON body of `POST /v1/audio/speech` (OpenAI's).
+#[derive(utoipa::ToSchema)]
+pub struct OpenAiSpeechRequest {
+    /// Any name; the subnet's miners choose their models.
+    pub model: String,
+    /// The text: 1–10,000 characters after trimming.
+    pub input: String,
+    /// Accepted and ignored.
+    pub voice: Option<String>,
+    /// wav (default) or pcm (16-bit little-endian mono at 24 kHz).
+    pub response_format: Option<String>,
+    /// 0.25–4.0; accepted and ignored.
+    pub speed: Option<f64>,
+    /// taogate's extra: the text's language, default en.
+    pub language: Option<String>,
+}
+
+/// OpenAI's error shape, used by the `/v1` routes.
+#[derive(utoipa::ToSchema)]
+pub struct OpenAiError {
+    /// `{message, type, param, code}`; a 504 adds `task_id`.
+    pub error: serde_json::Value,
+}
+
+/// Transcribe audio, waiting for the task (OpenAI-compatible).
+#[utoipa::path(post, path = "/v1/audio/transcriptions", tag = "openai",
+    request_body(content = OpenAiTranscriptionForm, content_type = "multipart/form-data"),
+    responses((status = 200, description = "`{\"text\": …}`, or the text, SRT, VTT or verbose JSON asked for"),
+              (status = 400, body = OpenAiError, description = "A missing or invalid field"),
+              (status = 502, body = OpenAiError, description = "The task failed"),
+              (status = 504, body = OpenAiError, description = "Still running after OPENAI_WAIT: `task_id` and `Location` name it")))]
+fn openai_transcriptions() {}
+
+/// Synthesize speech, waiting for the task (OpenAI-compatible); answers the audio.
+#[utoipa::path(post, path = "/v1/audio/speech", tag = "openai", request_body = OpenAiSpeechRequest,
+    responses((status = 200, content_type = "audio/wav", description = "WAV, or `audio/pcm` for pcm"),
+              (status = 400, body = OpenAiError),
+              (status = 502, body = OpenAiError, description = "The task failed"),
+              (status = 504, body = OpenAiError, description = "Still running after OPENAI_WAIT")))]
+fn openai_speech() {}
+
+/// The services as OpenAI models.
+#[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, description = "`{object: list, data: [{id, object, created, owned_by}]}`")))]
+fn openai_models() {}
+
 /// Routes anyone may read, without a key.
 const PUBLIC_PATHS: [&str; 1] = ["/api/v1/health"];
 /// Routes that create something and honour `Idempotency-Key`.
@@ -153,11 +216,14 @@ const IDEMPOTENT_PATHS: [&str; 4] = [
 #[derive(OpenApi)]
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
-    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage),
+    paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage,
+        openai_transcriptions, openai_speech, openai_models),
     components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
-        PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError)),
-    tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"))
+        PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError,
+        OpenAiTranscriptionForm, OpenAiSpeechRequest, OpenAiError)),
+    tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"),
+         (name = "openai", description = "OpenAI-compatible audio: existing OpenAI clients, with base URL `<taogate>/v1` and a taogate key"))
 )]
 pub struct ApiDoc;
 
@@ -202,11 +268,18 @@ pub fn document() -> serde_json::Value {
                     op["security"] = serde_json::json!([]);
                     continue;
                 }
+                let error = |description: &str| {
+                    if path.starts_with("/v1/") {
+                        serde_json::json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAiError"}}}})
+                    } else {
+                        problem_response(description)
+                    }
+                };
                 let responses = &mut op["responses"];
-                responses["401"] = problem_response(
+                responses["401"] = error(
                     "No key where one is required, or a malformed, unknown or revoked key; with `WWW-Authenticate`",
                 );
-                responses["429"] = problem_response(
+                responses["429"] = error(
                     "Over the key's rate or monthly quota; with `Retry-After`, `RateLimit-Policy` and `RateLimit`",
                 );
                 if IDEMPOTENT_PATHS.contains(&path.as_str()) {

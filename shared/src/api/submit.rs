@@ -34,10 +34,10 @@ pub const MAX_JSON_BYTES: usize = 1024 * 1024;
 const MAX_FORM_FIELD: u64 = 8 * 1024;
 
 /// The common, validated fields of every submission.
-struct Common {
-    language: Language,
-    priority: Priority,
-    callback_url: Option<String>,
+pub(super) struct Common {
+    pub(super) language: Language,
+    pub(super) priority: Priority,
+    pub(super) callback_url: Option<String>,
 }
 
 /// Collects every field error of one request.
@@ -186,48 +186,10 @@ async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     payload: Payload,
 ) -> Result<Response, Problem> {
     let (caller, headers) = request;
-    if common.priority > caller.max_priority() {
-        return Err(Problem::forbidden(format!(
-            "this key may submit at priority {} at most",
-            caller.max_priority().as_str()
-        )));
-    }
     let digest = || fingerprint(kind, &common, &payload);
     let store = &state.intake.tasks;
     idempotent::once(store, headers, caller, digest, async {
-        let key = caller.key();
-        if let Some(key) = key {
-            let now = now_millis();
-            if !store
-                .reserve_task(&key.id, kind, key.limits.quota, now)
-                .await?
-            {
-                let quota = key.limits.quota.unwrap_or_default();
-                let period = Period::of(now);
-                return Err(Problem::too_many_requests(format!(
-                    "this key's quota of {quota} tasks a month is used up; it starts over at the next month (UTC)"
-                ))
-                .with_retry_after(period.seconds_left(now), &gate::quota_fields(quota, quota, now)));
-            }
-        }
-        let submission = Submission {
-            kind,
-            priority: common.priority,
-            language: common.language,
-            callback_url: common.callback_url.clone(),
-            owner: caller.owner(),
-        };
-        let task = match submit(&state.intake, submission, payload.clone()).await {
-            Ok(task) => task,
-            Err(e) => {
-                if let Some(key) = key
-                    && let Err(lost) = store.release_task(&key.id, kind, now_millis()).await
-                {
-                    tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
-                }
-                return Err(e.into());
-            }
-        };
+        let task = create_task(state, caller, kind, &common, payload.clone()).await?;
         let view = SubmitView {
             task_id: task.id.to_string(),
             status: "pending".into(),
@@ -244,6 +206,57 @@ async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
         })
     })
     .await
+}
+
+/// Creates the task for `caller`: within its priority and monthly quota (given back if the
+/// task is not accepted after all), stored and queued.
+pub(super) async fn create_task<W: SubmitStore, Q: QueueSend, B: BlobPut>(
+    state: &SubmitState<W, Q, B>,
+    caller: &Caller,
+    kind: ServiceKind,
+    common: &Common,
+    payload: Payload,
+) -> Result<crate::domain::Task, Problem> {
+    if common.priority > caller.max_priority() {
+        return Err(Problem::forbidden(format!(
+            "this key may submit at priority {} at most",
+            caller.max_priority().as_str()
+        )));
+    }
+    let store = &state.intake.tasks;
+    let key = caller.key();
+    if let Some(key) = key {
+        let now = now_millis();
+        if !store
+            .reserve_task(&key.id, kind, key.limits.quota, now)
+            .await?
+        {
+            let quota = key.limits.quota.unwrap_or_default();
+            let period = Period::of(now);
+            return Err(Problem::too_many_requests(format!(
+                "this key's quota of {quota} tasks a month is used up; it starts over at the next month (UTC)"
+            ))
+            .with_retry_after(period.seconds_left(now), &gate::quota_fields(quota, quota, now)));
+        }
+    }
+    let submission = Submission {
+        kind,
+        priority: common.priority,
+        language: common.language,
+        callback_url: common.callback_url.clone(),
+        owner: caller.owner(),
+    };
+    match submit(&state.intake, submission, payload).await {
+        Ok(task) => Ok(task),
+        Err(e) => {
+            if let Some(key) = key
+                && let Err(lost) = store.release_task(&key.id, kind, now_millis()).await
+            {
+                tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
+            }
+            Err(e.into())
+        }
+    }
 }
 
 async fn text_task<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
