@@ -84,6 +84,26 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
             .any(|p| p["name"] == "Idempotency-Key")
     );
     assert!(html.contains("Authentication") && html.contains("X-API-Key"));
+    // Every error is documented as what it is: problem+json, OpenAI's JSON on /v1.
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            for (code, response) in op["responses"].as_object().unwrap() {
+                if !code.starts_with('4') && !code.starts_with('5') {
+                    continue;
+                }
+                let types: Vec<&String> = response["content"]
+                    .as_object()
+                    .map(|c| c.keys().collect())
+                    .unwrap_or_default();
+                let want = if path.starts_with("/v1/") {
+                    "application/json"
+                } else {
+                    "application/problem+json"
+                };
+                assert_eq!(types, [want], "{method} {path} {code}");
+            }
+        }
+    }
 
     let (status, integration) = api.get("/api/v1/validator/integration").await;
     assert_eq!(status, 200);

@@ -81,37 +81,37 @@ fn create_upload() {}
 #[utoipa::path(put, path = "/api/v1/uploads/{id}", tag = "submit",
     params(("id" = String, Path, description = "upload_id")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, description = "Stored"), (status = 404, body = Problem), (status = 413, body = Problem)))]
+    responses((status = 200, description = "Stored"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
 fn put_upload() {}
 
 /// Submit text for speech synthesis.
 #[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TextSubmission,
-    responses((status = 200, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
-              (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SubmitView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn tts() {}
 
 /// Submit text for summarization.
 #[utoipa::path(post, path = "/api/v1/summarization", tag = "submit", request_body = TextSubmission,
-    responses((status = 200, body = SubmitView), (status = 400, body = Problem), (status = 413, body = Problem),
-              (status = 415, body = Problem), (status = 422, body = Problem)))]
+    responses((status = 200, body = SubmitView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn summarization() {}
 
 /// A task's state, result and every queried miner's outcome.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = "status",
     params(("id" = String, Path, description = "Task id")),
-    responses((status = 200, body = TaskView), (status = 404, body = Problem)))]
+    responses((status = 200, body = TaskView), (status = 404, body = Problem, content_type = "application/problem+json")))]
 fn get_task() {}
 
 /// The audio result of a TTS task (local runtime; on AWS `audio_url` is a presigned S3 URL).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/audio", tag = "status",
     params(("id" = String, Path, description = "Task id")),
-    responses((status = 200, content_type = "audio/wav", description = "WAV file"), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "audio/wav", description = "WAV file"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 fn get_audio() {}
 
 /// A text result in full (the task view carries it inline up to 32 KiB, else `output_url`).
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/output", tag = "status",
     params(("id" = String, Path, description = "Task id")),
-    responses((status = 200, content_type = "text/plain", description = "The transcript or summary"), (status = 404, body = Problem)))]
+    responses((status = 200, content_type = "text/plain", description = "The transcript or summary"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 fn get_output() {}
 
 /// Tasks, newest first, as a JSON array; the next page is in the `Link` header.
@@ -120,7 +120,7 @@ fn get_output() {}
            ("task_type" = Option<String>, Query, description = "transcription | tts | summarization"),
            ("limit" = Option<u32>, Query, description = "1–100, default 100"),
            ("cursor" = Option<String>, Query, description = "from the `Link: <…>; rel=\"next\"` header of the previous page")),
-    responses((status = 200, body = Vec<TaskView>, description = "`Link: <…>; rel=\"next\"` when there is a next page"), (status = 422, body = Problem)))]
+    responses((status = 200, body = Vec<TaskView>, description = "`Link: <…>; rel=\"next\"` when there is a next page"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn list_tasks() {}
 
 /// Service health: queues, task counts, miner directory.
