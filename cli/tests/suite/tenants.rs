@@ -275,6 +275,12 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
             row([403, 200, 403]),
         ),
         (Method::GET, "/api/v1/health".into(), Body::Empty, [200; 7]),
+        (
+            Method::GET,
+            "/v1/models".into(),
+            Body::Empty,
+            row([200, 200, 200]),
+        ),
         (Method::GET, "/openapi.json".into(), Body::Empty, [200; 7]),
         (Method::GET, "/docs".into(), Body::Empty, [200; 7]),
     ];
@@ -313,10 +319,13 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
             if got == 401 {
                 let challenge = headers.get("www-authenticate").map(|v| v.to_str().unwrap());
                 assert_eq!(challenge, Some("Bearer realm=\"taogate\""), "{path}");
-                assert_eq!(
-                    headers.get("content-type").unwrap(),
+                // OpenAI's routes answer in OpenAI's error shape.
+                let shape = if path.starts_with("/v1/") {
+                    "application/json"
+                } else {
                     "application/problem+json"
-                );
+                };
+                assert_eq!(headers.get("content-type").unwrap(), shape, "{path}");
                 // The secret never comes back.
                 let text = answer.to_string();
                 for k in [&t.alice, &t.bob, &t.admin, &t.revoked] {
