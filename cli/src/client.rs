@@ -51,6 +51,15 @@ fn fail(message: impl Into<String>) -> ClientError {
     ClientError(message.into())
 }
 
+/// Whether two URLs share scheme, host and port (so a key meant for one never goes to another
+/// host whose name merely starts the same).
+fn same_origin(a: &str, b: &str) -> bool {
+    match (reqwest::Url::parse(a), reqwest::Url::parse(b)) {
+        (Ok(a), Ok(b)) => a.origin() == b.origin(),
+        _ => false,
+    }
+}
+
 /// A client whose pooled connections close before the server's idle limit
 /// (`HTTP_HEADER_TIMEOUT`, 10 s by default), so no request goes out on a connection being closed.
 fn http() -> reqwest::Client {
@@ -203,7 +212,7 @@ async fn transcription_request(
         put = put.header(k.as_str(), v.as_str().unwrap_or_default());
     }
     // The local server's upload route is its own and takes the key; S3's presigned URL does not.
-    if url.starts_with(&target.url)
+    if same_origin(url, &target.url)
         && let Some(key) = &target.key
     {
         put = put.header("x-api-key", key);
@@ -319,7 +328,7 @@ async fn result(
         };
         let mut request = client.get(&absolute);
         // The key goes only to the server itself, never to a presigned storage URL.
-        if absolute.starts_with(&target.url)
+        if same_origin(&absolute, &target.url)
             && let Some(key) = &target.key
         {
             request = request.header("x-api-key", key);
@@ -412,4 +421,29 @@ pub async fn tasks(
         out.push_str("(more: raise --limit, or follow the Link header of GET /api/v1/tasks)\n");
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_follows_only_its_own_origin() {
+        assert!(same_origin("http://gw:8000/api/v1/uploads/x", "http://gw:8000"));
+        assert!(!same_origin("http://gw.evil.test/x", "http://gw"));
+        assert!(!same_origin("https://gw:8000/x", "http://gw:8000"));
+        assert!(!same_origin("not a url", "http://gw"));
+    }
+
+    #[test]
+    fn progress_names_the_attempt_and_the_miners_that_answered() {
+        let task = json!({"status": "processing", "attempts": 2, "candidates": [
+            {"outcome": "success"}, {"outcome": "timeout"}, {"outcome": "success"}
+        ], "error_message": "no answer was good enough"});
+        assert_eq!(
+            progress(&task),
+            "processing, attempt 2, miners answered 2/3 (no answer was good enough)"
+        );
+        assert_eq!(progress(&json!({"status": "pending", "attempts": 0})), "pending");
+    }
 }

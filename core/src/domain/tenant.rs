@@ -169,7 +169,8 @@ impl Rate {
 
     /// Microseconds between two requests at the sustained rate.
     pub fn interval_us(&self) -> i64 {
-        ((self.per_ms as i64 * 1_000) / self.count as i64).max(1)
+        // `max(1)`: a stored record is not re-parsed, and must not divide by zero.
+        ((self.per_ms as i64 * 1_000) / i64::from(self.count.max(1))).max(1)
     }
 
     /// The credit a rested key has, in microseconds.
@@ -295,7 +296,6 @@ impl std::fmt::Debug for ApiKey {
 }
 
 /// A new or rotated key with the secrets shown once.
-#[derive(Debug)]
 pub struct Issued {
     /// The stored record.
     pub key: ApiKey,
@@ -303,6 +303,14 @@ pub struct Issued {
     pub secret: String,
     /// The webhook signing secret.
     pub webhook_secret: String,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 fn fresh_secret(id: &KeyId, fill: &mut impl FnMut(&mut [u8])) -> String {

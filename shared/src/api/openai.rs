@@ -98,6 +98,17 @@ pub async fn openai_errors(response: Response) -> Response {
     Response::from_parts(parts, rewritten.into_body())
 }
 
+/// An error answered once task `id` exists: OpenAI's clients must not submit it again, and
+/// the caller learns which task to follow.
+fn after_creation(id: TaskId, mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    headers.insert("x-should-retry", HeaderValue::from_static("false"));
+    if let Ok(l) = HeaderValue::from_str(&format!("/api/v1/tasks/{id}")) {
+        headers.insert(header::LOCATION, l);
+    }
+    response
+}
+
 /// Waits for task `id` to end, at most `wait`.
 async fn wait_for<R: TaskReader>(tasks: &R, id: TaskId, wait: Duration) -> Result<Task, Response> {
     let started = Instant::now();
@@ -118,7 +129,7 @@ async fn wait_for<R: TaskReader>(tasks: &R, id: TaskId, wait: Duration) -> Resul
                 return Err(r);
             }
             Ok(_) => {}
-            Err(e) => return Err(Problem::from(e).into_response()),
+            Err(e) => return Err(after_creation(id, Problem::from(e).into_response())),
         }
         if started.elapsed() >= wait {
             let location = format!("/api/v1/tasks/{id}");
@@ -305,7 +316,7 @@ where
     };
     let common = Common {
         language,
-        priority: Priority::Normal,
+        priority: Priority::Normal.min(caller.max_priority()),
         callback_url: None,
     };
     let payload = Payload::Audio {
@@ -376,7 +387,7 @@ where
     };
     let common = Common {
         language,
-        priority: Priority::Normal,
+        priority: Priority::Normal.min(caller.max_priority()),
         callback_url: None,
     };
     let payload = Payload::Text(text.into_string());

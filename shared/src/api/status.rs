@@ -304,6 +304,8 @@ pub async fn integration<
         .list(TaskQuery {
             status: Some(TaskStatus::Pending),
             limit: 10,
+            // Anonymous callers (keys optional) see the anonymous tenant's tasks only.
+            owner: caller.list_scope(),
             ..TaskQuery::default()
         })
         .await?;

@@ -517,12 +517,20 @@ async fn uploaded_transcription<
     let (Some(key), Some(c)) = (key, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
     };
-    let data = state.intake.blobs.get(key.as_str()).await?.ok_or_else(|| {
+    let nothing = || {
         Problem::invalid_field(
             "upload_id",
             "nothing was uploaded under this id (or the upload expired)",
         )
-    })?;
+    };
+    // Measured before it is read: a presigned PUT takes whatever size the client sends.
+    let size = state.intake.blobs.size(key.as_str()).await?.ok_or_else(nothing)?;
+    if size > MAX_AUDIO_BYTES as u64 {
+        return Err(Problem::too_large(format!(
+            "the upload is {size} bytes; at most {MAX_AUDIO_BYTES} bytes (50 MB) are accepted"
+        )));
+    }
+    let data = state.intake.blobs.get(key.as_str()).await?.ok_or_else(nothing)?;
     if data.len() > MAX_AUDIO_BYTES {
         return Err(Problem::too_large(format!(
             "the upload exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"

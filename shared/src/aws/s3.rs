@@ -63,6 +63,22 @@ impl BlobGet for S3Blobs {
             Err(e) => Err(StoreError::backend(e)),
         }
     }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        // HeadObject is authorized by s3:GetObject.
+        match self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out.content_length.unwrap_or(0).max(0) as u64)),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_not_found()) => Ok(None),
+            Err(e) => Err(StoreError::backend(e)),
+        }
+    }
 }
 
 impl BlobPresign for S3Blobs {

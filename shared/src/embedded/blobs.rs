@@ -71,6 +71,15 @@ impl BlobGet for BlobDir {
             Err(e) => Err(StoreError::backend(e)),
         }
     }
+
+    async fn size(&self, key: &str) -> Result<Option<u64>, StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::metadata(&path).await {
+            Ok(meta) => Ok(Some(meta.len())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::backend(e)),
+        }
+    }
 }
 
 impl BlobPresign for BlobDir {

@@ -112,8 +112,8 @@ impl HttpCallbacks {
                 .header(TIMESTAMP_HEADER, timestamp)
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body.clone());
-            if !secrets.is_empty() {
-                let signature = webhook_signature(secrets, delivery_id, timestamp, &body);
+            let signature = webhook_signature(secrets, delivery_id, timestamp, &body);
+            if !signature.is_empty() {
                 request = request.header(SIGNATURE_HEADER, signature);
             }
             match request.send().await {

@@ -37,6 +37,9 @@ pub trait BlobPut: Send + Sync + 'static {
 pub trait BlobGet: Send + Sync + 'static {
     /// Reads a blob.
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Bytes>, StoreError>> + Send;
+    /// The size of a blob in bytes, without reading it (a client-filled upload may be
+    /// anything up to S3's 5 GB; it is measured before it is read).
+    fn size(&self, key: &str) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 }
 
 /// Hands clients URLs to blobs instead of the bytes: presigned S3 URLs, signed with the

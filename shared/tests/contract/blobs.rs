@@ -15,6 +15,9 @@ async fn round_trip<T, Q, B: BlobPut + BlobGet + BlobPresign>(b: Backend<T, Q, B
         .unwrap();
     assert_eq!(blobs.get("output/x.wav").await.unwrap().unwrap(), data);
     assert!(blobs.get("output/missing.wav").await.unwrap().is_none());
+    // Measured without reading: what a client-filled upload is checked with first.
+    assert_eq!(blobs.size("output/x.wav").await.unwrap(), Some(200_000));
+    assert_eq!(blobs.size("output/missing.wav").await.unwrap(), None);
     let id = TaskId::new();
     let url = blobs.public_url(id, "output/x.wav").await.unwrap();
     assert!(url.starts_with("http"), "{url}");
