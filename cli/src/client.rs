@@ -429,7 +429,10 @@ mod tests {
 
     #[test]
     fn a_key_follows_only_its_own_origin() {
-        assert!(same_origin("http://gw:8000/api/v1/uploads/x", "http://gw:8000"));
+        assert!(same_origin(
+            "http://gw:8000/api/v1/uploads/x",
+            "http://gw:8000"
+        ));
         assert!(!same_origin("http://gw.evil.test/x", "http://gw"));
         assert!(!same_origin("https://gw:8000/x", "http://gw:8000"));
         assert!(!same_origin("not a url", "http://gw"));
@@ -444,6 +447,9 @@ mod tests {
             progress(&task),
             "processing, attempt 2, miners answered 2/3 (no answer was good enough)"
         );
-        assert_eq!(progress(&json!({"status": "pending", "attempts": 0})), "pending");
+        assert_eq!(
+            progress(&json!({"status": "pending", "attempts": 0})),
+            "pending"
+        );
     }
 }

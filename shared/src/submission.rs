@@ -16,6 +16,9 @@ use crate::ports::{BlobPut, QueueSend, StoreError, TaskCreate};
 /// What every submission says besides its payload.
 #[derive(Debug, Clone)]
 pub struct Submission {
+    /// The task's id, chosen by the caller (an idempotent request chooses it before it
+    /// claims its key).
+    pub id: TaskId,
     /// The service asked for.
     pub kind: ServiceKind,
     /// Its queue class.
@@ -64,13 +67,14 @@ pub struct Intake<W, Q, B> {
     pub blobs: B,
 }
 
-/// Stores the payload and the task, then queues it. Returns the stored task.
+/// Stores the payload and the task, then queues it. Returns the stored task; a conflict if a
+/// task with the submission's id exists already.
 pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
     intake: &Intake<W, Q, B>,
     submission: Submission,
     payload: Payload,
 ) -> Result<Task, StoreError> {
-    let id = TaskId::new();
+    let id = submission.id;
     let input = match payload {
         Payload::Text(text) => TaskInput::Text { text },
         Payload::Audio {
@@ -142,6 +146,7 @@ mod tests {
 
     fn submission() -> Submission {
         Submission {
+            id: TaskId::new(),
             kind: ServiceKind::Summarization,
             priority: Priority::Normal,
             language: Language::parse("en").unwrap(),

@@ -486,8 +486,13 @@ pub const MAX_IDEMPOTENCY_KEY: usize = 255;
 pub struct IdempotentRequest {
     /// SHA-256 of what the request asked for.
     pub fingerprint: String,
-    /// When it was first seen.
+    /// When its current owner claimed it (the claim's token: only that owner may finish or
+    /// forget it).
     pub started_at: Millis,
+    /// The id of what the request creates (a task, an upload), chosen before anything is
+    /// created, so a request taking over an abandoned one creates the same thing, or finds it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
     /// The answer, once given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<StoredAnswer>,
@@ -514,7 +519,10 @@ pub enum Repeat {
     Mismatch,
     /// The first is still being accepted: 409.
     InFlight,
-    /// Forgotten, or abandoned mid-way: handle it as new.
+    /// The same request, claimed but never answered (its server died mid-way): take it over,
+    /// creating what it meant to create under the id it chose.
+    Abandoned,
+    /// Nothing remembered (or forgotten after 24 hours): handle it as new.
     Fresh,
 }
 
@@ -530,7 +538,7 @@ impl IdempotentRequest {
         match &self.answer {
             Some(a) => Repeat::Replay(a.clone()),
             None if now - self.started_at >= IDEMPOTENCY_STALE.as_millis() as Millis => {
-                Repeat::Fresh
+                Repeat::Abandoned
             }
             None => Repeat::InFlight,
         }
@@ -676,11 +684,12 @@ mod tests {
         let mut first = IdempotentRequest {
             fingerprint: "f".into(),
             started_at: 0,
+            resource: Some("task".into()),
             answer: None,
         };
         assert_eq!(first.repeat("f", 10), Repeat::InFlight);
         assert_eq!(first.repeat("g", 10), Repeat::Mismatch);
-        assert_eq!(first.repeat("f", 60_000), Repeat::Fresh);
+        assert_eq!(first.repeat("f", 60_000), Repeat::Abandoned);
         first.answer = Some(answer.clone());
         assert_eq!(first.repeat("f", 60_000), Repeat::Replay(answer));
         assert_eq!(first.repeat("f", 24 * 3_600_000), Repeat::Fresh);

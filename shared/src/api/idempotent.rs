@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use super::gate::Caller;
 use super::problem::Problem;
 use crate::domain::now_millis;
-use crate::domain::tenant::{Repeat, StoredAnswer, check_idempotency_key, digest_hex};
-use crate::ports::Idempotency;
+use crate::domain::tenant::{StoredAnswer, check_idempotency_key, digest_hex};
+use crate::ports::{Begun, Idempotency};
 
 /// The header's name.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -80,16 +80,24 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 }
 
 /// Runs `create` once per `Idempotency-Key` of this caller; without the header, always.
-/// `fingerprint` names what the request asks for (computed only when the header is sent).
-pub async fn once<S: Idempotency>(
+/// `fingerprint` names what the request asks for (computed only when the header is sent);
+/// `create` gets the id to create under: `resource`, or, taking over a request abandoned
+/// mid-way, the id that request chose (so what it created is found, not made twice).
+pub async fn once<S, F, Fut>(
     store: &S,
     headers: &HeaderMap,
     caller: &Caller,
     fingerprint: impl FnOnce() -> String,
-    create: impl Future<Output = Result<Answer, Problem>>,
-) -> Result<Response, Problem> {
+    resource: String,
+    create: F,
+) -> Result<Response, Problem>
+where
+    S: Idempotency,
+    F: FnOnce(String) -> Fut,
+    Fut: Future<Output = Result<Answer, Problem>>,
+{
     let Some(key) = idempotency_key(headers)? else {
-        let answer = create.await?;
+        let answer = create(resource).await?;
         return Ok(respond(
             answer.status.as_u16(),
             answer.location.as_deref(),
@@ -99,25 +107,28 @@ pub async fn once<S: Idempotency>(
     };
     let scope = digest_hex(&[caller.owner().as_bytes(), key.as_bytes()]);
     let fingerprint = fingerprint();
-    match store.begin(&scope, &fingerprint, now_millis()).await? {
-        Repeat::Fresh => {}
-        Repeat::Replay(a) => return Ok(respond(a.status, a.location.as_deref(), a.body, true)),
-        Repeat::Mismatch => {
+    let (token, resource) = match store
+        .begin(&scope, &fingerprint, &resource, now_millis())
+        .await?
+    {
+        Begun::Owned { token, resource } => (token, resource),
+        Begun::Replay(a) => return Ok(respond(a.status, a.location.as_deref(), a.body, true)),
+        Begun::Mismatch => {
             return Err(Problem::invalid_field(
                 "Idempotency-Key",
                 "was already used with a different request; use a new key for a new request",
             ));
         }
-        Repeat::InFlight => {
+        Begun::InFlight => {
             return Err(Problem::conflict(
                 "a request with this Idempotency-Key is still being handled; retry shortly",
             ));
         }
-    }
-    match create.await {
+    };
+    match create(resource).await {
         Ok(answer) => {
-            if let Err(e) = store.finish(&scope, answer.stored(), now_millis()).await {
-                tracing::warn!(error = ?anyhow::Error::from(e), "an idempotent answer could not be remembered; a repeat within a minute gets 409, later ones create anew");
+            if let Err(e) = store.finish(&scope, token, answer.stored()).await {
+                tracing::warn!(error = ?anyhow::Error::from(e), "an idempotent answer could not be remembered; a repeat within a minute gets 409, later ones find what was created");
             }
             Ok(respond(
                 answer.status.as_u16(),
@@ -128,7 +139,7 @@ pub async fn once<S: Idempotency>(
         }
         Err(problem) => {
             // Nothing was created: a retry under the same key starts afresh.
-            if let Err(e) = store.forget(&scope).await {
+            if let Err(e) = store.forget(&scope, token).await {
                 tracing::warn!(error = ?anyhow::Error::from(e), "a failed idempotent request could not be forgotten; a repeat within a minute gets 409");
             }
             Err(problem)

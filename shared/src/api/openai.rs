@@ -325,7 +325,16 @@ where
         info: probe.info,
     };
     let kind = ServiceKind::Transcription;
-    let task = match create_task(&state.submit, &caller, kind, &common, payload).await {
+    let task = match create_task(
+        &state.submit,
+        &caller,
+        TaskId::new(),
+        kind,
+        &common,
+        payload,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(p) => return openai_errors(p.into_response()).await,
     };
@@ -391,7 +400,16 @@ where
         callback_url: None,
     };
     let payload = Payload::Text(text.into_string());
-    let task = match create_task(&state.submit, &caller, ServiceKind::Tts, &common, payload).await {
+    let task = match create_task(
+        &state.submit,
+        &caller,
+        TaskId::new(),
+        ServiceKind::Tts,
+        &common,
+        payload,
+    )
+    .await
+    {
         Ok(t) => t,
         Err(p) => return openai_errors(p.into_response()).await,
     };

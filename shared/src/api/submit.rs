@@ -20,7 +20,7 @@ use crate::audio;
 pub use crate::config::MAX_AUDIO_BYTES;
 use crate::domain::tenant::{Period, digest_hex};
 use crate::domain::{
-    BlobKey, Language, Priority, ServiceKind, SubmittedText, TextLimits, now_millis,
+    BlobKey, Language, Priority, ServiceKind, SubmittedText, TaskId, TextLimits, now_millis,
     parse_callback_url,
 };
 use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend};
@@ -188,8 +188,13 @@ async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     let (caller, headers) = request;
     let digest = || fingerprint(kind, &common, &payload);
     let store = &state.intake.tasks;
-    idempotent::once(store, headers, caller, digest, async {
-        let task = create_task(state, caller, kind, &common, payload.clone()).await?;
+    let id = TaskId::new().to_string();
+    let (common, payload) = (&common, &payload);
+    idempotent::once(store, headers, caller, digest, id, |id| async move {
+        let id = id
+            .parse()
+            .map_err(|_| Problem::conflict("the idempotent request names no task; retry"))?;
+        let task = create_task(state, caller, id, kind, common, payload.clone()).await?;
         let view = SubmitView {
             task_id: task.id.to_string(),
             status: "pending".into(),
@@ -208,15 +213,27 @@ async fn accept<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     .await
 }
 
+/// A task accepted: what its answer names.
+pub(super) struct Accepted {
+    pub(super) id: TaskId,
+    pub(super) kind: ServiceKind,
+    pub(super) language: Language,
+    pub(super) priority: Priority,
+}
+
 /// Creates the task for `caller`: within its priority and monthly quota (given back if the
 /// task is not accepted after all), stored and queued.
+///
+/// The task is created as `id`. If a task with that id exists already, an earlier request under
+/// the same `Idempotency-Key` created it before it died: it is answered as this one's.
 pub(super) async fn create_task<W: SubmitStore, Q: QueueSend, B: BlobPut>(
     state: &SubmitState<W, Q, B>,
     caller: &Caller,
+    id: TaskId,
     kind: ServiceKind,
     common: &Common,
     payload: Payload,
-) -> Result<crate::domain::Task, Problem> {
+) -> Result<Accepted, Problem> {
     if common.priority > caller.max_priority() {
         return Err(Problem::forbidden(format!(
             "this key may submit at priority {} at most",
@@ -240,22 +257,31 @@ pub(super) async fn create_task<W: SubmitStore, Q: QueueSend, B: BlobPut>(
         }
     }
     let submission = Submission {
+        id,
         kind,
         priority: common.priority,
         language: common.language,
         callback_url: common.callback_url.clone(),
         owner: caller.owner(),
     };
-    match submit(&state.intake, submission, payload).await {
-        Ok(task) => Ok(task),
-        Err(e) => {
-            if let Some(key) = key
-                && let Err(lost) = store.release_task(&key.id, kind, now_millis()).await
-            {
-                tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
-            }
-            Err(e.into())
-        }
+    let accepted = Accepted {
+        id,
+        kind,
+        language: common.language,
+        priority: common.priority,
+    };
+    let outcome = submit(&state.intake, submission, payload).await;
+    if outcome.is_err()
+        && let Some(key) = key
+        && let Err(lost) = store.release_task(&key.id, kind, now_millis()).await
+    {
+        tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
+    }
+    match outcome {
+        Ok(_) => Ok(accepted),
+        // Created by the abandoned request this one took over (and counted then).
+        Err(crate::ports::StoreError::Conflict(_)) => Ok(accepted),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -524,13 +550,23 @@ async fn uploaded_transcription<
         )
     };
     // Measured before it is read: a presigned PUT takes whatever size the client sends.
-    let size = state.intake.blobs.size(key.as_str()).await?.ok_or_else(nothing)?;
+    let size = state
+        .intake
+        .blobs
+        .size(key.as_str())
+        .await?
+        .ok_or_else(nothing)?;
     if size > MAX_AUDIO_BYTES as u64 {
         return Err(Problem::too_large(format!(
             "the upload is {size} bytes; at most {MAX_AUDIO_BYTES} bytes (50 MB) are accepted"
         )));
     }
-    let data = state.intake.blobs.get(key.as_str()).await?.ok_or_else(nothing)?;
+    let data = state
+        .intake
+        .blobs
+        .get(key.as_str())
+        .await?
+        .ok_or_else(nothing)?;
     if data.len() > MAX_AUDIO_BYTES {
         return Err(Problem::too_large(format!(
             "the upload exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"

@@ -53,33 +53,44 @@ pub async fn create<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPre
 ) -> Result<Response, Problem> {
     let owner = caller.owner();
     let store = &state.intake.tasks;
-    idempotent::once(store, &headers, &caller, || "upload".to_owned(), async {
-        let (upload_id, key) = BlobKey::new_upload(&owner);
-        if let Some(slot) = BlobKey::upload_slot(&owner, &upload_id) {
-            let blobs = &state.intake.blobs;
-            blobs
-                .put(slot.as_str(), Bytes::new(), "application/octet-stream")
+    let (fresh, _) = BlobKey::new_upload(&owner);
+    let (state, owner) = (&state, &owner);
+    idempotent::once(
+        store,
+        &headers,
+        &caller,
+        || "upload".to_owned(),
+        fresh,
+        |upload_id| async move {
+            let key = BlobKey::upload(owner, &upload_id).ok_or_else(|| {
+                Problem::conflict("the idempotent request names no upload; retry")
+            })?;
+            if let Some(slot) = BlobKey::upload_slot(owner, &upload_id) {
+                let blobs = &state.intake.blobs;
+                blobs
+                    .put(slot.as_str(), Bytes::new(), "application/octet-stream")
+                    .await?;
+            }
+            let target = state
+                .intake
+                .blobs
+                .upload_target(key.as_str(), "application/octet-stream", UPLOAD_TTL)
                 .await?;
-        }
-        let target = state
-            .intake
-            .blobs
-            .upload_target(key.as_str(), "application/octet-stream", UPLOAD_TTL)
-            .await?;
-        let view = UploadView {
-            upload_id,
-            url: target.url,
-            method: target.method.into(),
-            headers: target.headers.into_iter().collect(),
-            expires_in: target.expires_in_s,
-            max_bytes: MAX_AUDIO_BYTES,
-        };
-        Ok(Answer {
-            status: StatusCode::CREATED,
-            location: None,
-            body: serde_json::to_value(view).unwrap_or_default(),
-        })
-    })
+            let view = UploadView {
+                upload_id,
+                url: target.url,
+                method: target.method.into(),
+                headers: target.headers.into_iter().collect(),
+                expires_in: target.expires_in_s,
+                max_bytes: MAX_AUDIO_BYTES,
+            };
+            Ok(Answer {
+                status: StatusCode::CREATED,
+                location: None,
+                body: serde_json::to_value(view).unwrap_or_default(),
+            })
+        },
+    )
     .await
 }
 

@@ -20,10 +20,12 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use super::DynamoTasks;
 use super::dynamo::{backend, n, s};
 use crate::domain::tenant::{
-    IDEMPOTENCY_RETENTION, IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer,
+    IDEMPOTENCY_RETENTION, IdempotentRequest, Period, Rate, RateDecision, StoredAnswer,
 };
 use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
-use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage};
+use crate::ports::{
+    Begun, Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, claim, judge,
+};
 
 /// Tries of a rate update that raced a rested key's first request.
 const RATE_TRIES: usize = 4;
@@ -359,6 +361,7 @@ fn remembered(item: &Item) -> Option<IdempotentRequest> {
     Some(IdempotentRequest {
         fingerprint: text(Some(item), "fingerprint")?.to_owned(),
         started_at: number(Some(item), "started_at")?,
+        resource: text(Some(item), "resource").map(str::to_owned),
         answer: text(Some(item), "answer").and_then(|a| serde_json::from_str(a).ok()),
     })
 }
@@ -368,55 +371,58 @@ impl Idempotency for DynamoTasks {
         &self,
         scope: &str,
         fingerprint: &str,
+        resource: &str,
         now: Millis,
-    ) -> Result<Repeat, StoreError> {
+    ) -> Result<Begun, StoreError> {
         let id = format!("#idem#{scope}");
-        let mut item = key_of(&id);
-        item.insert("fingerprint".into(), s(fingerprint));
-        item.insert("started_at".into(), n(now));
-        item.insert(
-            "expires_at".into(),
-            n((now + IDEMPOTENCY_RETENTION.as_millis() as Millis) / 1000 + 3600),
-        );
-        // First: claim an empty place. Else: take over a forgotten or abandoned record, on
-        // the condition that nobody else took it over first.
-        let previous = self.consistent(&id).await?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item));
-        let put = match previous.as_ref().and_then(remembered) {
-            None => put.condition_expression("attribute_not_exists(id)"),
-            Some(old) => match old.repeat(fingerprint, now) {
-                Repeat::Fresh => put
+        // Read, judge, and claim on the condition that nothing changed in between; a lost
+        // race is judged against the winner's claim.
+        for _ in 0..2 {
+            let previous = self.consistent(&id).await?.as_ref().and_then(remembered);
+            if let Some(found) = judge(previous.as_ref(), fingerprint, now) {
+                return Ok(found);
+            }
+            let mine = claim(fingerprint, resource, previous.as_ref(), now);
+            let chosen = mine.resource.clone().unwrap_or_else(|| resource.to_owned());
+            let mut item = key_of(&id);
+            item.insert("fingerprint".into(), s(fingerprint));
+            item.insert("started_at".into(), n(now));
+            item.insert("resource".into(), s(chosen.clone()));
+            item.insert(
+                "expires_at".into(),
+                n((now + IDEMPOTENCY_RETENTION.as_millis() as Millis) / 1000 + 3600),
+            );
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item));
+            let put = match &previous {
+                None => put.condition_expression("attribute_not_exists(id)"),
+                Some(old) => put
                     .condition_expression("started_at = :seen")
                     .expression_attribute_values(":seen", n(old.started_at)),
-                repeat => return Ok(repeat),
-            },
-        };
-        match put.send().await {
-            Ok(_) => Ok(Repeat::Fresh),
-            Err(e) if conditional_failed(&e) => {
-                // Someone claimed it between the read and the put: judge against theirs.
-                let now_stored = self.consistent(&id).await?;
-                Ok(match now_stored.as_ref().and_then(remembered) {
-                    Some(theirs) => match theirs.repeat(fingerprint, now) {
-                        Repeat::Fresh => Repeat::InFlight,
-                        other => other,
-                    },
-                    None => Repeat::InFlight,
-                })
+            };
+            match put.send().await {
+                Ok(_) => {
+                    return Ok(Begun::Owned {
+                        token: now,
+                        resource: chosen,
+                    });
+                }
+                Err(e) if conditional_failed(&e) => continue,
+                Err(e) => return Err(backend(e)),
             }
-            Err(e) => Err(backend(e)),
         }
+        // Claimed by another request just now.
+        Ok(Begun::InFlight)
     }
 
     async fn finish(
         &self,
         scope: &str,
+        token: Millis,
         answer: StoredAnswer,
-        _now: Millis,
     ) -> Result<(), StoreError> {
         let body = serde_json::to_string(&answer).map_err(backend)?;
         let out = self
@@ -425,8 +431,9 @@ impl Idempotency for DynamoTasks {
             .table_name(&self.table)
             .set_key(Some(key_of(&format!("#idem#{scope}"))))
             .update_expression("SET answer = :a")
-            .condition_expression("attribute_exists(id)")
+            .condition_expression("started_at = :token")
             .expression_attribute_values(":a", s(body))
+            .expression_attribute_values(":token", n(token))
             .send()
             .await;
         match out {
@@ -436,14 +443,20 @@ impl Idempotency for DynamoTasks {
         }
     }
 
-    async fn forget(&self, scope: &str) -> Result<(), StoreError> {
-        self.client
+    async fn forget(&self, scope: &str, token: Millis) -> Result<(), StoreError> {
+        let out = self
+            .client
             .delete_item()
             .table_name(&self.table)
             .set_key(Some(key_of(&format!("#idem#{scope}"))))
+            .condition_expression("started_at = :token")
+            .expression_attribute_values(":token", n(token))
             .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+            .await;
+        match out {
+            Ok(_) => Ok(()),
+            Err(e) if conditional_failed(&e) => Ok(()),
+            Err(e) => Err(backend(e)),
+        }
     }
 }

@@ -13,9 +13,13 @@ use std::time::{Duration, Instant};
 use rusqlite::{OptionalExtension, params};
 
 use super::Database;
-use crate::domain::tenant::{IdempotentRequest, Period, Rate, RateDecision, Repeat, StoredAnswer};
+use crate::domain::tenant::{
+    IDEMPOTENCY_RETENTION, IdempotentRequest, Period, Rate, RateDecision, StoredAnswer,
+};
 use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
-use crate::ports::{Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, first_request};
+use crate::ports::{
+    Begun, Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, claim, judge,
+};
 
 /// How often counted requests are written.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
@@ -282,9 +286,14 @@ impl Idempotency for Database {
         &self,
         scope: &str,
         fingerprint: &str,
+        resource: &str,
         now: Millis,
-    ) -> Result<Repeat, StoreError> {
-        let (scope, fingerprint) = (scope.to_owned(), fingerprint.to_owned());
+    ) -> Result<Begun, StoreError> {
+        let (scope, fingerprint, resource) = (
+            scope.to_owned(),
+            fingerprint.to_owned(),
+            resource.to_owned(),
+        );
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let body: Option<String> = tx
@@ -294,24 +303,28 @@ impl Idempotency for Database {
                     |r| r.get(0),
                 )
                 .optional()?;
-            let repeat = match body {
-                Some(b) => parse::<IdempotentRequest>(&b)?.repeat(&fingerprint, now),
-                None => Repeat::Fresh,
-            };
-            if repeat == Repeat::Fresh {
-                tx.execute(
-                    "INSERT INTO idempotency (scope, started_at, body) VALUES (?1, ?2, ?3)
-                     ON CONFLICT (scope) DO UPDATE SET started_at = excluded.started_at,
-                         body = excluded.body",
-                    params![scope, now, json(&first_request(&fingerprint, now))?],
-                )?;
-                // Forget what is past its retention while here.
-                let horizon =
-                    now - crate::domain::tenant::IDEMPOTENCY_RETENTION.as_millis() as Millis;
-                tx.execute("DELETE FROM idempotency WHERE started_at < ?1", [horizon])?;
+            let previous = body
+                .as_deref()
+                .map(parse::<IdempotentRequest>)
+                .transpose()?;
+            if let Some(found) = judge(previous.as_ref(), &fingerprint, now) {
+                return Ok(found);
             }
+            let mine = claim(&fingerprint, &resource, previous.as_ref(), now);
+            tx.execute(
+                "INSERT INTO idempotency (scope, started_at, body) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (scope) DO UPDATE SET started_at = excluded.started_at,
+                     body = excluded.body",
+                params![scope, now, json(&mine)?],
+            )?;
+            // Forget what is past its retention while here.
+            let horizon = now - IDEMPOTENCY_RETENTION.as_millis() as Millis;
+            tx.execute("DELETE FROM idempotency WHERE started_at < ?1", [horizon])?;
             tx.commit()?;
-            Ok(repeat)
+            Ok(Begun::Owned {
+                token: now,
+                resource: mine.resource.unwrap_or(resource),
+            })
         })
         .await
     }
@@ -319,16 +332,16 @@ impl Idempotency for Database {
     async fn finish(
         &self,
         scope: &str,
+        token: Millis,
         answer: StoredAnswer,
-        _now: Millis,
     ) -> Result<(), StoreError> {
         let scope = scope.to_owned();
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let body: Option<String> = tx
                 .query_row(
-                    "SELECT body FROM idempotency WHERE scope = ?1",
-                    [&scope],
+                    "SELECT body FROM idempotency WHERE scope = ?1 AND started_at = ?2",
+                    params![scope, token],
                     |r| r.get(0),
                 )
                 .optional()?;
@@ -338,8 +351,8 @@ impl Idempotency for Database {
             let mut record: IdempotentRequest = parse(&body)?;
             record.answer = Some(answer);
             tx.execute(
-                "UPDATE idempotency SET body = ?2 WHERE scope = ?1",
-                params![scope, json(&record)?],
+                "UPDATE idempotency SET body = ?3 WHERE scope = ?1 AND started_at = ?2",
+                params![scope, token, json(&record)?],
             )?;
             tx.commit()?;
             Ok(())
@@ -347,10 +360,13 @@ impl Idempotency for Database {
         .await
     }
 
-    async fn forget(&self, scope: &str) -> Result<(), StoreError> {
+    async fn forget(&self, scope: &str, token: Millis) -> Result<(), StoreError> {
         let scope = scope.to_owned();
         self.write(move |conn| {
-            conn.execute("DELETE FROM idempotency WHERE scope = ?1", [scope])?;
+            conn.execute(
+                "DELETE FROM idempotency WHERE scope = ?1 AND started_at = ?2",
+                params![scope, token],
+            )?;
             Ok(())
         })
         .await

@@ -31,7 +31,7 @@ pub use tasks::{
     AttemptEnd, HealthStore, NoticeLedger, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
     TaskSweep,
 };
-pub use tenants::{Idempotency, KeyAdmin, KeyLookup, Metering, Usage, first_request};
+pub use tenants::{Begun, Idempotency, KeyAdmin, KeyLookup, Metering, Usage, claim, judge};
 
 /// An infrastructure failure, translated once by the adapter.
 #[derive(Debug, thiserror::Error)]

@@ -93,36 +93,89 @@ pub trait Metering: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Usage, StoreError>> + Send;
 }
 
+/// What [`Idempotency::begin`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Begun {
+    /// This call owns the request now: create `resource`, then finish (or forget) with
+    /// `token`. `resource` is the caller's own id, or, taking over an abandoned request, the
+    /// id that request chose (what it created may already exist).
+    Owned {
+        /// The claim's token.
+        token: Millis,
+        /// The id to create under.
+        resource: String,
+    },
+    /// The same request, answered: answer it again.
+    Replay(StoredAnswer),
+    /// Another request under the same key: 422.
+    Mismatch,
+    /// The first is still being handled: 409.
+    InFlight,
+}
+
 /// Remembers requests made under an `Idempotency-Key`, keyed by `scope` (a digest of the
-/// caller and the key).
+/// caller and the key). Every change is one atomic step of the store, so concurrent requests
+/// see one owner.
 pub trait Idempotency: Send + Sync + 'static {
-    /// Records a first request atomically: [`Repeat::Fresh`] if this call now owns `scope`
-    /// (nothing was remembered, or what was is forgotten or abandoned), else what the
-    /// remembered request means for this one.
+    /// Claims `scope` for a request with `fingerprint` that would create `resource`, unless
+    /// another request holds it (see [`Begun`]).
     fn begin(
         &self,
         scope: &str,
         fingerprint: &str,
+        resource: &str,
         now: Millis,
-    ) -> impl Future<Output = Result<Repeat, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Begun, StoreError>> + Send;
 
-    /// Stores the answer of the request that owns `scope`.
+    /// Stores the answer of the request that owns `scope` with `token`; nothing if the claim
+    /// was taken over since.
     fn finish(
         &self,
         scope: &str,
+        token: Millis,
         answer: StoredAnswer,
-        now: Millis,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets a request that failed before anything was accepted, so a retry starts afresh.
-    fn forget(&self, scope: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets the claim `token` of a request that created nothing, so a retry starts afresh;
+    /// nothing if the claim was taken over since.
+    fn forget(
+        &self,
+        scope: &str,
+        token: Millis,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
-/// What [`Idempotency::begin`] writes for a first request.
-pub fn first_request(fingerprint: &str, now: Millis) -> IdempotentRequest {
+/// The claim [`Idempotency::begin`] writes: the request's, owned from `now`, creating
+/// `resource` (or what an abandoned `previous` claim chose).
+pub fn claim(
+    fingerprint: &str,
+    resource: &str,
+    previous: Option<&IdempotentRequest>,
+    now: Millis,
+) -> IdempotentRequest {
+    // Only an abandoned request's choice carries over; a forgotten one's is history.
+    let abandoned = previous.filter(|p| p.repeat(fingerprint, now) == Repeat::Abandoned);
     IdempotentRequest {
         fingerprint: fingerprint.to_owned(),
         started_at: now,
+        resource: abandoned
+            .and_then(|p| p.resource.clone())
+            .or_else(|| Some(resource.to_owned())),
         answer: None,
+    }
+}
+
+/// What a remembered `previous` request means for a new one with `fingerprint` at `now`:
+/// `None` when the new one may claim it (nothing remembered, forgotten, or abandoned).
+pub fn judge(
+    previous: Option<&IdempotentRequest>,
+    fingerprint: &str,
+    now: Millis,
+) -> Option<Begun> {
+    match previous.map(|p| p.repeat(fingerprint, now)) {
+        None | Some(Repeat::Fresh) | Some(Repeat::Abandoned) => None,
+        Some(Repeat::Replay(a)) => Some(Begun::Replay(a)),
+        Some(Repeat::Mismatch) => Some(Begun::Mismatch),
+        Some(Repeat::InFlight) => Some(Begun::InFlight),
     }
 }

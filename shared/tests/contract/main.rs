@@ -13,6 +13,7 @@ mod blobs;
 mod health;
 mod queue;
 mod tasks;
+mod tenants;
 
 /// Runs a contract against both backends.
 #[macro_export]
