@@ -62,7 +62,8 @@ impl Database {
         meter.pending.drain().collect()
     }
 
-    /// Writes counted requests, in one transaction.
+    /// Writes counted requests, in one transaction; on failure they go back to be written
+    /// with the next ones.
     async fn write_counts(
         &self,
         counts: Vec<((String, String), Pending)>,
@@ -70,6 +71,25 @@ impl Database {
         if counts.is_empty() {
             return Ok(());
         }
+        let kept = counts.clone();
+        let written = self.write_counts_once(counts).await;
+        if written.is_err()
+            && let Ok(mut meter) = self.inner.meter.lock()
+        {
+            for (k, n) in kept {
+                let slot = meter.pending.entry(k).or_default();
+                for (a, b) in slot.iter_mut().zip(n) {
+                    *a += b;
+                }
+            }
+        }
+        written
+    }
+
+    async fn write_counts_once(
+        &self,
+        counts: Vec<((String, String), Pending)>,
+    ) -> Result<(), StoreError> {
         self.write(move |conn| {
             let tx = conn.transaction()?;
             let columns: Vec<&str> = std::iter::once("requests")
