@@ -217,7 +217,7 @@ fn router<T, Q, B, D>(
     local: bool,
 ) -> axum::Router
 where
-    T: TaskReader + SubmitStore + KeyLookup + Clone,
+    T: TaskReader + SubmitStore + KeyLookup + taogate_shared::ports::TaskLease + Clone,
     Q: QueueSend + QueueDepths + Clone,
     B: BlobPut + BlobGet + BlobPresign + Clone,
     D: MinerDirectory,
@@ -234,6 +234,13 @@ where
                 settings: settings.submission.clone(),
             },
             wait: settings.submission.openai_wait,
+        },
+        settings.tenancy,
+    );
+    let validator = api::validator_routes(
+        api::validator::ValidatorState {
+            tasks: tasks.clone(),
+            blobs: blobs.clone(),
         },
         settings.tenancy,
     );
@@ -256,7 +263,7 @@ where
         settings.tenancy,
         local,
     );
-    api::with_fallbacks(submit.merge(status).merge(openai))
+    api::with_fallbacks(submit.merge(status).merge(openai).merge(validator))
 }
 
 /// Starts the server and the workers.

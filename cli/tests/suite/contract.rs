@@ -47,7 +47,7 @@ fn differences(example: &Value, actual: &Value, at: &str, out: &mut Vec<String>)
     }
 }
 
-fn conforms(name: &str, actual: &Value) {
+pub fn conforms(name: &str, actual: &Value) {
     let mut out = Vec::new();
     differences(&example(name), actual, name, &mut out);
     assert!(out.is_empty(), "{}\nin {actual:#}", out.join("\n"));

@@ -30,6 +30,8 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
         ("/v1/audio/transcriptions", "post"),
         ("/v1/audio/speech", "post"),
         ("/v1/models", "get"),
+        ("/api/v1/validator/distribute", "post"),
+        ("/api/v1/validator/tasks/{id}/result", "post"),
     ];
     for (path, method) in routes {
         assert!(

@@ -18,3 +18,4 @@ mod services;
 mod support;
 mod template;
 mod tenants;
+mod validator;

@@ -55,18 +55,29 @@ fn every_granted_prefix_is_a_blob_key_prefix_and_each_function_gets_what_its_por
     }
     let set = |p: &[&str]| p.iter().map(|s| (*s).to_owned()).collect::<BTreeSet<_>>();
     let expected = [
-        // BlobPut (input) + TaskCreate (spilled bodies) + BlobPresign (upload PUTs).
+        // BlobPut (input; validators' speech results) + TaskCreate (spilled bodies) +
+        // BlobPresign (upload PUTs).
         (
             "SubmitFunction",
             "s3:PutObject",
-            set(&[BlobKey::INPUT, BlobKey::TASK_BODIES, BlobKey::UPLOADS]),
+            set(&[
+                BlobKey::INPUT,
+                BlobKey::TASK_BODIES,
+                BlobKey::UPLOADS,
+                BlobKey::OUTPUT,
+            ]),
         ),
         // BlobGet (uploads; speech results of the OpenAI routes) + TaskCreate and TaskReader
         // (spilled bodies).
         (
             "SubmitFunction",
             "s3:GetObject",
-            set(&[BlobKey::UPLOADS, BlobKey::TASK_BODIES, BlobKey::OUTPUT]),
+            set(&[
+                BlobKey::UPLOADS,
+                BlobKey::TASK_BODIES,
+                BlobKey::OUTPUT,
+                BlobKey::INPUT,
+            ]),
         ),
         // BlobPresign (results) + MinerDirectory + TaskReader (spilled bodies).
         (
@@ -160,7 +171,7 @@ fn every_documented_route_is_routed_to_the_function_whose_router_serves_it() {
                 continue;
             }
             let function = match operation["tags"][0].as_str() {
-                Some("submit" | "openai") => "SubmitFunction",
+                Some("submit" | "openai" | "validator") => "SubmitFunction",
                 Some("status") => "StatusFunction",
                 other => panic!("{route} has no router tag: {other:?}"),
             };
@@ -239,6 +250,7 @@ const FUNCTION_PORTS: &[(&str, &[&str])] = &[
         &[
             "TaskCreate",
             "TaskReader",
+            "TaskLease",
             "KeyLookup",
             "Metering",
             "Idempotency",

@@ -276,6 +276,12 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
         ),
         (Method::GET, "/api/v1/health".into(), Body::Empty, [200; 7]),
         (
+            Method::POST,
+            "/api/v1/validator/distribute?limit=1&lease=1".into(),
+            Body::Empty,
+            row([403, 200, 403]),
+        ),
+        (
             Method::GET,
             "/v1/models".into(),
             Body::Empty,

@@ -1,5 +1,5 @@
-//! The submit Lambda: the submission and upload routes, and the OpenAI-compatible audio routes,
-//! over DynamoDB, SQS and S3.
+//! The submit Lambda: the submission and upload routes, the OpenAI-compatible audio routes and
+//! the validator lease routes, over DynamoDB, SQS and S3.
 //! Wiring only; the routes live in `taogate_shared::api`, the use case in
 //! `taogate_shared::submission`.
 
@@ -22,6 +22,13 @@ async fn main() -> Result<(), lambda_http::Error> {
         blobs,
     };
     let submission = settings.submission.behind_lambda();
+    let validator = api::validator_routes(
+        api::validator::ValidatorState {
+            tasks: intake.tasks.clone(),
+            blobs: intake.blobs.clone(),
+        },
+        settings.tenancy,
+    );
     let openai = api::openai_routes(
         api::openai::OpenAiState {
             submit: SubmitState {
@@ -40,6 +47,6 @@ async fn main() -> Result<(), lambda_http::Error> {
         settings.tenancy,
         false,
     );
-    let router = api::with_fallbacks(submit.merge(openai));
+    let router = api::with_fallbacks(submit.merge(openai).merge(validator));
     lambda_http::run(router).await
 }

@@ -11,6 +11,7 @@ mod problem;
 mod status;
 mod submit;
 mod uploads;
+pub mod validator;
 
 use std::sync::Arc;
 
@@ -30,7 +31,7 @@ pub use crate::config::LAMBDA_DIRECT_UPLOAD_BYTES;
 use crate::config::{SubmissionSettings, TenancySettings};
 use crate::ports::{
     BlobGet, BlobPresign, BlobPut, Idempotency, KeyLookup, Metering, MinerDirectory, QueueDepths,
-    QueueSend, TaskCreate, TaskReader,
+    QueueSend, TaskCreate, TaskLease, TaskReader,
 };
 
 /// What the submission routes store: tasks, and per key its quota and its idempotent
@@ -175,6 +176,31 @@ where
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(Arc::new(state));
     guarded(router, gate, false).layer(axum::middleware::map_response(openai::openai_errors))
+}
+
+/// The validator lease routes (see [`validator`]), behind the gate. On AWS the submit function
+/// serves them.
+pub fn validator_routes<T, B>(
+    state: validator::ValidatorState<T, B>,
+    tenancy: TenancySettings,
+) -> Router
+where
+    T: TaskReader + TaskLease + KeyLookup + Metering + Clone,
+    B: BlobGet + BlobPut,
+{
+    let gate = Arc::new(Gate::new(state.tasks.clone(), tenancy));
+    let router = Router::new()
+        .route(
+            "/api/v1/validator/distribute",
+            post(validator::distribute::<T, B>),
+        )
+        .route(
+            "/api/v1/validator/tasks/{id}/result",
+            post(validator::result::<T, B>),
+        )
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(Arc::new(state));
+    guarded(router, gate, false)
 }
 
 /// Puts `router` behind the tenancy gate (see [`gate`]); with `usage`, adds

@@ -202,6 +202,26 @@ fn openai_speech() {}
 #[utoipa::path(get, path = "/v1/models", tag = "openai", responses((status = 200, description = "`{object: list, data: [{id, object, created, owned_by}]}`")))]
 fn openai_models() {}
 
+/// Lease waiting tasks to an external validator (the old proxy's distribute, as a lease).
+#[utoipa::path(post, path = "/api/v1/validator/distribute", tag = "validator",
+    params(("limit" = Option<u32>, Query, description = "1–10, default 10"),
+           ("lease" = Option<u32>, Query, description = "seconds, 1–3600, default 300")),
+    responses((status = 200, description = "`{message, task_count, tasks: [{task_id, task_type, input_data (base64), language, priority, submitted_at, attempt, lease_until}]}`, or `{message, task_count: 0}`"),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
+              (status = 422, body = Problem, content_type = "application/problem+json")))]
+fn distribute() {}
+
+/// Hand back a leased task's answer within its lease.
+#[utoipa::path(post, path = "/api/v1/validator/tasks/{id}/result", tag = "validator",
+    params(("id" = String, Path, description = "Task id")),
+    request_body(content = serde_json::Value, description = "`{attempt, output_data (base64), model_used?, processing_time?}`"),
+    responses((status = 200, description = "`{task_id, status: completed}`"),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "The lease is over"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a valid answer for the task")))]
+fn validator_result() {}
+
 /// Routes anyone may read, without a key.
 const PUBLIC_PATHS: [&str; 1] = ["/api/v1/health"];
 /// Routes that create something and honour `Idempotency-Key`.
@@ -217,12 +237,13 @@ const IDEMPOTENT_PATHS: [&str; 4] = [
 #[openapi(
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
     paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage,
-        openai_transcriptions, openai_speech, openai_models),
+        openai_transcriptions, openai_speech, openai_models, distribute, validator_result),
     components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError,
         OpenAiTranscriptionForm, OpenAiSpeechRequest, OpenAiError)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"),
+         (name = "validator", description = "Lease work to an external validator (admin keys)"),
          (name = "openai", description = "OpenAI-compatible audio: existing OpenAI clients, with base URL `<taogate>/v1` and a taogate key"))
 )]
 pub struct ApiDoc;

@@ -11,7 +11,7 @@ use crate::domain::{
 
 /// A validated answer.
 #[derive(Debug, Clone)]
-pub(super) enum Answer {
+pub(crate) enum Answer {
     /// Non-empty UTF-8 text.
     Text(String),
     /// A WAV file that decodes in full.
@@ -37,7 +37,7 @@ impl Answer {
 /// UTF-8 text (the others), all within the task's `budget`. A WAV is judged by its header first
 /// (format, rate, channels, width, duration) and decoded only if that passes, and then no further
 /// than the budget's duration.
-pub(super) fn validate(
+pub(crate) fn validate(
     reply: &MinerReply,
     budget: &AnswerBudget,
 ) -> Result<Answer, (Outcome, String)> {
