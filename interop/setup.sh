@@ -5,6 +5,7 @@
 #   venv-bt11  bittensor 11.3.0: http_auth (btauth/1)
 #   venv-webhooks  standardwebhooks 1.1.0: verifies signed callbacks
 #   venv-openai  openai 3.57.0 (and its dependencies, pinned): the OpenAI-compatible routes
+#   venv-schemathesis  schemathesis 4.32.5 (pinned with its dependencies): the OpenAPI document
 # Idempotent: an environment is rebuilt only when its requirements file changes. PyPI only.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -12,7 +13,7 @@ state="$here/.state"
 python="${PYTHON:-python3}"
 mkdir -p "$state"
 
-for name in bt10 bt11 webhooks openai; do
+for name in bt10 bt11 webhooks openai schemathesis; do
   dir="$state/venv-$name"
   req="$here/requirements-$name.txt"
   stamp="$(sha256sum "$req" | cut -d' ' -f1)"

@@ -13,6 +13,7 @@ mod hostile;
 mod interop;
 mod lifecycle;
 mod openai;
+mod schema;
 mod scoring;
 mod services;
 mod support;

@@ -71,9 +71,11 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
         .to_str()
         .map_err(|_| bad("must be visible ASCII".into()))?
         .trim();
+    // A structured-field string's quotes are not part of the key (but `""` alone is a key).
     let raw = raw
         .strip_prefix('"')
         .and_then(|r| r.strip_suffix('"'))
+        .filter(|inner| !inner.is_empty())
         .unwrap_or(raw);
     check_idempotency_key(raw).map_err(|e| bad(e.0))?;
     Ok(Some(raw.to_owned()))

@@ -292,7 +292,7 @@ where
     }
     let format = fields
         .get("response_format")
-        .map(|f| f.trim().to_owned())
+        .cloned()
         .unwrap_or_else(|| "json".into());
     if !TRANSCRIPT_FORMATS.contains(&format.as_str()) {
         return bad(
@@ -370,7 +370,11 @@ where
             "model",
         );
     }
-    let format = field("response_format").unwrap_or("wav").to_owned();
+    let format = map
+        .get("response_format")
+        .and_then(Value::as_str)
+        .unwrap_or("wav")
+        .to_owned();
     if !["wav", "pcm"].contains(&format.as_str()) {
         return bad(
             format!(
@@ -380,7 +384,7 @@ where
             "response_format",
         );
     }
-    if let Some(speed) = map.get("speed")
+    if let Some(speed) = map.get("speed").filter(|v| !v.is_null())
         && !speed.as_f64().is_some_and(|s| (0.25..=4.0).contains(&s))
     {
         return bad("speed must be a number from 0.25 to 4.0", "speed");

@@ -18,16 +18,55 @@ use crate::views::{
     TaskView,
 };
 
-/// JSON body of the TTS and summarization routes.
+/// JSON body of the TTS route.
 #[derive(utoipa::ToSchema)]
-pub struct TextSubmission {
-    /// Trimmed; TTS: 1–10,000 characters; summarization: 50–50,000.
+pub struct TtsSubmission {
+    /// At most 10,000 characters once the whitespace around it is trimmed, and at least one.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[\s\S]{0,9998}[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub text: String,
     /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub source_language: String,
     /// low | normal | high | urgent (default normal).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ll][Oo][Ww]|[Nn][Oo][Rr][Mm][Aa][Ll]|[Hh][Ii][Gg][Hh]|[Uu][Rr][Gg][Ee][Nn][Tt])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub priority: Option<String>,
-    /// http(s) URL that receives the terminal task state as JSON.
+    /// http(s) URL that receives the terminal task state as JSON; empty for none.
+    #[schema(
+        pattern = r"^(?:https?://[a-z][a-z0-9-]{0,20}(?:\.[a-z][a-z0-9-]{0,20}){0,3}\.(?:com|org|net|io|dev)(?:/[A-Za-z0-9._~-]{0,20}){0,3})?$"
+    )]
+    pub callback_url: Option<String>,
+}
+
+/// JSON body of the summarization route.
+#[derive(utoipa::ToSchema)]
+pub struct SummarizationSubmission {
+    /// 50 to 50,000 characters once the whitespace around it is trimmed.
+    #[schema(
+        min_length = 50,
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\s\S]{48,49998}[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000][\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub text: String,
+    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub source_language: String,
+    /// low | normal | high | urgent (default normal).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ll][Oo][Ww]|[Nn][Oo][Rr][Mm][Aa][Ll]|[Hh][Ii][Gg][Hh]|[Uu][Rr][Gg][Ee][Nn][Tt])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
+    pub priority: Option<String>,
+    /// http(s) URL that receives the terminal task state as JSON; empty for none.
+    #[schema(
+        pattern = r"^(?:https?://[a-z][a-z0-9-]{0,20}(?:\.[a-z][a-z0-9-]{0,20}){0,3}\.(?:com|org|net|io|dev)(?:/[A-Za-z0-9._~-]{0,20}){0,3})?$"
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -38,10 +77,19 @@ pub struct AudioSubmission {
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     pub audio_file: Vec<u8>,
     /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub source_language: String,
     /// low | normal | high | urgent (default normal).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ll][Oo][Ww]|[Nn][Oo][Rr][Mm][Aa][Ll]|[Hh][Ii][Gg][Hh]|[Uu][Rr][Gg][Ee][Nn][Tt])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub priority: Option<String>,
-    /// http(s) URL that receives the terminal task state as JSON.
+    /// http(s) URL that receives the terminal task state as JSON; empty for none.
+    #[schema(
+        pattern = r"^(?:https?://[a-z][a-z0-9-]{0,20}(?:\.[a-z][a-z0-9-]{0,20}){0,3}\.(?:com|org|net|io|dev)(?:/[A-Za-z0-9._~-]{0,20}){0,3})?$"
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -63,12 +111,24 @@ fn transcription() {}
 #[derive(utoipa::ToSchema)]
 pub struct UploadedAudioSubmission {
     /// The `upload_id` of a completed upload.
+    #[schema(
+        pattern = r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$"
+    )]
     pub upload_id: String,
     /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub source_language: String,
     /// low | normal | high | urgent (default normal).
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ll][Oo][Ww]|[Nn][Oo][Rr][Mm][Aa][Ll]|[Hh][Ii][Gg][Hh]|[Uu][Rr][Gg][Ee][Nn][Tt])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub priority: Option<String>,
-    /// http(s) URL that receives the terminal task state as JSON.
+    /// http(s) URL that receives the terminal task state as JSON; empty for none.
+    #[schema(
+        pattern = r"^(?:https?://[a-z][a-z0-9-]{0,20}(?:\.[a-z][a-z0-9-]{0,20}){0,3}\.(?:com|org|net|io|dev)(?:/[A-Za-z0-9._~-]{0,20}){0,3})?$"
+    )]
     pub callback_url: Option<String>,
 }
 
@@ -85,13 +145,13 @@ fn create_upload() {}
 fn put_upload() {}
 
 /// Submit text for speech synthesis.
-#[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TextSubmission,
+#[utoipa::path(post, path = "/api/v1/tts", tag = "submit", request_body = TtsSubmission,
     responses((status = 200, body = SubmitView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
               (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn tts() {}
 
 /// Submit text for summarization.
-#[utoipa::path(post, path = "/api/v1/summarization", tag = "submit", request_body = TextSubmission,
+#[utoipa::path(post, path = "/api/v1/summarization", tag = "submit", request_body = SummarizationSubmission,
     responses((status = 200, body = SubmitView), (status = 400, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json"),
               (status = 415, body = Problem, content_type = "application/problem+json"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn summarization() {}
@@ -114,11 +174,44 @@ fn get_audio() {}
     responses((status = 200, content_type = "text/plain", description = "The transcript or summary"), (status = 404, body = Problem, content_type = "application/problem+json")))]
 fn get_output() {}
 
+/// A status filter of the task list (empty: any).
+#[derive(utoipa::ToSchema)]
+#[schema(as = ListStatus)]
+#[allow(non_camel_case_types)]
+pub enum ListStatus {
+    /// Any.
+    #[schema(rename = "")]
+    any,
+    /// Pending.
+    pending,
+    /// Processing.
+    processing,
+    /// Completed.
+    completed,
+    /// Failed.
+    failed,
+}
+
+/// A service filter of the task list (empty: any).
+#[derive(utoipa::ToSchema)]
+#[allow(non_camel_case_types)]
+pub enum ListKind {
+    /// Any.
+    #[schema(rename = "")]
+    any,
+    /// Transcription.
+    transcription,
+    /// TTS.
+    tts,
+    /// Summarization.
+    summarization,
+}
+
 /// Tasks, newest first, as a JSON array; the next page is in the `Link` header.
 #[utoipa::path(get, path = "/api/v1/tasks", tag = "status",
-    params(("status" = Option<String>, Query, description = "pending | processing | completed | failed"),
-           ("task_type" = Option<String>, Query, description = "transcription | tts | summarization"),
-           ("limit" = Option<u32>, Query, description = "1–100, default 100"),
+    params(("status" = Option<ListStatus>, Query, description = "pending | processing | completed | failed; empty for any"),
+           ("task_type" = Option<ListKind>, Query, description = "transcription | tts | summarization; empty for any"),
+           ("limit" = Option<u32>, Query, minimum = 1, maximum = 100, description = "1–100, default 100"),
            ("cursor" = Option<String>, Query, description = "from the `Link: <…>; rel=\"next\"` header of the previous page")),
     responses((status = 200, body = Vec<TaskView>, description = "`Link: <…>; rel=\"next\"` when there is a next page"), (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn list_tasks() {}
@@ -146,10 +239,17 @@ pub struct OpenAiTranscriptionForm {
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     pub file: Vec<u8>,
     /// Any name; the subnet's miners choose their models.
+    #[schema(
+        pattern = r"[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub model: String,
     /// en es fr de it pt ru ja ko zh ar hi; default en.
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub language: Option<String>,
     /// json (default), text, srt, vtt or verbose_json.
+    #[schema(pattern = "^(?:json|text|srt|vtt|verbose_json)$")]
     pub response_format: Option<String>,
     /// Accepted and ignored.
     pub prompt: Option<String>,
@@ -161,16 +261,28 @@ pub struct OpenAiTranscriptionForm {
 #[derive(utoipa::ToSchema)]
 pub struct OpenAiSpeechRequest {
     /// Any name; the subnet's miners choose their models.
+    #[schema(
+        pattern = r"[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]"
+    )]
     pub model: String,
-    /// The text: 1–10,000 characters after trimming.
+    /// The text: 1 to 10,000 characters once the whitespace around it is trimmed.
+    #[schema(
+        min_length = 1,
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[\s\S]{0,9998}[^\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub input: String,
     /// Accepted and ignored.
     pub voice: Option<String>,
     /// wav (default) or pcm (16-bit little-endian mono at 24 kHz).
+    #[schema(pattern = "^(?:wav|pcm)$")]
     pub response_format: Option<String>,
     /// 0.25–4.0; accepted and ignored.
+    #[schema(minimum = 0.25, maximum = 4.0)]
     pub speed: Option<f64>,
     /// taogate's extra: the text's language, default en.
+    #[schema(
+        pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub language: Option<String>,
 }
 
@@ -192,7 +304,7 @@ fn openai_transcriptions() {}
 
 /// Synthesize speech, waiting for the task (OpenAI-compatible); answers the audio.
 #[utoipa::path(post, path = "/v1/audio/speech", tag = "openai", request_body = OpenAiSpeechRequest,
-    responses((status = 200, content_type = "audio/wav", description = "WAV, or `audio/pcm` for pcm"),
+    responses((status = 200, content((Vec<u8> = "audio/wav"), (Vec<u8> = "audio/pcm")), description = "WAV, or raw 16-bit 24 kHz mono for pcm"),
               (status = 400, body = OpenAiError),
               (status = 502, body = OpenAiError, description = "The task failed"),
               (status = 504, body = OpenAiError, description = "Still running after OPENAI_WAIT")))]
@@ -204,8 +316,8 @@ fn openai_models() {}
 
 /// Lease waiting tasks to an external validator (the old proxy's distribute, as a lease).
 #[utoipa::path(post, path = "/api/v1/validator/distribute", tag = "validator",
-    params(("limit" = Option<u32>, Query, description = "1–10, default 10"),
-           ("lease" = Option<u32>, Query, description = "seconds, 1–3600, default 300")),
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 10, description = "1–10, default 10"),
+           ("lease" = Option<u32>, Query, minimum = 1, maximum = 3600, description = "seconds, 1–3600, default 300")),
     responses((status = 200, description = "`{message, task_count, tasks: [{task_id, task_type, input_data (base64), language, priority, submitted_at, attempt, lease_until}]}`, or `{message, task_count: 0}`"),
               (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
@@ -216,6 +328,7 @@ fn distribute() {}
     params(("id" = String, Path, description = "Task id")),
     request_body(content = serde_json::Value, description = "`{attempt, output_data (base64), model_used?, processing_time?}`"),
     responses((status = 200, description = "`{task_id, status: completed}`"),
+              (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a JSON object"),
               (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
               (status = 409, body = Problem, content_type = "application/problem+json", description = "The lease is over"),
@@ -238,10 +351,10 @@ const IDEMPOTENT_PATHS: [&str; 4] = [
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
     paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage,
         openai_transcriptions, openai_speech, openai_models, distribute, validator_result),
-    components(schemas(TextSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
+    components(schemas(TtsSubmission, SummarizationSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError,
-        OpenAiTranscriptionForm, OpenAiSpeechRequest, OpenAiError)),
+        OpenAiTranscriptionForm, OpenAiSpeechRequest, OpenAiError, ListStatus, ListKind)),
     tags((name = "submit", description = "Submit work"), (name = "status", description = "Follow work and the service"),
          (name = "validator", description = "Lease work to an external validator (admin keys)"),
          (name = "openai", description = "OpenAI-compatible audio: existing OpenAI clients, with base URL `<taogate>/v1` and a taogate key"))
@@ -304,6 +417,14 @@ pub fn document() -> serde_json::Value {
                     "Over the key's rate or monthly quota; with `Retry-After`, `RateLimit-Policy` and `RateLimit`",
                 );
                 if IDEMPOTENT_PATHS.contains(&path.as_str()) {
+                    if responses.get("400").is_none() {
+                        responses["400"] = problem_response("A malformed Idempotency-Key");
+                    }
+                    if responses.get("422").is_none() {
+                        responses["422"] = problem_response(
+                            "An Idempotency-Key already used with a different request",
+                        );
+                    }
                     responses["403"] = problem_response("A priority above the key's maximum");
                     responses["409"] = problem_response(
                         "A request with this Idempotency-Key is still being handled",
@@ -315,7 +436,7 @@ pub fn document() -> serde_json::Value {
                         "in": "header",
                         "required": false,
                         "description": "Repeats within 24 h answer the first request (same id, same status); another request under the same key is 422.",
-                        "schema": {"type": "string", "minLength": 1, "maxLength": 255}
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7E]*[\\x21-\\x7E][\\x20-\\x7E]*$"}
                     }));
                     op["parameters"] = serde_json::Value::Array(params);
                 }
