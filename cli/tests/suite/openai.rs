@@ -3,29 +3,24 @@
 //! and speech in both, each the best miner's answer as taogate's own API shows it; OpenAI's
 //! error shape; and a call that outlasts `OPENAI_WAIT` answered once, with its task id.
 
-use std::process::Command;
-
-use super::support::{Api, ServeProcess, interop_python, wav_with_transcript};
+use super::support::{Api, ServeProcess, run_python_with, wav_with_transcript};
 use super::tenants::create_key;
 
 fn python(script: &str, args: &[&str]) -> Vec<String> {
-    let dir = format!("{}/../interop", env!("CARGO_MANIFEST_DIR"));
-    let out = Command::new(interop_python("openai"))
-        .arg(format!("{dir}/{script}"))
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{script} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
+    run_python_with("openai", script, args, "")
+}
+
+/// `GET path` with `key`, as JSON.
+async fn get(api: &Api, path: &str, key: &str) -> serde_json::Value {
+    api.http
+        .get(format!("{}{path}", api.base))
+        .header("x-api-key", key)
+        .send()
+        .await
         .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
+        .json()
+        .await
+        .unwrap()
 }
 
 fn line<'a>(lines: &'a [String], name: &str) -> &'a str {
@@ -61,16 +56,7 @@ async fn the_openai_package_gets_the_best_miners_answers() {
 
     // The transcript in every format is the winner's, as the task list shows it.
     let api = Api::new(server.addr);
-    let tasks: serde_json::Value = api
-        .http
-        .get(format!("{}/api/v1/tasks?limit=100", api.base))
-        .header("x-api-key", &key.secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tasks = get(&api, "/api/v1/tasks?limit=100", &key.secret).await;
     let tasks = tasks.as_array().unwrap();
     let transcriptions: Vec<_> = tasks
         .iter()
@@ -154,30 +140,12 @@ async fn a_call_that_outlasts_the_wait_is_answered_once_with_its_task_id() {
     assert_eq!(parts[..2], ["504", "task_pending"], "{lines:?}");
     // Not retried: one task, which goes on and completes.
     let api = Api::new(server.addr);
-    let tasks: serde_json::Value = api
-        .http
-        .get(format!("{}/api/v1/tasks", api.base))
-        .header("x-api-key", &key.secret)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tasks = get(&api, "/api/v1/tasks", &key.secret).await;
     assert_eq!(tasks.as_array().unwrap().len(), 1, "{tasks}");
     assert_eq!(tasks[0]["task_id"], parts[2]);
     let started = std::time::Instant::now();
     loop {
-        let task: serde_json::Value = api
-            .http
-            .get(format!("{}/api/v1/tasks/{}", api.base, parts[2]))
-            .header("x-api-key", &key.secret)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let task = get(&api, &format!("/api/v1/tasks/{}", parts[2]), &key.secret).await;
         if task["status"] == "completed" {
             break;
         }

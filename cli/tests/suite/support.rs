@@ -458,8 +458,13 @@ impl Drop for PythonPeer {
 
 /// Runs `interop/<script>` to completion with `input` on stdin; returns its stdout lines.
 pub fn run_python(venv: &str, script: &str, input: &str) -> Vec<String> {
+    run_python_with(venv, script, &[], input)
+}
+
+/// [`run_python`] with command-line arguments.
+pub fn run_python_with(venv: &str, script: &str, args: &[&str], input: &str) -> Vec<String> {
     use std::io::Write as _;
-    let mut child = spawn_python(venv, script, &[]);
+    let mut child = spawn_python(venv, script, args);
     child
         .stdin
         .take()

@@ -223,6 +223,33 @@ fn transcript_response(task: &Task, format: &str) -> Response {
     }
 }
 
+/// Submits the caller's task (priority `normal`, within the key's maximum) and waits for it;
+/// an error is already the answer to give.
+async fn submit_and_wait<W, Q, B>(
+    state: &OpenAiState<W, Q, B>,
+    caller: &Caller,
+    kind: ServiceKind,
+    language: Language,
+    payload: Payload,
+) -> Result<Task, Response>
+where
+    W: SubmitStore + TaskReader,
+    Q: QueueSend,
+    B: BlobPut,
+{
+    let common = Common {
+        language,
+        priority: Priority::Normal.min(caller.max_priority()),
+        callback_url: None,
+    };
+    let created = create_task(&state.submit, caller, TaskId::new(), kind, &common, payload).await;
+    let task = match created {
+        Ok(t) => t,
+        Err(p) => return Err(openai_errors(p.into_response()).await),
+    };
+    wait_for(&state.submit.intake.tasks, task.id, state.wait).await
+}
+
 const TRANSCRIPT_FORMATS: [&str; 5] = ["json", "text", "srt", "vtt", "verbose_json"];
 
 /// `POST /v1/audio/transcriptions`.
@@ -314,31 +341,20 @@ where
         Ok(p) => p,
         Err(e) => return bad(e.0, "file"),
     };
-    let common = Common {
-        language,
-        priority: Priority::Normal.min(caller.max_priority()),
-        callback_url: None,
-    };
     let payload = Payload::Audio {
         data,
         filename,
         info: probe.info,
     };
-    let kind = ServiceKind::Transcription;
-    let task = match create_task(
-        &state.submit,
+    match submit_and_wait(
+        &state,
         &caller,
-        TaskId::new(),
-        kind,
-        &common,
+        ServiceKind::Transcription,
+        language,
         payload,
     )
     .await
     {
-        Ok(t) => t,
-        Err(p) => return openai_errors(p.into_response()).await,
-    };
-    match wait_for(&state.submit.intake.tasks, task.id, state.wait).await {
         Ok(done) => transcript_response(&done, &format),
         Err(r) => r,
     }
@@ -398,26 +414,8 @@ where
         Ok(l) => l,
         Err(e) => return bad(e.0, "language"),
     };
-    let common = Common {
-        language,
-        priority: Priority::Normal.min(caller.max_priority()),
-        callback_url: None,
-    };
     let payload = Payload::Text(text.into_string());
-    let task = match create_task(
-        &state.submit,
-        &caller,
-        TaskId::new(),
-        ServiceKind::Tts,
-        &common,
-        payload,
-    )
-    .await
-    {
-        Ok(t) => t,
-        Err(p) => return openai_errors(p.into_response()).await,
-    };
-    let done = match wait_for(&state.submit.intake.tasks, task.id, state.wait).await {
+    let done = match submit_and_wait(&state, &caller, ServiceKind::Tts, language, payload).await {
         Ok(done) => done,
         Err(r) => return r,
     };
