@@ -6,7 +6,7 @@ CARGO ?= cargo
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
-	$(CARGO) run --release -p taogate-cli -- serve
+	$(CARGO) run --profile serve -p taogate-cli -- serve
 
 ## Every check and test. Starts local AWS (LocalStack + moto) if it is not running.
 test: fmt lint template unit sam
@@ -36,9 +36,9 @@ template: local-aws
 unit: local-aws interop
 	eval "$$(localstack/local-aws.sh env)" && $(CARGO) test --workspace --locked
 
-## Submit throughput and latency of the local server (release build, bounded: 10 s).
+## Submit throughput and latency of the local server (serve build, bounded: 10 s).
 bench:
-	$(CARGO) run --release -p taogate-cli -- bench submit --connections 64 --seconds 10
+	$(CARGO) run --profile serve -p taogate-cli -- bench submit --connections 64 --seconds 10
 
 ## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners,
 ## and under hostile miners (flooding, and the hostile mix).
