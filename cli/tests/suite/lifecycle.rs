@@ -103,6 +103,80 @@ async fn a_task_accepted_before_a_kill_completes_after_restart() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn every_submission_answered_accepted_exists_after_a_kill_under_load() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    // The workers work beside the submissions, so group commits mix both kinds of writes.
+    let server = ServeProcess::spawn(&data, "sim:good,good", &[]);
+    let addr = server.addr;
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..32 {
+        let answered = answered.clone();
+        clients.push(tokio::spawn(async move {
+            let http = super::support::http_client();
+            let url = format!("http://{addr}/api/v1/tts");
+            let mut accepted = Vec::new();
+            // Until the server dies: each request either was answered or failed in flight.
+            while let Ok(response) = http
+                .post(&url)
+                .json(&json!({"text": "kept through a kill", "source_language": "en"}))
+                .send()
+                .await
+            {
+                if response.status() != 200 {
+                    break;
+                }
+                let Ok(body) = response.json::<serde_json::Value>().await else {
+                    break;
+                };
+                accepted.push(body["task_id"].as_str().unwrap().to_owned());
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+            accepted
+        }));
+    }
+    let waiting = std::time::Instant::now();
+    while answered.load(Ordering::Relaxed) < 2_000 {
+        assert!(
+            waiting.elapsed() < Duration::from_secs(60),
+            "the load did not get going:\n{}",
+            server.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill(); // SIGKILL with 32 submissions in flight
+    let mut accepted = Vec::new();
+    for client in clients {
+        accepted.extend(client.await.unwrap());
+    }
+    assert!(accepted.len() >= 2_000, "{} accepted", accepted.len());
+
+    let db = Database::open(
+        &data,
+        QueuePolicy {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        },
+    )
+    .unwrap();
+    let mut missing = Vec::new();
+    for id in &accepted {
+        if db.get(id.parse().unwrap()).await.unwrap().is_none() {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} accepted tasks were lost: {:?}",
+        missing.len(),
+        accepted.len(),
+        &missing[..missing.len().min(5)]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_hotkey_secret_never_reaches_logs_errors_or_stored_tasks() {
     // The well-known development mnemonic: a real secret phrase the key is derived from.
     let phrase = "bottom drive obey lake curtain smoke basket hold race lonely fit walk";

@@ -76,7 +76,7 @@ pub struct QueuePolicy {
 }
 
 pub(super) struct Inner {
-    pub(super) writer: Mutex<Connection>,
+    writer: Writer,
     readers: Mutex<Vec<Connection>>,
     path: PathBuf,
     pub(super) policy: QueuePolicy,
@@ -126,7 +126,7 @@ impl Database {
         migrate(&writer)?;
         Ok(Self {
             inner: Arc::new(Inner {
-                writer: Mutex::new(writer),
+                writer: Writer::start(writer)?,
                 readers: Mutex::new(Vec::new()),
                 path,
                 policy,
@@ -137,21 +137,39 @@ impl Database {
         })
     }
 
-    /// Runs `f` on the write connection, off the async threads.
+    /// Runs `f` as one transaction of the writer (see [`Writer`]), and answers once it is
+    /// committed. An error from `f` undoes what `f` wrote and nothing else.
     pub(super) async fn write<T: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::backend(anyhow::anyhow!("database writer poisoned")))?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(StoreError::backend)?
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |conn| {
+            let result = match conn {
+                Ok(conn) => f(conn),
+                Err(e) => Err(StoreError::backend(anyhow::anyhow!(
+                    "cannot begin a write: {e}"
+                ))),
+            };
+            let ok = result.is_ok();
+            let deliver: Deliver = Box::new(move |commit| {
+                let _ = answer.send(match commit {
+                    Ok(()) => result,
+                    Err(e) => Err(StoreError::backend(anyhow::anyhow!("commit failed: {e}"))),
+                });
+            });
+            (ok, deliver)
+        });
+        self.inner
+            .writer
+            .jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::backend(anyhow::anyhow!("database writer stopped")))?;
+        // A dropped answer means the write panicked (its savepoint was rolled back).
+        answered
+            .await
+            .map_err(|_| StoreError::backend(anyhow::anyhow!("a database write failed")))?
     }
 
     /// Runs `f` on a read connection from the pool (WAL lets readers run beside the writer).
@@ -177,6 +195,91 @@ impl Database {
         .await
         .map_err(StoreError::backend)?
     }
+}
+
+/// Hands a job's answer over once its batch's commit is known: the commit's error, if any.
+type Deliver = Box<dyn FnOnce(Result<(), &rusqlite::Error>) + Send>;
+/// One write: runs on the writer's connection inside its own savepoint (or learns why the
+/// transaction could not begin), says whether it succeeded (to keep or undo its savepoint) and
+/// how to answer.
+type Job = Box<dyn FnOnce(Result<&Connection, &rusqlite::Error>) -> (bool, Deliver) + Send>;
+
+/// Jobs waiting for the writer at most (backpressure: a full queue makes writers wait).
+const WRITE_QUEUE: usize = 4096;
+/// Jobs committed together at most.
+const GROUP: usize = 512;
+
+/// Group commit: one thread owns the write connection. It takes every job waiting, runs each
+/// inside its own savepoint of one transaction, commits once, and only then answers them all.
+/// A job's error rolls back its savepoint alone; a failed commit fails the whole group. So an
+/// answer still means committed (durable across `kill -9`), while concurrent submissions and
+/// worker transitions share one commit instead of queuing for one each.
+struct Writer {
+    jobs: tokio::sync::mpsc::Sender<Job>,
+}
+
+impl Writer {
+    fn start(conn: Connection) -> anyhow::Result<Self> {
+        let (jobs, mut waiting) = tokio::sync::mpsc::channel::<Job>(WRITE_QUEUE);
+        std::thread::Builder::new()
+            .name("taogate-writer".into())
+            .spawn(move || {
+                let mut group = Vec::with_capacity(GROUP);
+                while let Some(first) = waiting.blocking_recv() {
+                    group.push(first);
+                    while group.len() < GROUP {
+                        match waiting.try_recv() {
+                            Ok(job) => group.push(job),
+                            Err(_) => break,
+                        }
+                    }
+                    commit_group(&conn, &mut group);
+                }
+            })?;
+        Ok(Self { jobs })
+    }
+}
+
+fn commit_group(conn: &Connection, group: &mut Vec<Job>) {
+    let mut answers: Vec<Deliver> = Vec::with_capacity(group.len());
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        for job in group.drain(..) {
+            let (_, deliver) = job(Err(&e));
+            deliver(Ok(()));
+        }
+        return;
+    }
+    for job in group.drain(..) {
+        let saved = conn.execute_batch("SAVEPOINT job");
+        let (ok, deliver) =
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(conn)))) {
+                Ok(done) => done,
+                Err(_) => (false, panicked()),
+            };
+        if saved.is_ok() {
+            let end = if ok {
+                "RELEASE job"
+            } else {
+                "ROLLBACK TO job; RELEASE job"
+            };
+            if let Err(e) = conn.execute_batch(end) {
+                tracing::error!(error = %e, "cannot end a write's savepoint");
+            }
+        }
+        answers.push(deliver);
+    }
+    let committed = conn.execute_batch("COMMIT");
+    if committed.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    for deliver in answers {
+        deliver(committed.as_ref().map(|_| ()));
+    }
+}
+
+/// The answer of a job that panicked: dropping its channel already told its caller.
+fn panicked() -> Deliver {
+    Box::new(|_| {})
 }
 
 /// Brings a database made by an earlier version up to the current schema.
@@ -206,5 +309,81 @@ fn open_connection(path: &Path) -> anyhow::Result<Connection> {
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::backend(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(db: &Database) -> i64 {
+        let conn = open_connection(&db.inner.path).expect("a reader");
+        conn.query_row("SELECT COUNT(*) FROM api_keys", [], |r| r.get(0))
+            .expect("counted")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_failing_write_in_a_group_undoes_only_itself_and_every_answer_follows_its_commit() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let db = Database::open(
+            dir.path(),
+            QueuePolicy {
+                max_receives: 3,
+                starvation_age_ms: 60_000,
+            },
+        )
+        .expect("opens");
+        let mut writes = Vec::new();
+        for n in 0..400u32 {
+            let db = db.clone();
+            writes.push(tokio::spawn(async move {
+                db.write(move |tx| {
+                    tx.execute(
+                        "INSERT INTO api_keys (id, body) VALUES (?1, '{}')",
+                        [n.to_string()],
+                    )?;
+                    if n % 2 == 1 {
+                        return Err(StoreError::Conflict(format!("write {n} refused")));
+                    }
+                    Ok(n)
+                })
+                .await
+            }));
+        }
+        let mut kept = 0;
+        for (n, write) in writes.into_iter().enumerate() {
+            match write.await.expect("joined") {
+                Ok(got) => {
+                    assert_eq!(got as usize, n);
+                    kept += 1;
+                }
+                Err(StoreError::Conflict(m)) => assert!(m.contains(&n.to_string()), "{m}"),
+                Err(e) => panic!("write {n}: {e}"),
+            }
+        }
+        assert_eq!(kept, 200);
+        // Answered means committed: another connection sees exactly the kept writes.
+        assert_eq!(count(&db), 200);
+    }
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let db = Database::open_beside(dir.path()).expect("opens");
+        let panicking = db.write(|tx| -> Result<(), StoreError> {
+            tx.execute("INSERT INTO api_keys (id, body) VALUES ('a', '{}')", [])?;
+            panic!("a bug in one write")
+        });
+        match panicking.await {
+            Err(StoreError::Backend(e)) => assert!(e.to_string().contains("write failed"), "{e}"),
+            other => panic!("a panicking write answered {other:?}"),
+        }
+        db.write(|tx| {
+            tx.execute("INSERT INTO api_keys (id, body) VALUES ('b', '{}')", [])?;
+            Ok(())
+        })
+        .await
+        .expect("the writer still writes");
+        assert_eq!(count(&db), 1);
     }
 }

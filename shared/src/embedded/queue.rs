@@ -38,9 +38,8 @@ impl Database {
     /// Repairs what a killed process left behind. Safe because the data directory is locked:
     /// no other worker can hold a lease or a message.
     pub async fn recover(&self) -> Result<Recovery, StoreError> {
-        self.write(|c| {
+        self.write(|tx| {
             let now = now_millis();
-            let tx = c.transaction()?;
             let mut out = Recovery {
                 released: tx.execute(
                     "UPDATE queue SET visible_at = 0, receipt = NULL WHERE receipt IS NOT NULL",
@@ -93,7 +92,6 @@ impl Database {
                     out.requeued += 1;
                 }
             }
-            tx.commit()?;
             Ok(out)
         })
         .await
@@ -119,9 +117,8 @@ impl QueueSend for Database {
 impl QueueConsume for Database {
     async fn receive(&self, max: usize, visibility: Duration) -> Result<Vec<Delivery>, StoreError> {
         let policy = self.inner.policy;
-        self.write(move |c| {
+        self.write(move |tx| {
             let now = now_millis();
-            let tx = c.transaction()?;
             let candidates: Vec<(i64, String, i64, u32, i64)> = tx
                 .prepare_cached(
                     "SELECT id, task_id, rank, receive_count, enqueued_at FROM queue
@@ -172,7 +169,6 @@ impl QueueConsume for Database {
                     dead_letter: false,
                 });
             }
-            tx.commit()?;
             Ok(out)
         })
         .await
@@ -199,15 +195,13 @@ impl QueueConsume for Database {
                 // A dead letter handed back goes back to the queue at its receive limit, so its
                 // next receive delivers it from the dead letters again.
                 Some(id) => {
-                    let tx = c.transaction()?;
-                    tx.execute(
+                    c.execute(
                         "INSERT INTO queue (task_id, rank, enqueued_at, visible_at, receive_count)
                          SELECT task_id, rank, enqueued_at, ?2, receive_count
                          FROM dead_letters WHERE id = ?1",
                         params![id, visible_at],
                     )?;
-                    tx.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
-                    tx.commit()?;
+                    c.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?;
                 }
                 None => {
                     c.execute(

@@ -164,8 +164,7 @@ impl TaskLease for Database {
         now: Millis,
         lease: Duration,
     ) -> Result<ClaimOutcome, StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |tx| {
             let Some(mut task) = load(&tx, &id.to_string())? else {
                 return Ok(ClaimOutcome::Missing);
             };
@@ -174,17 +173,14 @@ impl TaskLease for Database {
                 Err(outcome) => return Ok(outcome),
             };
             replace(&tx, &task, expected)?;
-            tx.commit()?;
             Ok(ClaimOutcome::Claimed(Box::new(task)))
         })
         .await
     }
 
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |tx| {
             let outcome = give_up_in(&tx, &id.to_string(), reason, now)?;
-            tx.commit()?;
             Ok(outcome)
         })
         .await
@@ -197,8 +193,7 @@ impl TaskLease for Database {
         end: AttemptEnd,
         now: Millis,
     ) -> Result<Task, StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |tx| {
             let Some(mut task) = load(&tx, &id.to_string())? else {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
@@ -206,7 +201,6 @@ impl TaskLease for Database {
                 .finish_attempt(attempt, end, now)
                 .map_err(StoreError::Conflict)?;
             replace(&tx, &task, expected)?;
-            tx.commit()?;
             Ok(task)
         })
         .await
@@ -221,14 +215,12 @@ impl Database {
         id: TaskId,
         change: impl FnOnce(&mut Task) -> Result<(TaskStatus, u32), String> + Send + 'static,
     ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction()?;
+        self.write(move |tx| {
             let Some(mut task) = load(&tx, &id.to_string())? else {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
             let expected = change(&mut task).map_err(StoreError::Conflict)?;
             replace(&tx, &task, expected)?;
-            tx.commit()?;
             Ok(())
         })
         .await
@@ -328,10 +320,9 @@ impl crate::ports::HealthStore for Database {
         &self,
         records: Vec<crate::domain::MinerHealth>,
     ) -> Result<(), StoreError> {
-        self.write(move |c| {
-            let tx = c.transaction().map_err(StoreError::backend)?;
+        self.write(move |tx| {
             upsert_health(&tx, &records)?;
-            tx.commit().map_err(StoreError::backend)
+            Ok(())
         })
         .await
     }
@@ -341,8 +332,7 @@ impl crate::ports::HealthStore for Database {
         observations: Vec<crate::domain::Observation>,
     ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
         // Read, apply and write in one transaction: concurrent observers add up.
-        self.write(move |c| {
-            let tx = c.transaction().map_err(StoreError::backend)?;
+        self.write(move |tx| {
             let mut updated: Vec<crate::domain::MinerHealth> = Vec::new();
             for o in &observations {
                 let index = match updated.iter().position(|h| h.hotkey == o.hotkey) {
@@ -368,7 +358,6 @@ impl crate::ports::HealthStore for Database {
                 updated[index].apply(o);
             }
             upsert_health(&tx, &updated)?;
-            tx.commit().map_err(StoreError::backend)?;
             Ok(updated)
         })
         .await
@@ -377,7 +366,7 @@ impl crate::ports::HealthStore for Database {
 
 /// Writes health records inside a transaction, replacing older ones.
 fn upsert_health(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     records: &[crate::domain::MinerHealth],
 ) -> Result<(), StoreError> {
     for record in records {
@@ -395,7 +384,7 @@ fn upsert_health(
 /// Gives up on task `id` inside a transaction (see `Task::give_up`): shared by the port and by
 /// the queue, which dead-letters a message and reconciles its task in one transaction.
 pub(super) fn give_up_in(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     id: &str,
     reason: String,
     now: Millis,

@@ -90,8 +90,7 @@ impl Database {
         &self,
         counts: Vec<((String, String), Pending)>,
     ) -> Result<(), StoreError> {
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        self.write(move |tx| {
             let columns: Vec<&str> = std::iter::once("requests")
                 .chain(ServiceKind::ALL.iter().map(|k| Usage::column(*k)))
                 .collect();
@@ -109,7 +108,6 @@ impl Database {
             for ((id, period), n) in &counts {
                 tx.execute(&sql, params![id, period, n[0], n[1], n[2], n[3]])?;
             }
-            tx.commit()?;
             Ok(())
         })
         .await
@@ -221,8 +219,7 @@ impl Metering for Database {
             return Ok(true);
         }
         let column = Usage::column(kind);
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        self.write(move |tx| {
             let used: i64 = tx
                 .query_row(
                     "SELECT transcription + tts + summarization FROM key_usage
@@ -242,7 +239,6 @@ impl Metering for Database {
                 ),
                 params![id, period],
             )?;
-            tx.commit()?;
             Ok(true)
         })
         .await
@@ -314,8 +310,7 @@ impl Idempotency for Database {
             fingerprint.to_owned(),
             resource.to_owned(),
         );
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        self.write(move |tx| {
             let body: Option<String> = tx
                 .query_row(
                     "SELECT body FROM idempotency WHERE scope = ?1",
@@ -340,7 +335,6 @@ impl Idempotency for Database {
             // Forget what is past its retention while here.
             let horizon = now - IDEMPOTENCY_RETENTION.as_millis() as Millis;
             tx.execute("DELETE FROM idempotency WHERE started_at < ?1", [horizon])?;
-            tx.commit()?;
             Ok(Begun::Owned {
                 token: now,
                 resource: mine.resource.unwrap_or(resource),
@@ -356,8 +350,7 @@ impl Idempotency for Database {
         answer: StoredAnswer,
     ) -> Result<(), StoreError> {
         let scope = scope.to_owned();
-        self.write(move |conn| {
-            let tx = conn.transaction()?;
+        self.write(move |tx| {
             let body: Option<String> = tx
                 .query_row(
                     "SELECT body FROM idempotency WHERE scope = ?1 AND started_at = ?2",
@@ -374,7 +367,6 @@ impl Idempotency for Database {
                 "UPDATE idempotency SET body = ?3 WHERE scope = ?1 AND started_at = ?2",
                 params![scope, token, json(&record)?],
             )?;
-            tx.commit()?;
             Ok(())
         })
         .await
