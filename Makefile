@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint template unit sam bench bench-lambda local-aws interop clean
+.PHONY: serve test fmt lint template unit sam bench bench-e2e bench-lambda bench-arm64 local-aws interop clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
@@ -39,6 +39,15 @@ unit: local-aws interop
 ## Submit throughput and latency of the local server (serve build, bounded: 10 s).
 bench:
 	$(CARGO) run --profile serve -p taogate-cli -- bench submit --connections 64 --seconds 10
+
+## The gateway's overhead end to end against simulated miners that answer at once: submit to
+## callback, last answer to stored result, tasks/s (serve build, bounded: about 40 s).
+bench-e2e:
+	$(CARGO) run --profile serve -p taogate-cli -- bench e2e
+
+## Start-to-first-poll of the arm64 artifacts of `make sam`, under qemu-user emulation.
+bench-arm64:
+	sam/arm64-coldstart.sh 30
 
 ## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners,
 ## and under hostile miners (flooding, and the hostile mix).

@@ -127,6 +127,42 @@ pub async fn submit(
     })
 }
 
+/// Queues `n` TTS tasks in `db` (64 at a time, as concurrent submissions would), for measuring
+/// submissions over a backlog.
+pub async fn queue_backlog(
+    db: &taogate_shared::embedded::Database,
+    n: usize,
+) -> anyhow::Result<()> {
+    use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, now_millis};
+    use taogate_shared::ports::{QueueSend, TaskCreate};
+    let lanes: Vec<_> = (0..64)
+        .map(|lane| {
+            let db = db.clone();
+            tokio::spawn(async move {
+                for _ in (lane..n).step_by(64) {
+                    let task = Task::new(
+                        ServiceKind::Tts,
+                        Priority::Normal,
+                        Language::parse("en")?,
+                        TaskInput::Text {
+                            text: "A task of the backlog.".into(),
+                        },
+                        None,
+                        now_millis(),
+                    );
+                    db.insert(&task).await?;
+                    db.send(task.id, task.priority).await?;
+                }
+                anyhow::Ok(())
+            })
+        })
+        .collect();
+    for lane in lanes {
+        lane.await??;
+    }
+    Ok(())
+}
+
 /// Axon request signatures per second on one thread (one core): the signing message is built
 /// and signed with sr25519 as for every miner request.
 pub fn signatures(duration: Duration) -> anyhow::Result<f64> {

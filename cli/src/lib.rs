@@ -2,6 +2,7 @@
 //! here so integration tests can start the same runtime in-process.
 
 pub mod bench;
+pub mod bench_e2e;
 pub mod client;
 pub mod http;
 pub mod keys;

@@ -259,6 +259,25 @@ enum BenchCommand {
         #[arg(long, default_value_t = 21)]
         runs: usize,
     },
+    /// The gateway's overhead end to end: submit to callback, last answer to stored result,
+    /// and tasks per second, against simulated miners that answer at once.
+    E2e {
+        /// The service asked: tts or summarization.
+        #[arg(long, default_value = "tts")]
+        service: String,
+        /// Submissions per second in the latency phase (open loop).
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        /// Length of the latency phase, in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Tasks submitted at once in the throughput phase.
+        #[arg(long, default_value_t = 5_000)]
+        backlog: usize,
+        /// Simulated `good` miners.
+        #[arg(long, default_value_t = 8)]
+        miners: usize,
+    },
     /// TTS submissions per second and latency percentiles.
     Submit {
         /// Concurrent keep-alive connections.
@@ -281,6 +300,13 @@ enum BenchCommand {
         /// key made for the run, without limits, so the gate's cost is measured.
         #[arg(long, conflicts_with = "target")]
         auth: bool,
+        /// With the server started for the run: run its workers against `taogate serve`'s
+        /// default simulated subnet (`sim:6`), so submissions share the store with their work.
+        #[arg(long, conflicts_with = "target")]
+        subnet: bool,
+        /// With the server started for the run: queue this many TTS tasks before measuring.
+        #[arg(long, default_value_t = 0, conflicts_with = "target")]
+        backlog: usize,
     },
 }
 
@@ -495,6 +521,52 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Bench {
             what:
+                BenchCommand::E2e {
+                    service,
+                    rate,
+                    seconds,
+                    backlog,
+                    miners,
+                },
+        } => {
+            anyhow::ensure!(rate > 0.0 && rate <= 10_000.0, "--rate takes up to 10,000");
+            anyhow::ensure!(
+                seconds > 0.0 && seconds <= 120.0,
+                "--seconds takes up to 120"
+            );
+            anyhow::ensure!(backlog <= 200_000, "--backlog takes up to 200,000");
+            anyhow::ensure!((1..=64).contains(&miners), "--miners takes 1 to 64");
+            let dir = tempfile_dir()?;
+            let mut settings = Settings::from_env()?;
+            // The receiver listens on loopback, which callbacks may otherwise never reach.
+            let loopback: ipnet::IpNet = "127.0.0.0/8".parse()?;
+            settings.callbacks.allowlist.push(loopback);
+            settings.submission.callback_allowlist.push(loopback);
+            let good = vec!["good"; miners].join(",");
+            let running = taogate_cli::serve::start(ServeOptions {
+                bind: "127.0.0.1:0".parse()?,
+                backend: Backend::Embedded,
+                data_dir: dir.clone(),
+                miners: MinerSource::parse(&format!("sim:{good}"))?,
+                public_url: None,
+                workers: settings.worker.max_concurrent_tasks,
+                sim_slow: Duration::ZERO,
+                settings,
+            })
+            .await?;
+            eprintln!(
+                "{service}: {rate} tasks/s for {seconds} s, then a backlog of {backlog}, against {miners} simulated miners that answer at once"
+            );
+            let (latency, throughput) =
+                taogate_cli::bench_e2e::run(running.addr, &service, rate, seconds, backlog).await?;
+            println!("latency phase ({rate} tasks/s): {latency}");
+            println!("throughput phase (backlog {backlog}): {throughput}");
+            running.shutdown().await?;
+            let _ = std::fs::remove_dir_all(dir);
+            Ok(())
+        }
+        Command::Bench {
+            what:
                 BenchCommand::Submit {
                     connections,
                     seconds,
@@ -502,8 +574,11 @@ async fn main() -> anyhow::Result<()> {
                     target,
                     key,
                     auth,
+                    subnet,
+                    backlog,
                 },
         } => {
+            anyhow::ensure!(backlog <= 1_000_000, "--backlog takes up to 1,000,000");
             anyhow::ensure!(
                 (1..=1024).contains(&connections),
                 "--connections takes 1 to 1024"
@@ -531,17 +606,32 @@ async fn main() -> anyhow::Result<()> {
                         taogate_shared::ports::KeyAdmin::save_key(&db, &issued.key).await?;
                         key = Some(issued.secret);
                     }
+                    let workers = if subnet {
+                        settings.worker.max_concurrent_tasks
+                    } else {
+                        0
+                    };
                     let running = taogate_cli::serve::start(ServeOptions {
                         bind: "127.0.0.1:0".parse()?,
                         backend: Backend::Embedded,
                         data_dir: dir.clone(),
-                        miners: MinerSource::parse("sim:1")?,
+                        miners: MinerSource::parse(if subnet { "sim:6" } else { "sim:1" })?,
                         public_url: None,
-                        workers: 0,
+                        workers,
                         sim_slow: Duration::ZERO,
                         settings,
                     })
                     .await?;
+                    if backlog > 0
+                        && let Some(db) = &running.db
+                    {
+                        let started = std::time::Instant::now();
+                        taogate_cli::bench::queue_backlog(db, backlog).await?;
+                        eprintln!(
+                            "queued a backlog of {backlog} TTS tasks in {:.1} s",
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                     (running.addr, Some((running, dir)))
                 }
             };

@@ -13,6 +13,7 @@
 //!   endpoints, callbacks).
 //! - [`secrets`]: secrets resolved once, before the settings are shared.
 //! - [`faults`]: fault points, compiled in only for the fault tests.
+//! - [`timings`]: latency samples the benchmarks turn on.
 
 pub use taogate_core::{audio, config, domain, scoring};
 
@@ -28,5 +29,6 @@ pub mod ports;
 pub mod secrets;
 pub mod submission;
 pub mod sweep;
+pub mod timings;
 pub mod views;
 pub mod worker;

@@ -187,7 +187,28 @@ fn absurd_wav() -> Vec<u8> {
 }
 
 /// A WAV "reading" of `text`: one tone per word, 60 ms per character. A noisy miner drops 30 %.
+///
+/// Readings are remembered (the last 64 texts), so that several miners reading one text cost
+/// the simulator one synthesis: a benchmark of the gateway should not measure the stand-in.
 pub fn speak(text: &str, noisy: bool) -> Vec<u8> {
+    static READINGS: std::sync::LazyLock<
+        std::sync::Mutex<std::collections::HashMap<(String, bool), Vec<u8>>>,
+    > = std::sync::LazyLock::new(Default::default);
+    let key = (text.to_owned(), noisy);
+    if let Some(wav) = READINGS.lock().ok().and_then(|r| r.get(&key).cloned()) {
+        return wav;
+    }
+    let wav = synthesize(text, noisy);
+    if let Ok(mut readings) = READINGS.lock() {
+        if readings.len() >= 64 {
+            readings.clear();
+        }
+        readings.insert(key, wav.clone());
+    }
+    wav
+}
+
+fn synthesize(text: &str, noisy: bool) -> Vec<u8> {
     const RATE: u32 = 16_000;
     let mut samples = Vec::new();
     for (i, word) in text.split_whitespace().enumerate() {

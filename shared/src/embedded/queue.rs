@@ -98,6 +98,59 @@ impl Database {
     }
 }
 
+/// A waiting message: id, task id, rank, receive count, when it was enqueued.
+type Waiting = (i64, String, i64, u32, i64);
+
+/// Up to `max` visible messages in delivery order: first those waiting longer than
+/// `starvation_age_ms`, oldest first; then by class, most urgent first, each in the order its
+/// messages became visible. Every step is an index range scan that stops after `max` rows (it
+/// skips only messages in flight or delayed), so a receive costs the same over a backlog of a
+/// hundred or a million.
+fn ready(
+    tx: &rusqlite::Connection,
+    now: i64,
+    starvation_age_ms: i64,
+    max: usize,
+) -> Result<Vec<Waiting>, StoreError> {
+    let row = |r: &rusqlite::Row<'_>| -> rusqlite::Result<Waiting> {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    };
+    let mut out: Vec<Waiting> = tx
+        .prepare_cached(
+            "SELECT id, task_id, rank, receive_count, enqueued_at FROM queue INDEXED BY queue_by_age
+             WHERE enqueued_at <= ?1 - ?2 AND visible_at <= ?1
+             ORDER BY enqueued_at, id LIMIT ?3",
+        )?
+        .query_map(params![now, starvation_age_ms, max as i64], row)?
+        .collect::<Result<_, _>>()?;
+    let mut by_class = tx.prepare_cached(
+        "SELECT id, task_id, rank, receive_count, enqueued_at FROM queue INDEXED BY queue_fifo
+         WHERE rank = ?1 AND visible_at <= ?2
+         ORDER BY visible_at, id LIMIT ?3",
+    )?;
+    for priority in Priority::ALL {
+        let wanted = max - out.len();
+        if wanted == 0 {
+            break;
+        }
+        // Starved messages already taken may come again here: ask for enough to skip them.
+        let taken: Vec<i64> = out.iter().map(|w| w.0).collect();
+        let found = by_class
+            .query_map(
+                params![priority.rank(), now, (wanted + taken.len()) as i64],
+                row,
+            )?
+            .collect::<Result<Vec<_>, _>>()?;
+        out.extend(
+            found
+                .into_iter()
+                .filter(|w| !taken.contains(&w.0))
+                .take(wanted),
+        );
+    }
+    Ok(out)
+}
+
 impl QueueSend for Database {
     async fn send(&self, id: TaskId, priority: Priority) -> Result<(), StoreError> {
         let now = now_millis();
@@ -119,17 +172,7 @@ impl QueueConsume for Database {
         let policy = self.inner.policy;
         self.write(move |tx| {
             let now = now_millis();
-            let candidates: Vec<(i64, String, i64, u32, i64)> = tx
-                .prepare_cached(
-                    "SELECT id, task_id, rank, receive_count, enqueued_at FROM queue
-                     WHERE visible_at <= ?1
-                     ORDER BY CASE WHEN enqueued_at <= ?1 - ?2 THEN -1 ELSE rank END, id
-                     LIMIT ?3",
-                )?
-                .query_map(params![now, policy.starvation_age_ms, max as i64], |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-                })?
-                .collect::<Result<_, _>>()?;
+            let candidates = ready(tx, now, policy.starvation_age_ms, max)?;
             let mut out = Vec::with_capacity(candidates.len());
             for (id, task_id, rank, count, enqueued_at) in candidates {
                 if count >= policy.max_receives {
@@ -290,5 +333,63 @@ impl Database {
             Ok(ids.iter().filter_map(|s| s.parse().ok()).collect())
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn starved_messages_go_first_then_classes_by_urgency_each_in_visible_order() {
+        let dir = tempfile::tempdir().expect("a directory");
+        let db = Database::open(
+            dir.path(),
+            super::super::QueuePolicy {
+                max_receives: 3,
+                starvation_age_ms: 60_000,
+            },
+        )
+        .expect("opens");
+        let now = now_millis();
+        let ids: Vec<TaskId> = (0..6).map(|_| TaskId::new()).collect();
+        // (task, class, enqueued, visible): a low message waiting 2 minutes (starved), normal
+        // and urgent ones, an urgent one made visible later than the other, and one in flight.
+        let rows = [
+            (ids[0], Priority::Normal, now - 1_000, now - 1_000),
+            (ids[1], Priority::Urgent, now - 900, now - 100),
+            (ids[2], Priority::Urgent, now - 500, now - 500),
+            (ids[3], Priority::Low, now - 120_000, now - 120_000),
+            (ids[4], Priority::High, now - 800, now + 30_000),
+            (ids[5], Priority::Low, now - 700, now - 700),
+        ];
+        let raw: Vec<(String, i64, i64, i64)> = rows
+            .iter()
+            .map(|(id, p, e, v)| (id.to_string(), p.rank(), *e, *v))
+            .collect();
+        db.write(move |tx| {
+            for (id, rank, enqueued, visible) in &raw {
+                tx.execute(
+                    "INSERT INTO queue (task_id, rank, enqueued_at, visible_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![id, rank, enqueued, visible],
+                )?;
+            }
+            Ok(())
+        })
+        .await
+        .expect("queued");
+        let got: Vec<TaskId> = db
+            .receive(10, Duration::from_secs(30))
+            .await
+            .expect("received")
+            .into_iter()
+            .map(|d| d.task_id)
+            .collect();
+        assert_eq!(got, vec![ids[3], ids[2], ids[1], ids[0], ids[5]]);
+        let again = db
+            .receive(10, Duration::from_secs(30))
+            .await
+            .expect("received");
+        assert!(again.is_empty(), "all were taken or in flight: {again:?}");
     }
 }

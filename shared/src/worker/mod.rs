@@ -207,17 +207,22 @@ where
                 );
                 let end = AttemptEnd::Interrupted;
                 return self
-                    .finish(&task, attempt, end, Disposition::Retry(Duration::ZERO))
+                    .finish(
+                        &task,
+                        attempt,
+                        end,
+                        Disposition::Retry(Duration::ZERO),
+                        None,
+                    )
                     .await;
             }
         };
         let candidates = match &outcome {
-            Ok((_, candidates)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
-                candidates.as_slice()
+            Ok((_, candidates, _)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
+                candidates.clone()
             }
-            Err(AttemptError::Store(_)) => &[],
+            Err(AttemptError::Store(_)) => Vec::new(),
         };
-        self.record_health(candidates).await;
         for refused in candidates
             .iter()
             .filter(|c| c.outcome == Outcome::Unauthorized)
@@ -225,13 +230,15 @@ where
             warn!(miner_uid = refused.uid, hotkey = %refused.hotkey, "miner refused our signature; its metagraph entry is marked stale");
             self.ports.directory.mark_stale(&refused.hotkey);
         }
+        let mut answered = None;
         let (end, disposition) = match outcome {
-            Ok((result, candidates)) => {
+            Ok((result, candidates, at)) => {
                 info!(
                     miner_uid = result.miner_uid,
                     combined = result.combined_score,
                     "task completed"
                 );
+                answered = Some(at);
                 (
                     AttemptEnd::Completed { result, candidates },
                     Disposition::Done,
@@ -242,7 +249,12 @@ where
                 self.unanswered(attempt, last, reason, candidates)
             }
         };
-        self.finish(&task, attempt, end, disposition).await
+        // The result is stored first; the miners' records wait for it, not the other way round.
+        let finished = self
+            .finish(&task, attempt, end, disposition, answered)
+            .await;
+        self.record_health(&candidates).await;
+        finished
     }
 
     /// What to do with a message whose task could not be claimed. A finished task whose
@@ -358,17 +370,19 @@ where
             reason,
             candidates: Vec::new(),
         };
-        self.finish(&task, task.attempts, end, Disposition::Done)
+        self.finish(&task, task.attempts, end, Disposition::Done, None)
             .await
     }
 
     /// Writes the end of attempt `attempt` and, for a terminal state, tells the submitter.
+    /// `answered`: when the attempt's last needed answer came, for `timings::SETTLE`.
     async fn finish(
         &self,
         task: &Task,
         attempt: u32,
         end: AttemptEnd,
         disposition: Disposition,
+        answered: Option<std::time::Instant>,
     ) -> Result<Disposition, StoreError> {
         match self
             .ports
@@ -377,6 +391,9 @@ where
             .await
         {
             Ok(stored) => {
+                if let Some(at) = answered {
+                    crate::timings::SETTLE.record(at.elapsed());
+                }
                 if stored.status.is_terminal() {
                     crate::faults::crash("worker.ended");
                     self.notify(&stored).await;

@@ -90,7 +90,7 @@ pub(super) async fn run<T, B, D, C, R, N>(
     ports: &WorkerPorts<T, B, D, C, R, N>,
     policy: &AttemptPolicy,
     health: &HashMap<String, MinerHealth>,
-) -> Result<(TaskResult, Vec<Candidate>), AttemptError>
+) -> Result<(TaskResult, Vec<Candidate>, std::time::Instant), AttemptError>
 where
     B: BlobGet + BlobPut,
     C: MinerClient,
@@ -120,6 +120,8 @@ where
         gather::gather(&pool, first, &request, &ports.client, policy, &budget),
         request::task_reference(reference, policy, task, &input)
     );
+    // When the last answer this attempt waited for came in (for `timings::SETTLE`).
+    let mut answered = std::time::Instant::now();
     // The next miner of the pool not yet asked.
     let mut next = gathered.0.iter().max().map_or(0, |&i| i + 1);
     let mut answers = verdict::sort(&pool, gathered)?;
@@ -142,7 +144,8 @@ where
                 escalated as u32,
                 &ports.blobs,
             )
-            .await;
+            .await
+            .map(|(result, candidates)| (result, candidates, answered));
         }
         tracing::info!(
             more,
@@ -164,6 +167,7 @@ where
             &budget,
         )
         .await;
+        answered = std::time::Instant::now();
         let asked = asked.into_iter().map(|i| i + next).collect();
         answers = weighed.into_answers();
         answers.add(&pool, (asked, replies, validated));
