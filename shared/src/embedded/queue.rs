@@ -98,6 +98,15 @@ impl Database {
     }
 }
 
+/// The message a receipt (`{message id}:{random}`) was issued for, so that settling it is a
+/// key lookup; the receipt itself must still match (an older receipt of the message is stale).
+fn message_id(receipt: &str) -> i64 {
+    receipt
+        .split_once(':')
+        .and_then(|(id, _)| id.parse().ok())
+        .unwrap_or(-1)
+}
+
 /// A waiting message: id, task id, rank, receive count, when it was enqueued.
 type Waiting = (i64, String, i64, u32, i64);
 
@@ -223,7 +232,10 @@ impl QueueConsume for Database {
         self.write(move |c| {
             match receipt.strip_prefix(DEAD) {
                 Some(id) => c.execute("DELETE FROM dead_letters WHERE id = ?1", [id])?,
-                None => c.execute("DELETE FROM queue WHERE receipt = ?1", [receipt])?,
+                None => c.execute(
+                    "DELETE FROM queue WHERE id = ?1 AND receipt = ?2",
+                    params![message_id(&receipt), receipt],
+                )?,
             };
             Ok(())
         })
@@ -248,8 +260,9 @@ impl QueueConsume for Database {
                 }
                 None => {
                     c.execute(
-                        "UPDATE queue SET visible_at = ?2, receipt = NULL WHERE receipt = ?1",
-                        params![receipt, visible_at],
+                        "UPDATE queue SET visible_at = ?2, receipt = NULL
+                         WHERE id = ?3 AND receipt = ?1",
+                        params![receipt, visible_at, message_id(&receipt)],
                     )?;
                 }
             }
@@ -266,8 +279,8 @@ impl QueueConsume for Database {
         self.write(move |c| {
             c.execute(
                 "UPDATE queue SET visible_at = ?2, receipt = NULL,
-                    receive_count = MAX(receive_count - 1, 0) WHERE receipt = ?1",
-                params![receipt, visible_at],
+                    receive_count = MAX(receive_count - 1, 0) WHERE id = ?3 AND receipt = ?1",
+                params![receipt, visible_at, message_id(&receipt)],
             )?;
             Ok(())
         })
