@@ -304,6 +304,11 @@ enum BenchCommand {
         /// default simulated subnet (`sim:6`), so submissions share the store with their work.
         #[arg(long, conflicts_with = "target")]
         subnet: bool,
+        /// With --subnet: how long its `slow` miner takes, in milliseconds (as `serve`'s
+        /// --sim-slow-ms). 0 makes every miner answer at once, so the workers use all the CPU
+        /// they get.
+        #[arg(long, default_value_t = 600, requires = "subnet")]
+        sim_slow_ms: u64,
         /// With the server started for the run: queue this many TTS tasks before measuring.
         #[arg(long, default_value_t = 0, conflicts_with = "target")]
         backlog: usize,
@@ -575,6 +580,7 @@ async fn main() -> anyhow::Result<()> {
                     key,
                     auth,
                     subnet,
+                    sim_slow_ms,
                     backlog,
                 },
         } => {
@@ -618,7 +624,7 @@ async fn main() -> anyhow::Result<()> {
                         miners: MinerSource::parse(if subnet { "sim:6" } else { "sim:1" })?,
                         public_url: None,
                         workers,
-                        sim_slow: Duration::ZERO,
+                        sim_slow: Duration::from_millis(sim_slow_ms),
                         settings,
                     })
                     .await?;
@@ -649,6 +655,16 @@ async fn main() -> anyhow::Result<()> {
             );
             let report = taogate_cli::bench::submit(addr, connections, duration, rate, key).await?;
             println!("{report}");
+            if subnet && let Some(db) = local.as_ref().and_then(|(r, _)| r.db.as_ref()) {
+                let counts = taogate_shared::ports::TaskReader::counts(db).await?;
+                let finished = counts.completed + counts.failed;
+                println!(
+                    "meanwhile the workers finished {finished} tasks ({:.0}/s): {} completed, {} failed",
+                    finished as f64 / report.elapsed.as_secs_f64(),
+                    counts.completed,
+                    counts.failed
+                );
+            }
             if let Some((running, dir)) = local {
                 running.shutdown().await?;
                 let _ = std::fs::remove_dir_all(dir);
