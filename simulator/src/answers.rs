@@ -191,9 +191,9 @@ fn absurd_wav() -> Vec<u8> {
 /// Readings are remembered (the last 64 texts), so that several miners reading one text cost
 /// the simulator one synthesis: a benchmark of the gateway should not measure the stand-in.
 pub fn speak(text: &str, noisy: bool) -> Vec<u8> {
-    static READINGS: std::sync::LazyLock<
-        std::sync::Mutex<std::collections::HashMap<(String, bool), Vec<u8>>>,
-    > = std::sync::LazyLock::new(Default::default);
+    type Readings = std::collections::HashMap<(String, bool), Vec<u8>>;
+    static READINGS: std::sync::LazyLock<std::sync::Mutex<Readings>> =
+        std::sync::LazyLock::new(Default::default);
     let key = (text.to_owned(), noisy);
     if let Some(wav) = READINGS.lock().ok().and_then(|r| r.get(&key).cloned()) {
         return wav;

@@ -52,10 +52,10 @@ impl Database {
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             for id in leased {
-                if let Some(mut task) = load(&tx, &id)? {
+                if let Some(mut task) = load(tx, &id)? {
                     let expected = (task.status, task.attempts);
                     task.lease_until = None;
-                    replace(&tx, &task, expected)?;
+                    replace(tx, &task, expected)?;
                 }
             }
             let orphans: Vec<String> = tx
@@ -66,7 +66,7 @@ impl Database {
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             for id in orphans {
-                let Some(mut task) = load(&tx, &id)? else { continue };
+                let Some(mut task) = load(tx, &id)? else { continue };
                 let dead: bool = tx.query_row(
                     "SELECT EXISTS (SELECT 1 FROM dead_letters WHERE task_id = ?1)",
                     [&id],
@@ -82,7 +82,7 @@ impl Database {
                     let expected = task
                         .finish_attempt(attempt, AttemptEnd::Failed { reason, candidates }, now)
                         .map_err(StoreError::Conflict)?;
-                    replace(&tx, &task, expected)?;
+                    replace(tx, &task, expected)?;
                     out.failed += 1;
                 } else {
                     tx.execute(

@@ -165,14 +165,14 @@ impl TaskLease for Database {
         lease: Duration,
     ) -> Result<ClaimOutcome, StoreError> {
         self.write(move |tx| {
-            let Some(mut task) = load(&tx, &id.to_string())? else {
+            let Some(mut task) = load(tx, &id.to_string())? else {
                 return Ok(ClaimOutcome::Missing);
             };
             let expected = match task.begin_attempt(now, lease) {
                 Ok(expected) => expected,
                 Err(outcome) => return Ok(outcome),
             };
-            replace(&tx, &task, expected)?;
+            replace(tx, &task, expected)?;
             Ok(ClaimOutcome::Claimed(Box::new(task)))
         })
         .await
@@ -180,7 +180,7 @@ impl TaskLease for Database {
 
     async fn give_up(&self, id: TaskId, reason: String, now: Millis) -> Result<GiveUp, StoreError> {
         self.write(move |tx| {
-            let outcome = give_up_in(&tx, &id.to_string(), reason, now)?;
+            let outcome = give_up_in(tx, &id.to_string(), reason, now)?;
             Ok(outcome)
         })
         .await
@@ -194,13 +194,13 @@ impl TaskLease for Database {
         now: Millis,
     ) -> Result<Task, StoreError> {
         self.write(move |tx| {
-            let Some(mut task) = load(&tx, &id.to_string())? else {
+            let Some(mut task) = load(tx, &id.to_string())? else {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
             let expected = task
                 .finish_attempt(attempt, end, now)
                 .map_err(StoreError::Conflict)?;
-            replace(&tx, &task, expected)?;
+            replace(tx, &task, expected)?;
             Ok(task)
         })
         .await
@@ -216,11 +216,11 @@ impl Database {
         change: impl FnOnce(&mut Task) -> Result<(TaskStatus, u32), String> + Send + 'static,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let Some(mut task) = load(&tx, &id.to_string())? else {
+            let Some(mut task) = load(tx, &id.to_string())? else {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
             let expected = change(&mut task).map_err(StoreError::Conflict)?;
-            replace(&tx, &task, expected)?;
+            replace(tx, &task, expected)?;
             Ok(())
         })
         .await
@@ -321,7 +321,7 @@ impl crate::ports::HealthStore for Database {
         records: Vec<crate::domain::MinerHealth>,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            upsert_health(&tx, &records)?;
+            upsert_health(tx, &records)?;
             Ok(())
         })
         .await
@@ -357,7 +357,7 @@ impl crate::ports::HealthStore for Database {
                 };
                 updated[index].apply(o);
             }
-            upsert_health(&tx, &updated)?;
+            upsert_health(tx, &updated)?;
             Ok(updated)
         })
         .await
