@@ -211,19 +211,22 @@ async fn wait(
     cpu_before: Duration,
 ) -> anyhow::Result<Phase> {
     let limit = Instant::now() + Duration::from_secs(60);
-    let arrived = |id: &str| arrivals.lock().ok().and_then(|a| a.get(id).copied());
-    loop {
-        let done = sent.iter().filter(|(id, _)| arrived(id).is_some()).count();
-        if done == sent.len() || Instant::now() > limit {
-            break;
-        }
+    let count = |arrivals: &Arrivals| {
+        arrivals.lock().map_or(0, |a| {
+            sent.iter().filter(|(id, _)| a.contains_key(id)).count()
+        })
+    };
+    while count(arrivals) < sent.len() && Instant::now() < limit {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let cpu = cpu_time()?.saturating_sub(cpu_before);
+    let arrived = arrivals
+        .lock()
+        .map_err(|_| anyhow::anyhow!("the callback receiver failed"))?;
     let mut round_trip = Vec::with_capacity(sent.len());
     let mut last = started;
     for (id, at) in &sent {
-        if let Some(done) = arrived(id) {
+        if let Some(&done) = arrived.get(id) {
             round_trip.push(done.saturating_duration_since(*at));
             last = last.max(done);
         }
