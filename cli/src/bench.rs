@@ -113,12 +113,7 @@ pub async fn submit(
     }
     let elapsed = started.elapsed();
     all.sort_unstable();
-    let pick = |q: f64| -> Duration {
-        if all.is_empty() {
-            return Duration::ZERO;
-        }
-        all[((all.len() as f64 * q).ceil() as usize).clamp(1, all.len()) - 1]
-    };
+    let pick = |q| taogate_shared::timings::quantile(&all, q);
     Ok(Report {
         accepted: all.len() as u64,
         errors,

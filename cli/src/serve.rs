@@ -304,7 +304,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 &options.data_dir,
                 QueuePolicy {
                     max_receives: settings.worker.max_attempts,
-                    starvation_age_ms: 60_000,
+                    ..QueuePolicy::default()
                 },
             )?;
             let recovery = db.recover().await.map_err(|e| anyhow::anyhow!(e))?;

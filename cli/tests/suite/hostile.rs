@@ -125,14 +125,7 @@ async fn hostile_miners_lose_every_service_are_classified_and_demoted_within_bud
 
     // Health: after the server stops, its database shows every hostile miner failing.
     server.kill();
-    let db = Database::open(
-        &data,
-        QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
-    )
-    .unwrap();
+    let db = Database::open(&data, QueuePolicy::default()).unwrap();
     for (uid, hotkey) in hostile_hotkeys {
         let record = db.load_health(vec![hotkey]).await.unwrap().remove(0);
         assert_eq!(record.samples, 3, "{record:?}");

@@ -153,14 +153,7 @@ async fn every_submission_answered_accepted_exists_after_a_kill_under_load() {
     }
     assert!(accepted.len() >= 2_000, "{} accepted", accepted.len());
 
-    let db = Database::open(
-        &data,
-        QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
-    )
-    .unwrap();
+    let db = Database::open(&data, QueuePolicy::default()).unwrap();
     let mut missing = Vec::new();
     for id in &accepted {
         if db.get(id.parse().unwrap()).await.unwrap().is_none() {
@@ -262,7 +255,7 @@ async fn worker_setup(
         dir,
         QueuePolicy {
             max_receives: settings.worker.max_attempts,
-            starvation_age_ms: 60_000,
+            ..QueuePolicy::default()
         },
     )
     .unwrap();
@@ -481,14 +474,7 @@ async fn all_miners_bad_ends_in_failed_with_the_reason_and_no_message_left() {
 #[tokio::test]
 async fn a_processing_task_is_retaken_after_its_lease_and_the_stale_worker_cannot_finish_it() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Database::open(
-        dir.path(),
-        QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
-    )
-    .unwrap();
+    let db = Database::open(dir.path(), QueuePolicy::default()).unwrap();
     let task = text_task("A text long enough to be a valid summarization input for the test.");
     db.insert(&task).await.unwrap();
     let now = now_millis();

@@ -324,10 +324,7 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
     let dir = tempfile::tempdir().unwrap();
     let db = taogate_shared::embedded::Database::open(
         dir.path(),
-        taogate_shared::embedded::QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
+        taogate_shared::embedded::QueuePolicy::default(),
     )
     .unwrap();
     let blobs =

@@ -76,6 +76,17 @@ pub struct QueuePolicy {
     pub starvation_age_ms: i64,
 }
 
+impl Default for QueuePolicy {
+    /// SQS's usual redrive after 3 receives (the default `MAX_ATTEMPTS`), and a minute before a
+    /// waiting message is taken ahead of higher classes.
+    fn default() -> Self {
+        Self {
+            max_receives: 3,
+            starvation_age_ms: 60_000,
+        }
+    }
+}
+
 pub(super) struct Inner {
     writer: Writer,
     readers: Mutex<Vec<Connection>>,
@@ -113,11 +124,7 @@ impl Database {
     pub fn open_beside(dir: &Path) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create data directory {}: {e}", dir.display()))?;
-        let policy = QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        };
-        Self::connect(dir, policy, None)
+        Self::connect(dir, QueuePolicy::default(), None)
     }
 
     fn connect(dir: &Path, policy: QueuePolicy, lock: Option<File>) -> anyhow::Result<Self> {
@@ -334,14 +341,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn a_failing_write_in_a_group_undoes_only_itself_and_every_answer_follows_its_commit() {
         let dir = tempfile::tempdir().expect("a directory");
-        let db = Database::open(
-            dir.path(),
-            QueuePolicy {
-                max_receives: 3,
-                starvation_age_ms: 60_000,
-            },
-        )
-        .expect("opens");
+        let db = Database::open(dir.path(), QueuePolicy::default()).expect("opens");
         let mut writes = Vec::new();
         for n in 0..400u32 {
             let db = db.clone();

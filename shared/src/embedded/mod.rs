@@ -22,14 +22,7 @@ pub use queue::Recovery;
 /// Embedded stores in a directory, for unit tests of the use cases.
 #[cfg(test)]
 pub(crate) fn test_stores(dir: &std::path::Path) -> (Database, BlobDir) {
-    let db = Database::open(
-        dir,
-        QueuePolicy {
-            max_receives: 3,
-            starvation_age_ms: 60_000,
-        },
-    )
-    .expect("a fresh directory opens");
+    let db = Database::open(dir, QueuePolicy::default()).expect("a fresh directory opens");
     let blobs = BlobDir::new(&dir.join("blobs"), "http://x").expect("a blob directory");
     (db, blobs)
 }

@@ -356,14 +356,7 @@ mod tests {
     #[tokio::test]
     async fn starved_messages_go_first_then_classes_by_urgency_each_in_visible_order() {
         let dir = tempfile::tempdir().expect("a directory");
-        let db = Database::open(
-            dir.path(),
-            super::super::QueuePolicy {
-                max_receives: 3,
-                starvation_age_ms: 60_000,
-            },
-        )
-        .expect("opens");
+        let db = Database::open(dir.path(), super::super::QueuePolicy::default()).expect("opens");
         let now = now_millis();
         let ids: Vec<TaskId> = (0..6).map(|_| TaskId::new()).collect();
         // (task, class, enqueued, visible): a low message waiting 2 minutes (starved), normal

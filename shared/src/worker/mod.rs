@@ -219,9 +219,9 @@ where
         };
         let candidates = match &outcome {
             Ok((_, candidates, _)) | Err(AttemptError::NoAnswer { candidates, .. }) => {
-                candidates.clone()
+                candidates.as_slice()
             }
-            Err(AttemptError::Store(_)) => Vec::new(),
+            Err(AttemptError::Store(_)) => &[],
         };
         for refused in candidates
             .iter()
@@ -230,6 +230,7 @@ where
             warn!(miner_uid = refused.uid, hotkey = %refused.hotkey, "miner refused our signature; its metagraph entry is marked stale");
             self.ports.directory.mark_stale(&refused.hotkey);
         }
+        let observations = self.observations(candidates);
         let mut answered = None;
         let (end, disposition) = match outcome {
             Ok((result, candidates, at)) => {
@@ -253,7 +254,7 @@ where
         let finished = self
             .finish(&task, attempt, end, disposition, answered)
             .await;
-        self.record_health(&candidates).await;
+        self.record_health(observations).await;
         finished
     }
 
@@ -447,11 +448,10 @@ where
         }
     }
 
-    /// Adds this attempt's observations to the records of the miners asked, in the store, so
-    /// that concurrent attempts add up rather than overwrite each other.
-    async fn record_health(&self, asked: &[Candidate]) {
+    /// What this attempt observed of the miners asked (a cancelled query observed nothing).
+    fn observations(&self, asked: &[Candidate]) -> Vec<Observation> {
         let now = now_millis();
-        let observations: Vec<Observation> = asked
+        asked
             .iter()
             .filter(|c| c.outcome != Outcome::Cancelled)
             .map(|c| Observation {
@@ -468,7 +468,12 @@ where
                 score: c.combined,
                 at: now,
             })
-            .collect();
+            .collect()
+    }
+
+    /// Adds `observations` to the records of the miners asked, in the store, so that
+    /// concurrent attempts add up rather than overwrite each other.
+    async fn record_health(&self, observations: Vec<Observation>) {
         if observations.is_empty() {
             return;
         }

@@ -20,7 +20,7 @@ pub fn embedded(dir: &Path) -> Backend<Database, Database, BlobDir> {
         dir,
         QueuePolicy {
             max_receives: MAX_RECEIVES,
-            starvation_age_ms: 60_000,
+            ..QueuePolicy::default()
         },
     )
     .unwrap();
