@@ -50,7 +50,7 @@ bench-arm64:
 	sam/arm64-coldstart.sh 30
 
 ## Lambda binaries: stripped sizes, start-to-first-poll, worker peak memory on 50 MiB x 5 miners,
-## and under hostile miners (flooding, and the hostile mix).
+## under hostile miners (flooding, and the hostile mix), and the AWS cost of a task per service.
 bench-lambda: local-aws
 	$(CARGO) build --release -p taogate-submit -p taogate-status -p taogate-worker -p taogate-testkit
 	ls -l target/release/submit target/release/status target/release/worker
@@ -58,6 +58,8 @@ bench-lambda: local-aws
 	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-memory target/release/worker 50 5
 	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-hostile target/release/worker 5 7
 	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench worker-mix target/release/worker 5
+	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench cost target/release 20 0
+	eval "$$(localstack/local-aws.sh env)" && ./target/release/lambda-bench cost target/release 10 1000
 
 clean:
 	$(CARGO) clean

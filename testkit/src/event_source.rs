@@ -238,7 +238,8 @@ impl EventSource {
 }
 
 /// The Lambda event record of message `m` received from queue `name`.
-fn record(m: &aws_sdk_sqs::types::Message, name: &str) -> serde_json::Value {
+/// The Lambda SQS event record of `m`, received from the queue named `name`.
+pub fn record(m: &aws_sdk_sqs::types::Message, name: &str) -> serde_json::Value {
     let attribute = |a: MessageSystemAttributeName| {
         m.attributes()
             .and_then(|attrs| attrs.get(&a))

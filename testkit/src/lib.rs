@@ -1,6 +1,6 @@
 //! Test support: a Lambda Runtime API emulator for the Lambda functions, the SQS event source
-//! mapping that drives them from real queues ([`event_source`]), and a fake Subtensor node
-//! ([`fake_node`]).
+//! mapping that drives them from real queues ([`event_source`]), what a task costs on AWS
+//! ([`cost`]), and a fake Subtensor node ([`fake_node`]).
 //!
 //! It serves the handful of routes a runtime client calls (`GET …/invocation/next`,
 //! `POST …/invocation/{id}/response`, `POST …/invocation/{id}/error`, `POST …/init/error`) on
@@ -8,6 +8,7 @@
 //! here, hand it events, and read what it answered. It also records when the first poll arrived,
 //! which is how cold start is measured.
 
+pub mod cost;
 pub mod event_source;
 pub mod fake_node;
 
@@ -327,4 +328,34 @@ pub fn http_event(method: &str, path: &str, query: &str, body: Option<&str>) -> 
         "body": body,
         "isBase64Encoded": false
     })
+}
+
+/// Simulated miners behaving as `behaviours` (`Slow` ones answering after `slow_delay`),
+/// published as the worker's miner snapshot. Keep the subnet alive while the worker runs.
+pub async fn subnet_in_snapshot(
+    clients: &taogate_shared::aws::AwsClients,
+    resources: &taogate_shared::aws::AwsResources,
+    behaviours: Vec<taogate_simulator::Behaviour>,
+    slow_delay: Duration,
+) -> anyhow::Result<(
+    taogate_simulator::SimulatedSubnet,
+    taogate_shared::aws::S3Blobs,
+)> {
+    use taogate_shared::ports::BlobPut;
+    let subnet = taogate_simulator::SimulatedSubnet::start(taogate_simulator::SimOptions {
+        behaviours,
+        slow_delay,
+        ..taogate_simulator::SimOptions::mixed(0)
+    })
+    .await?;
+    let blobs = taogate_shared::aws::S3Blobs::new(clients.s3.clone(), resources);
+    blobs
+        .put(
+            &resources.snapshot_key,
+            serde_json::to_vec(&subnet.snapshot())?.into(),
+            "application/json",
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!(e))?;
+    Ok((subnet, blobs))
 }

@@ -28,9 +28,11 @@ fn taogate(url: &str, key: Option<&str>, args: &[&str]) -> (bool, String, String
 fn the_client_submits_follows_and_saves_results_and_prints_problems() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
+    // Slow miners (600 ms) keep each task in `processing` across several of the client's
+    // 250 ms polls, so the progress it prints must show that state.
     let server = ServeProcess::spawn(
         &data,
-        "sim:good,good,good",
+        "sim:slow,slow,slow",
         &[("API_AUTH", "required"), ("TASK_TIMEOUT", "5")],
     );
     let url = format!("http://{}", server.addr);

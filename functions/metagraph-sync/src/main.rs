@@ -14,11 +14,14 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let resources = AwsResources::from_env()?;
     let sync = MetagraphSync::new(&settings.chain, &resources.snapshot_key)?;
     let clients = AwsClients::load(resources.s3_path_style).await;
+    let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let (sync, blobs) = (&sync, &blobs);
+    let (sync, blobs, usage) = (&sync, &blobs, &usage);
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = sync.run(blobs).await?;
+            let report = sync.run(blobs).await;
+            usage.log_invocation();
+            let report = report?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
         },
     ))

@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let tenancy = taogate_shared::config::Settings::from_env()?.tenancy;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
+    let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::with_fallbacks(api::status_routes(
         StatusState {
@@ -25,5 +26,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         tenancy,
         false,
     ));
-    lambda_http::run(router).await
+    lambda_http::run(aws::metered(router, usage)).await
 }

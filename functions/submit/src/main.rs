@@ -15,6 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
+    let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let intake = Intake {
         tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
@@ -48,5 +49,5 @@ async fn main() -> Result<(), lambda_http::Error> {
         false,
     );
     let router = api::with_fallbacks(submit.merge(openai).merge(validator));
-    lambda_http::run(router).await
+    lambda_http::run(aws::metered(router, usage)).await
 }

@@ -16,6 +16,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
+    let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let sweeper = Sweeper {
         tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
@@ -24,10 +25,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         callbacks: HttpCallbacks::new(&settings.callbacks),
         bound: settings.sweep.after,
     };
-    let sweeper = &sweeper;
+    let (sweeper, usage) = (&sweeper, &usage);
     lambda_runtime::run(service_fn(
         move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = sweeper.run(now_millis()).await?;
+            let report = sweeper.run(now_millis()).await;
+            usage.log_invocation();
+            let report = report?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)
         },
     ))

@@ -20,6 +20,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let hotkey = secrets::resolve(&mut settings, &clients, Fallback::Refuse).await?;
+    let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let worker = Worker::with_miner_client(
         &settings,
@@ -33,12 +34,12 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         hotkey,
     )?;
     let queues = SqsQueues::new(clients.sqs, &resources);
-    let (worker, queues) = (&worker, &queues);
+    let (worker, queues, usage) = (&worker, &queues, &usage);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = aws::invocation_deadline(event.context.deadline);
-        Ok::<_, lambda_runtime::Error>(
-            aws::handle_sqs_batch(worker, queues, event.payload, deadline).await,
-        )
+        let failures = aws::handle_sqs_batch(worker, queues, event.payload, deadline).await;
+        usage.log_invocation();
+        Ok::<_, lambda_runtime::Error>(failures)
     }))
     .await
 }

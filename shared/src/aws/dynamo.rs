@@ -6,8 +6,11 @@
 //! under `tasks/{id}/…` first, and the item holds its key in `body_key` instead.
 //!
 //! Global secondary indexes serve the list newest first without scanning: `by_created`
-//! (`list_all`, `id`), `by_status` (`list_status`, `id`), `by_kind` (`list_kind`, `id`) and
-//! `by_status_kind` (`list_status_kind`, `id`); ids are UUIDv7, so they sort by creation time.
+//! (`list_all`, `id`), `by_kind` (`list_kind`, `id`) and `by_status_kind` (`list_status_kind`,
+//! `id`); ids are UUIDv7, so they sort by creation time. A list by status alone reads
+//! `by_status_kind` once per service: an index keyed by status alone would be written on every
+//! status change, a delete and a put (2 write units), which is most of what a task's index
+//! writes cost, while lists by status are rare.
 //! Each hash key ends in one of [`LIST_SHARDS`] shards taken from the task id, so one busy value
 //! (every task, `pending`, one service) is spread over that many index partitions, and the
 //! indexes project keys only: an index write costs one write unit whatever the body's size. A
@@ -115,7 +118,6 @@ impl DynamoTasks {
             ("status".to_owned(), s(status)),
             ("list_all".to_owned(), s(format!("all#{shard}"))),
             ("list_owner".to_owned(), s(owner_shard(&task.owner, shard))),
-            ("list_status".to_owned(), s(format!("{status}#{shard}"))),
             ("list_kind".to_owned(), s(format!("{kind}#{shard}"))),
             (
                 "list_status_kind".to_owned(),
@@ -415,6 +417,14 @@ fn list_shard(id: TaskId) -> u128 {
     id.as_uuid().as_u128() % LIST_SHARDS
 }
 
+/// The `by_status_kind` values of `status`, one per service.
+fn status_keys(status: TaskStatus) -> Vec<String> {
+    crate::domain::ServiceKind::ALL
+        .iter()
+        .map(|kind| format!("{}#{}", status.as_str(), kind.as_str()))
+        .collect()
+}
+
 fn rand_shard() -> usize {
     // Spreading, not security: the low bits of a v4 uuid are random enough.
     (uuid::Uuid::new_v4().as_u128() % COUNTER_SHARDS as u128) as usize
@@ -430,20 +440,22 @@ impl TaskReader for DynamoTasks {
         if let Some(owner) = &query.owner {
             return self.list_owned(owner, &query, limit).await;
         }
-        let (index, key_name, value) = match (query.status, query.kind) {
+        let (index, key_name, values) = match (query.status, query.kind) {
             (Some(st), Some(k)) => (
                 "by_status_kind",
                 "list_status_kind",
-                format!("{}#{}", st.as_str(), k.as_str()),
+                vec![format!("{}#{}", st.as_str(), k.as_str())],
             ),
-            (Some(st), None) => ("by_status", "list_status", st.as_str().to_owned()),
-            (None, Some(k)) => ("by_kind", "list_kind", k.as_str().to_owned()),
-            (None, None) => ("by_created", "list_all", "all".to_owned()),
+            (Some(st), None) => ("by_status_kind", "list_status_kind", status_keys(st)),
+            (None, Some(k)) => ("by_kind", "list_kind", vec![k.as_str().to_owned()]),
+            (None, None) => ("by_created", "list_all", vec!["all".to_owned()]),
         };
         // Every shard's newest `limit + 1` ids, merged: the page is the newest of them all.
-        let shards = (0..LIST_SHARDS).map(|shard| {
-            let key = format!("{value}#{shard}");
-            self.list_shard(index, key_name, key, query.after, limit + 1)
+        let shards = values.iter().flat_map(|value| {
+            (0..LIST_SHARDS).map(move |shard| {
+                let key = format!("{value}#{shard}");
+                self.list_shard(index, key_name, key, query.after, limit + 1)
+            })
         });
         let mut ids: Vec<String> = Vec::new();
         for shard in futures::future::join_all(shards).await {
@@ -596,11 +608,22 @@ impl TaskSweep for DynamoTasks {
         // few, as many as the workers hold or retry.
         let cutoff = TaskId::first_at(now - bound.as_millis() as i64);
         let mut queries = Vec::new();
-        for shard in 0..LIST_SHARDS {
-            let pending = format!("{}#{shard}", TaskStatus::Pending.as_str());
-            queries.push(self.list_shard("by_status", "list_status", pending, Some(cutoff), 1_000));
-            let processing = format!("{}#{shard}", TaskStatus::Processing.as_str());
-            queries.push(self.list_shard("by_status", "list_status", processing, None, 1_000));
+        for (status, after) in [
+            (TaskStatus::Pending, Some(cutoff)),
+            (TaskStatus::Processing, None),
+        ] {
+            for value in status_keys(status) {
+                for shard in 0..LIST_SHARDS {
+                    let key = format!("{value}#{shard}");
+                    queries.push(self.list_shard(
+                        "by_status_kind",
+                        "list_status_kind",
+                        key,
+                        after,
+                        1_000,
+                    ));
+                }
+            }
         }
         self.matching(queries, limit, |t| t.stranded(now, bound))
             .await

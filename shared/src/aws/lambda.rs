@@ -1,12 +1,14 @@
-//! Lambda glue shared by the functions: JSON logs, and SQS batches handed to the worker.
+//! Lambda glue shared by the functions: JSON logs, each invocation's AWS usage, and SQS batches
+//! handed to the worker.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use tracing::{Instrument, warn};
 
-use super::SqsQueues;
+use super::{SqsQueues, Usage};
 use crate::drain::{DeliveryHandler, Disposition};
 use crate::ports::QueueConsume;
 
@@ -27,6 +29,21 @@ pub fn init_tracing() {
         .with_target(false)
         .without_time() // CloudWatch stamps every line
         .init();
+}
+
+/// `router`, logging after each request (one invocation behind API Gateway) what AWS usage it
+/// made ([`Usage::log_invocation`]).
+pub fn metered(router: axum::Router, usage: Arc<Usage>) -> axum::Router {
+    router.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let usage = usage.clone();
+            async move {
+                let response = next.run(request).await;
+                usage.log_invocation();
+                response
+            }
+        },
+    ))
 }
 
 fn receive_count(message: &SqsMessage) -> u32 {

@@ -12,13 +12,15 @@ mod provision;
 mod s3;
 mod sqs;
 mod tenants;
+pub mod usage;
 
 pub use dynamo::DynamoTasks;
-pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline};
+pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline, metered};
 pub use metagraph_sync::{MetagraphSync, SyncReport};
 pub use provision::{INDEXES, provision};
 pub use s3::{S3Blobs, S3Directory, publish_snapshot};
 pub use sqs::SqsQueues;
+pub use usage::Usage;
 
 use crate::config::{ConfigError, Secret};
 use crate::domain::BlobKey;
@@ -115,11 +117,14 @@ pub struct AwsClients {
     pub s3: aws_sdk_s3::Client,
     /// Secrets Manager.
     pub secrets: aws_sdk_secretsmanager::Client,
+    /// What these clients have asked of AWS (see [`usage`](self::usage)).
+    pub usage: std::sync::Arc<Usage>,
 }
 
 impl AwsClients {
-    /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients;
-    /// `s3_path_style` is [`AwsResources::s3_path_style`]. Makes no network call.
+    /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients
+    /// that count what they use into [`AwsClients::usage`]; `s3_path_style` is
+    /// [`AwsResources::s3_path_style`]. Makes no network call.
     pub async fn load(s3_path_style: bool) -> Self {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
@@ -129,14 +134,28 @@ impl AwsClients {
             .http_client(http)
             .load()
             .await;
+        let keys: Vec<&str> = INDEXES.iter().map(|(_, key)| *key).collect();
+        let usage = std::sync::Arc::new(Usage::with_indexes("id", &keys));
+        let counted = || usage::UsageInterceptor::new(usage.clone());
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(s3_path_style)
+            .interceptor(counted())
+            .build();
+        let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counted())
+            .build();
+        let sqs_config = aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(counted())
+            .build();
+        let secrets_config = aws_sdk_secretsmanager::config::Builder::from(&config)
+            .interceptor(counted())
             .build();
         Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(&config),
-            sqs: aws_sdk_sqs::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
-            secrets: aws_sdk_secretsmanager::Client::new(&config),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets_config),
+            usage,
         }
     }
 }

@@ -14,10 +14,9 @@ use super::{AwsClients, AwsResources};
 /// The indexes of the task table: name and hash key (the range key is always `id`). Each hash
 /// key carries a listing shard (see `dynamo`), and the indexes project keys only. `by_notice`
 /// is sparse: only finished tasks that still owe a callback have its key.
-pub const INDEXES: [(&str, &str); 6] = [
+pub const INDEXES: [(&str, &str); 5] = [
     ("by_created", "list_all"),
     ("by_owner", "list_owner"),
-    ("by_status", "list_status"),
     ("by_kind", "list_kind"),
     ("by_status_kind", "list_status_kind"),
     ("by_notice", "notice_owed"),

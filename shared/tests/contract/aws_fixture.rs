@@ -33,6 +33,14 @@ pub fn embedded(dir: &Path) -> Backend<Database, Database, BlobDir> {
 }
 
 pub async fn aws() -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
+    aws_counted().await.0
+}
+
+/// Fresh AWS resources, and what their clients have used.
+pub async fn aws_counted() -> (
+    Backend<DynamoTasks, SqsQueues, S3Blobs>,
+    std::sync::Arc<taogate_shared::aws::Usage>,
+) {
     assert!(
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "the AWS contract tests need the local emulators: run `make test`, or `eval \"$(localstack/local-aws.sh start)\"` first"
@@ -42,7 +50,7 @@ pub async fn aws() -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
     let resources = provision(&clients, &format!("contract-{suffix}"), MAX_RECEIVES, 30)
         .await
         .unwrap();
-    Backend {
+    let backend = Backend {
         tasks: DynamoTasks::new(
             clients.dynamodb,
             S3Blobs::new(clients.s3.clone(), &resources),
@@ -50,5 +58,6 @@ pub async fn aws() -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
         ),
         queue: SqsQueues::new(clients.sqs, &resources),
         blobs: S3Blobs::new(clients.s3, &resources),
-    }
+    };
+    (backend, clients.usage)
 }

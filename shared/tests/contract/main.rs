@@ -14,6 +14,7 @@ mod health;
 mod queue;
 mod tasks;
 mod tenants;
+mod usage;
 
 /// Runs a contract against both backends.
 #[macro_export]

@@ -2,9 +2,9 @@
 //!
 //! - `lambda-bench coldstart BINARY [RUNS]`: time from process start to the first poll of the
 //!   Runtime API (what a cold start costs before the first event), median and p90 over RUNS.
-//! - `lambda-bench worker-memory WORKER_BINARY [MIB] [MINERS]`: the worker's peak resident memory
-//!   (VmHWM) while it processes one transcription of MIB MiB of audio against MINERS simulated
-//!   miners. Needs the local AWS emulators (`eval "$(localstack/local-aws.sh start)"`).
+//! - `lambda-bench worker-memory WORKER_BINARY [MIB] [MINERS] [RECORDS]`: the worker's peak
+//!   resident memory (VmHWM) while it processes one batch of RECORDS (1) transcriptions of MIB
+//!   MiB of audio each against MINERS simulated miners. Needs the local AWS emulators (`eval "$(localstack/local-aws.sh start)"`).
 //! - `lambda-bench worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY]`: the
 //!   worker's peak resident memory and batch time while RECORDS text-to-speech tasks (10,000
 //!   characters each, so every answer may be `MAX_RESPONSE_BYTES`) are each sent to MINERS
@@ -16,6 +16,11 @@
 //!   Lambda: N warm `POST /api/v1/tts` invocations each without a key (`API_AUTH=optional`),
 //!   with a key without limits, and with a rate-limited key, timed through the Runtime API
 //!   emulator against LocalStack and moto. Needs the local AWS emulators.
+//! - `lambda-bench cost BINARY_DIR [TASKS] [MINER_MS]`: what a task costs on AWS: TASKS tasks of
+//!   each service through the `submit`, `worker` and `status` binaries of BINARY_DIR, against 5
+//!   simulated miners answering after MINER_MS; prints each function's AWS usage per task (from
+//!   the usage lines the functions log) and dollars per million tasks at list prices
+//!   (`taogate_testkit::cost`). Needs the local AWS emulators.
 
 use std::time::{Duration, Instant};
 
@@ -24,8 +29,8 @@ use taogate_shared::domain::{
     AudioInfo, Language, Priority, ServiceKind, Task, TaskInput, TaskStatus, now_millis,
 };
 use taogate_shared::ports::{BlobPut, TaskCreate, TaskReader};
-use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+use taogate_simulator::Behaviour;
+use taogate_testkit::{Answer, RuntimeApi, fresh_resources, subnet_in_snapshot};
 
 fn dummy_env() -> Vec<(String, String)> {
     [
@@ -60,30 +65,6 @@ fn sqs_event(queue_url: &str, tasks: &[taogate_shared::domain::TaskId]) -> serde
         })
         .collect();
     serde_json::json!({ "Records": records })
-}
-
-/// Simulated miners behaving as `behaviours`, published as the worker's miner snapshot. Keep
-/// the subnet alive while the worker runs.
-async fn subnet_in_snapshot(
-    clients: &taogate_shared::aws::AwsClients,
-    resources: &taogate_shared::aws::AwsResources,
-    behaviours: Vec<Behaviour>,
-) -> anyhow::Result<(SimulatedSubnet, S3Blobs)> {
-    let subnet = SimulatedSubnet::start(SimOptions {
-        behaviours,
-        ..SimOptions::mixed(0)
-    })
-    .await?;
-    let blobs = S3Blobs::new(clients.s3.clone(), resources);
-    blobs
-        .put(
-            &resources.snapshot_key,
-            serde_json::to_vec(&subnet.snapshot())?.into(),
-            "application/json",
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
-    Ok((subnet, blobs))
 }
 
 async fn coldstart(binary: &str, runs: usize) -> anyhow::Result<()> {
@@ -130,10 +111,20 @@ fn peak_rss_kib(pid: u32) -> anyhow::Result<u64> {
         .ok_or_else(|| anyhow::anyhow!("no VmHWM for {pid}"))
 }
 
-async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Result<()> {
+async fn worker_memory(
+    binary: &str,
+    mib: usize,
+    miners: usize,
+    records: usize,
+) -> anyhow::Result<()> {
     let (clients, resources, mut env) = fresh_resources(3).await?;
-    let (_subnet, blobs) =
-        subnet_in_snapshot(&clients, &resources, vec![Behaviour::Good; miners]).await?;
+    let (_subnet, blobs) = subnet_in_snapshot(
+        &clients,
+        &resources,
+        vec![Behaviour::Good; miners],
+        Duration::ZERO,
+    )
+    .await?;
     let seconds = (mib * 1024 * 1024) as f64 / 32_000.0;
     let wav = taogate_shared::audio::wav_pcm16(
         &taogate_shared::audio::tone(seconds, 200.0, 16_000),
@@ -141,10 +132,13 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
         Some("memory"),
     );
     let size = wav.len();
-    blobs
-        .put("input/bench", wav.into(), "audio/wav")
-        .await
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let wav = axum::body::Bytes::from(wav);
+    for record in 0..records {
+        blobs
+            .put(&format!("input/bench-{record}"), wav.clone(), "audio/wav")
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+    }
     let tasks = DynamoTasks::new(
         clients.dynamodb.clone(),
         S3Blobs::new(clients.s3.clone(), &resources),
@@ -156,21 +150,25 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
         sample_rate: 16_000,
         channels: 1,
     };
-    let input = TaskInput::Audio {
-        blob_key: "input/bench".into(),
-        filename: None,
-        size_bytes: size as u64,
-        info,
-    };
-    let task = Task::new(
-        ServiceKind::Transcription,
-        Priority::Normal,
-        Language::parse("en")?,
-        input,
-        None,
-        now_millis(),
-    );
-    tasks.insert(&task).await.map_err(|e| anyhow::anyhow!(e))?;
+    let mut ids = Vec::new();
+    for record in 0..records {
+        let input = TaskInput::Audio {
+            blob_key: format!("input/bench-{record}"),
+            filename: None,
+            size_bytes: size as u64,
+            info: info.clone(),
+        };
+        let task = Task::new(
+            ServiceKind::Transcription,
+            Priority::Normal,
+            Language::parse("en")?,
+            input,
+            None,
+            now_millis(),
+        );
+        tasks.insert(&task).await.map_err(|e| anyhow::anyhow!(e))?;
+        ids.push(task.id);
+    }
 
     env.extend([
         ("BT_HOTKEY_URI".to_owned(), "//Alice".to_owned()),
@@ -187,7 +185,7 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     };
-    let event = sqs_event(&resources.queues[1], &[task.id]);
+    let event = sqs_event(&resources.queues[1], &ids);
     let started = Instant::now();
     let answer = api.invoke(event, Duration::from_secs(300)).await?;
     let elapsed = started.elapsed();
@@ -196,18 +194,20 @@ async fn worker_memory(binary: &str, mib: usize, miners: usize) -> anyhow::Resul
         matches!(answer, Answer::Response(_)),
         "the worker failed: {answer:?}"
     );
-    let stored = tasks.get(task.id).await.map_err(|e| anyhow::anyhow!(e))?;
-    anyhow::ensure!(
-        stored.as_ref().map(|t| t.status) == Some(TaskStatus::Completed),
-        "task not completed: {stored:?}"
-    );
+    for id in &ids {
+        let stored = tasks.get(*id).await.map_err(|e| anyhow::anyhow!(e))?;
+        anyhow::ensure!(
+            stored.as_ref().map(|t| t.status) == Some(TaskStatus::Completed),
+            "task not completed: {stored:?}"
+        );
+    }
     let audio_mib = size as f64 / 1048576.0;
     println!(
-        "worker: {audio_mib:.1} MiB audio to {miners} miners in {:.2} s; peak RSS {:.1} MiB (idle {:.1} MiB); target {:.1} MiB (3 x audio + 64 MiB)",
+        "worker: {records} x {audio_mib:.1} MiB audio to {miners} miners in {:.2} s; peak RSS {:.1} MiB (idle {:.1} MiB); target {:.1} MiB (3 x audio + 64 MiB)",
         elapsed.as_secs_f64(),
         peak as f64 / 1024.0,
         idle as f64 / 1024.0,
-        3.0 * audio_mib + 64.0
+        3.0 * audio_mib * records as f64 + 64.0
     );
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
@@ -231,8 +231,13 @@ async fn worker_hostile(
 ) -> anyhow::Result<()> {
     let miners = hostile.behaviours.len();
     let (clients, resources, mut env) = fresh_resources(3).await?;
-    let (_subnet, blobs) =
-        subnet_in_snapshot(&clients, &resources, hostile.behaviours.clone()).await?;
+    let (_subnet, blobs) = subnet_in_snapshot(
+        &clients,
+        &resources,
+        hostile.behaviours.clone(),
+        Duration::ZERO,
+    )
+    .await?;
     let tasks = DynamoTasks::new(clients.dynamodb.clone(), blobs, &resources);
     let text = hostile.text.clone();
     let mut ids = Vec::new();
@@ -386,6 +391,29 @@ async fn submit_gate(binary: &str, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn cost(dir: &str, tasks: usize, miner_ms: usize) -> anyhow::Result<()> {
+    use taogate_testkit::cost;
+    let logs = std::env::temp_dir().join(format!("lambda-bench-cost-{}", std::process::id()));
+    let miners = cost::Miners {
+        count: 5,
+        delay: Duration::from_millis(miner_ms as u64),
+    };
+    let binaries = cost::Binaries::in_dir(std::path::Path::new(dir));
+    let costs = cost::run(&binaries, tasks, miners, &logs).await?;
+    let template =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))?;
+    println!(
+        "{tasks} tasks per service, 5 miners answering after {miner_ms} ms, binaries of {dir}\n"
+    );
+    print!(
+        "{}",
+        cost::report(&costs, |f| cost::memory_mb(&template, f).unwrap_or(128))
+    );
+    println!("\nBy operation, per task:\n\n{}", cost::operations(&costs));
+    let _ = std::fs::remove_dir_all(logs);
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -394,7 +422,7 @@ async fn main() -> anyhow::Result<()> {
     match (args.get(1).map(String::as_str), args.get(2)) {
         (Some("coldstart"), Some(binary)) => coldstart(binary, number(3, 20).max(1)).await,
         (Some("worker-memory"), Some(binary)) => {
-            worker_memory(binary, number(3, 50), number(4, 5)).await
+            worker_memory(binary, number(3, 50), number(4, 5), number(5, 1).max(1)).await
         }
         (Some("worker-hostile"), Some(binary)) => {
             let memory = args.get(5).and_then(|v| v.parse().ok());
@@ -427,8 +455,9 @@ async fn main() -> anyhow::Result<()> {
             worker_hostile(binary, number(3, 5), mix, None).await
         }
         (Some("submit-gate"), Some(binary)) => submit_gate(binary, number(3, 200).max(10)).await,
+        (Some("cost"), Some(dir)) => cost(dir, number(3, 20).max(1), number(4, 1000)).await,
         _ => anyhow::bail!(
-            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY] | worker-mix WORKER_BINARY [RECORDS] | submit-gate SUBMIT_BINARY [N]"
+            "usage: lambda-bench coldstart BINARY [RUNS] | worker-memory WORKER_BINARY [MIB] [MINERS] [RECORDS] | worker-hostile WORKER_BINARY [RECORDS] [MINERS] [MAX_ANSWER_MEMORY] | worker-mix WORKER_BINARY [RECORDS] | submit-gate SUBMIT_BINARY [N] | cost BINARY_DIR [TASKS] [MINER_MS]"
         ),
     }
 }

@@ -1,0 +1,617 @@
+//! What this process asks of AWS, counted per operation, so that a task's cost can be read from
+//! the logs instead of guessed.
+//!
+//! One [`UsageInterceptor`] sits on each SDK client that [`AwsClients::load`](super::AwsClients)
+//! builds, so every adapter is counted without code at its call sites, and a call added later
+//! is counted too. Per operation (`DynamoDB.PutItem`, `SQS.SendMessage`, `S3.GetObject`, ...):
+//!
+//! - `requests`: attempts sent, retries included (AWS bills each); presigning a URL is not a
+//!   request (the client that uses the URL makes it);
+//! - `billed_requests`: what the price list counts. SQS bills each 64 KiB chunk of a request
+//!   as one request; every other service, one per request;
+//! - `bytes_sent`, `bytes_received`: request and response bodies;
+//! - `capacity_reported`: the capacity units DynamoDB reports. The interceptor asks for them on
+//!   every request that can return them (`"ReturnConsumedCapacity": "TOTAL"`, added to the
+//!   request unless the call site set it), so on AWS this is the billed figure, indexes included;
+//! - `capacity_estimated`: the base table's units, computed from the item sizes the request and
+//!   response carry: a write is 1 unit per KB written, a read 1 unit per 4 KB read (half that
+//!   when eventually consistent, double in a transaction). Emulators report a fixed figure per
+//!   call, so this is the one to read off them. `UpdateItem` and `DeleteItem` do not carry the
+//!   item: they are counted as 1 unit, which holds for the items this product updates in place
+//!   (counters, rate state, claims, all under 1 KB);
+//! - `index_units_estimated`: writes to the global secondary indexes, which emulators do not
+//!   report. The [`Usage`] knows the table's key and index key attributes
+//!   ([`Usage::with_indexes`]) and remembers each item's index keys as it last saw them (in an
+//!   item read or written, at most [`REMEMBERED_ITEMS`] items). A `PutItem` then costs, per
+//!   index (keys-only projections, under 1 KB an entry): 1 for an entry added or removed, 2 for
+//!   one moved (a delete and a put), nothing when its key stays. This product reads a task
+//!   before every conditional write of it, so the previous keys are known; a write of an item
+//!   not seen before counts as a new one.
+//!
+//! Bodies are only measured and, for DynamoDB, scanned for sizes and capacity: nothing read here
+//! is logged, so item contents (and Secrets Manager's answers, never parsed) stay out of logs.
+//!
+//! The counts live in a [`Usage`] shared by the clients of one [`AwsClients`](super::AwsClients),
+//! not in a static: two sets of clients in one process (tests) count apart. The Lambdas log and
+//! reset it after every invocation ([`Usage::log_invocation`]).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextMut,
+    BeforeTransmitInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::config_bag::{Storable, StoreReplace};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One operation's counts.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct OperationUsage {
+    /// Attempts sent, retries included.
+    pub requests: u64,
+    /// Requests as priced (SQS: one per 64 KiB chunk of the request).
+    pub billed_requests: u64,
+    /// Request body bytes.
+    pub bytes_sent: u64,
+    /// Response body bytes.
+    pub bytes_received: u64,
+    /// Capacity units DynamoDB reported.
+    pub capacity_reported: f64,
+    /// Base-table capacity units estimated from item sizes.
+    pub capacity_estimated: f64,
+    /// Index write units estimated from the index keys each write adds, moves or removes.
+    #[serde(default)]
+    pub index_units_estimated: f64,
+}
+
+impl OperationUsage {
+    fn add(&mut self, other: &Self) {
+        self.requests += other.requests;
+        self.billed_requests += other.billed_requests;
+        self.bytes_sent += other.bytes_sent;
+        self.bytes_received += other.bytes_received;
+        self.capacity_reported += other.capacity_reported;
+        self.capacity_estimated += other.capacity_estimated;
+        self.index_units_estimated += other.index_units_estimated;
+    }
+}
+
+/// Counts by `Service.Operation`, in name order.
+pub type UsageReport = BTreeMap<String, OperationUsage>;
+
+/// Adds `other` into `into`, operation by operation.
+pub fn merge(into: &mut UsageReport, other: &UsageReport) {
+    for (op, usage) in other {
+        into.entry(op.clone()).or_default().add(usage);
+    }
+}
+
+/// Items whose index keys a [`Usage`] remembers; past this it forgets them all and starts
+/// again (the estimate then counts the next write of a forgotten item as new).
+pub const REMEMBERED_ITEMS: usize = 10_000;
+
+/// The counts of one set of clients.
+#[derive(Debug, Default)]
+pub struct Usage {
+    operations: Mutex<UsageReport>,
+    /// The table's key attribute and its indexes' key attributes.
+    indexed: Option<(String, Vec<String>)>,
+    /// Each remembered item's index key values, in the order of `indexed`'s list.
+    seen: Mutex<std::collections::HashMap<String, Vec<Option<String>>>>,
+}
+
+impl Usage {
+    /// Counts that also estimate index writes on a table keyed by `key` whose global secondary
+    /// indexes are keyed by `index_keys`.
+    pub fn with_indexes(key: &str, index_keys: &[&str]) -> Self {
+        Self {
+            indexed: Some((
+                key.to_owned(),
+                index_keys.iter().map(|k| (*k).to_owned()).collect(),
+            )),
+            ..Self::default()
+        }
+    }
+
+    /// The item's key and index key values, if this is an indexed item.
+    fn index_keys(&self, item: &Value) -> Option<(String, Vec<Option<String>>)> {
+        let (key, index_keys) = self.indexed.as_ref()?;
+        let id = item.get(key)?.to_string();
+        let values = index_keys
+            .iter()
+            .map(|k| item.get(k).map(Value::to_string))
+            .collect();
+        Some((id, values))
+    }
+
+    /// Remembers the index keys of `item`, as read or written.
+    fn saw(&self, item: &Value) {
+        if let (Some((id, values)), Ok(mut seen)) = (self.index_keys(item), self.seen.lock()) {
+            if seen.len() >= REMEMBERED_ITEMS {
+                seen.clear();
+            }
+            seen.insert(id, values);
+        }
+    }
+
+    /// Index write units of writing `item` over what was last seen of it, which it replaces.
+    fn index_writes(&self, item: &Value) -> f64 {
+        let Some((id, new)) = self.index_keys(item) else {
+            return 0.0;
+        };
+        let Ok(mut seen) = self.seen.lock() else {
+            return 0.0;
+        };
+        let old = seen
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| vec![None; new.len()]);
+        let units = old
+            .iter()
+            .zip(&new)
+            .map(|(before, after)| match (before, after) {
+                (Some(b), Some(a)) if b == a => 0.0,
+                (Some(_), Some(_)) => 2.0,
+                (None, None) => 0.0,
+                _ => 1.0,
+            })
+            .sum();
+        if seen.len() >= REMEMBERED_ITEMS {
+            seen.clear();
+        }
+        seen.insert(id, new);
+        units
+    }
+
+    fn record(&self, operation: &str, usage: OperationUsage) {
+        if let Ok(mut ops) = self.operations.lock() {
+            match ops.get_mut(operation) {
+                Some(o) => o.add(&usage),
+                None => {
+                    ops.insert(operation.to_owned(), usage);
+                }
+            }
+        }
+    }
+
+    /// The counts so far.
+    pub fn snapshot(&self) -> UsageReport {
+        self.operations
+            .lock()
+            .map(|ops| ops.clone())
+            .unwrap_or_default()
+    }
+
+    /// The counts so far, leaving zero.
+    pub fn take(&self) -> UsageReport {
+        self.operations
+            .lock()
+            .map(|mut ops| std::mem::take(&mut *ops))
+            .unwrap_or_default()
+    }
+
+    /// Logs the counts since the last call (field `aws_usage`, one JSON object) and starts
+    /// again from zero; logs nothing if nothing was used. A Lambda calls it after each
+    /// invocation, so each log line is that invocation's use (and, in the first, the
+    /// initialization's).
+    pub fn log_invocation(&self) {
+        let used = self.take();
+        if !used.is_empty() {
+            let json = serde_json::to_string(&used).unwrap_or_default();
+            tracing::info!(aws_usage = %json, "AWS usage of this invocation");
+        }
+    }
+}
+
+/// DynamoDB operations that take `ReturnConsumedCapacity`.
+const CAPACITY_OPERATIONS: [&str; 10] = [
+    "GetItem",
+    "PutItem",
+    "UpdateItem",
+    "DeleteItem",
+    "Query",
+    "Scan",
+    "BatchGetItem",
+    "BatchWriteItem",
+    "TransactGetItems",
+    "TransactWriteItems",
+];
+
+/// SQS prices each 64 KiB chunk of a request's payload as one request.
+const SQS_CHUNK: u64 = 64 * 1024;
+
+/// Counts every attempt of the client it is added to into a [`Usage`].
+#[derive(Debug, Clone)]
+pub struct UsageInterceptor {
+    usage: Arc<Usage>,
+}
+
+impl UsageInterceptor {
+    /// Counts into `usage`.
+    pub fn new(usage: Arc<Usage>) -> Self {
+        Self { usage }
+    }
+}
+
+/// What the request side of an attempt knew, for the response side.
+#[derive(Debug, Clone)]
+struct Pending {
+    operation: String,
+    /// The request's counts, recorded when it is sent.
+    request: OperationUsage,
+    /// Read units per 4 KB for this request (0.5 eventually consistent, 1 strong, 2 in a
+    /// transaction).
+    read_factor: f64,
+}
+
+impl Storable for Pending {
+    type Storer = StoreReplace<Self>;
+}
+
+impl Intercept for UsageInterceptor {
+    fn name(&self) -> &'static str {
+        "UsageInterceptor"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some((service, name)) = cfg
+            .load::<Metadata>()
+            .map(|m| (m.service().to_owned(), m.name().to_owned()))
+        else {
+            return Ok(());
+        };
+        let request = context.request_mut();
+        let mut usage = OperationUsage {
+            requests: 1,
+            billed_requests: 1,
+            ..OperationUsage::default()
+        };
+        let mut read_factor = 0.5;
+        if service == "DynamoDB" && CAPACITY_OPERATIONS.contains(&name.as_str()) {
+            let rewritten = request.body().bytes().and_then(|bytes| {
+                let mut body: Value = serde_json::from_slice(bytes).ok()?;
+                let Value::Object(fields) = &mut body else {
+                    return None;
+                };
+                read_factor = dynamo_read_factor(&name, fields);
+                usage.capacity_estimated = dynamo_write_units(&name, fields);
+                if name == "PutItem"
+                    && let Some(item) = fields.get("Item")
+                {
+                    usage.index_units_estimated = self.usage.index_writes(item);
+                }
+                if fields.contains_key("ReturnConsumedCapacity") {
+                    return None;
+                }
+                fields.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
+                serde_json::to_vec(&body).ok()
+            });
+            if let Some(bytes) = rewritten {
+                let length = bytes.len();
+                *request.body_mut() = SdkBody::from(bytes);
+                request
+                    .headers_mut()
+                    .insert("content-length", length.to_string());
+            }
+        }
+        usage.bytes_sent = request
+            .body()
+            .content_length()
+            .or_else(|| {
+                request
+                    .headers()
+                    .get("content-length")
+                    .and_then(|l| l.parse().ok())
+            })
+            .unwrap_or(0);
+        if service == "SQS" {
+            usage.billed_requests = usage.bytes_sent.div_ceil(SQS_CHUNK).max(1);
+        }
+        cfg.interceptor_state().store_put(Pending {
+            operation: format!("{service}.{name}"),
+            request: usage,
+            read_factor,
+        });
+        Ok(())
+    }
+
+    fn read_before_transmit(
+        &self,
+        context: &BeforeTransmitInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        // A presigned URL is signed in its query and never sent from here: the client that
+        // uses it makes the request.
+        let presigned = context.request().uri().contains("X-Amz-Signature=");
+        if let Some(pending) = cfg.load::<Pending>().filter(|_| !presigned) {
+            self.usage.record(&pending.operation, pending.request);
+        }
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let Some(pending) = cfg.load::<Pending>().cloned() else {
+            return Ok(());
+        };
+        let response = context.response();
+        let body = response.body().bytes();
+        let mut usage = OperationUsage {
+            bytes_received: response
+                .headers()
+                .get("content-length")
+                .and_then(|l| l.parse().ok())
+                .or(body.map(|b| b.len() as u64))
+                .unwrap_or(0),
+            ..OperationUsage::default()
+        };
+        if pending.operation.starts_with("DynamoDB.")
+            && let Some(Value::Object(fields)) =
+                body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+        {
+            usage.capacity_reported = reported_capacity(fields.get("ConsumedCapacity"));
+            usage.capacity_estimated = dynamo_read_units(&fields) * pending.read_factor;
+            for item in items_read(&fields) {
+                self.usage.saw(item);
+            }
+        }
+        self.usage.record(&pending.operation, usage);
+        Ok(())
+    }
+}
+
+/// The units of a `ConsumedCapacity` (one object, or a list for batches and transactions).
+fn reported_capacity(consumed: Option<&Value>) -> f64 {
+    let units = |c: &Value| {
+        c.get("CapacityUnits")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0)
+    };
+    match consumed {
+        Some(Value::Array(list)) => list.iter().map(units).sum(),
+        Some(c) => units(c),
+        None => 0.0,
+    }
+}
+
+/// Read units per 4 KB for a request.
+fn dynamo_read_factor(operation: &str, fields: &serde_json::Map<String, Value>) -> f64 {
+    let consistent = |f: &serde_json::Map<String, Value>| {
+        f.get("ConsistentRead").and_then(Value::as_bool) == Some(true)
+    };
+    match operation {
+        "TransactGetItems" => 2.0,
+        "BatchGetItem" => {
+            let any_consistent = fields
+                .get("RequestItems")
+                .and_then(Value::as_object)
+                .is_some_and(|tables| tables.values().filter_map(Value::as_object).any(consistent));
+            if any_consistent { 1.0 } else { 0.5 }
+        }
+        _ if consistent(fields) => 1.0,
+        _ => 0.5,
+    }
+}
+
+/// Base-table write units a request costs, from the items it carries.
+fn dynamo_write_units(operation: &str, fields: &serde_json::Map<String, Value>) -> f64 {
+    let kb = |item: Option<&Value>| item.map_or(1, |i| item_size(i).div_ceil(1024).max(1)) as f64;
+    match operation {
+        "PutItem" => kb(fields.get("Item")),
+        "UpdateItem" | "DeleteItem" => 1.0,
+        "BatchWriteItem" => fields
+            .get("RequestItems")
+            .and_then(Value::as_object)
+            .map_or(0.0, |tables| {
+                tables
+                    .values()
+                    .filter_map(Value::as_array)
+                    .flatten()
+                    .map(|w| kb(w.pointer("/PutRequest/Item")))
+                    .sum()
+            }),
+        "TransactWriteItems" => fields
+            .get("TransactItems")
+            .and_then(Value::as_array)
+            .map_or(0.0, |items| {
+                items.iter().map(|w| 2.0 * kb(w.pointer("/Put/Item"))).sum()
+            }),
+        _ => 0.0,
+    }
+}
+
+/// Read units per strongly consistent read of the items a response carries, before the
+/// request's factor: `GetItem` and each `BatchGetItem` item round up per item to 4 KB; a
+/// `Query` or `Scan` rounds up its total.
+fn dynamo_read_units(fields: &serde_json::Map<String, Value>) -> f64 {
+    let units = |bytes: usize| bytes.div_ceil(4096).max(1) as f64;
+    if let Some(item) = fields.get("Item") {
+        return units(item_size(item));
+    }
+    if let Some(Value::Array(items)) = fields.get("Items") {
+        return units(items.iter().map(item_size).sum());
+    }
+    if let Some(Value::Object(tables)) = fields.get("Responses") {
+        return tables
+            .values()
+            .filter_map(Value::as_array)
+            .flatten()
+            .map(|item| units(item_size(item)))
+            .sum();
+    }
+    if let Some(Value::Array(items)) = fields.get("Responses") {
+        // TransactGetItems: a list of `{"Item": ...}`.
+        return items
+            .iter()
+            .filter_map(|r| r.get("Item"))
+            .map(|item| units(item_size(item)))
+            .sum();
+    }
+    0.0
+}
+
+/// The items a read's response carries (`GetItem`'s, and `BatchGetItem`'s).
+fn items_read(fields: &serde_json::Map<String, Value>) -> Vec<&Value> {
+    let mut items: Vec<&Value> = fields.get("Item").into_iter().collect();
+    if let Some(Value::Object(tables)) = fields.get("Responses") {
+        items.extend(tables.values().filter_map(Value::as_array).flatten());
+    }
+    items
+}
+
+/// An item's size as DynamoDB counts it, from its wire form (`{"name": {"S": "..."}}`):
+/// attribute names plus values, with the per-type overheads of the documented rules.
+pub fn item_size(item: &Value) -> usize {
+    item.as_object().map_or(0, |attributes| {
+        attributes
+            .iter()
+            .map(|(name, value)| name.len() + value_size(value))
+            .sum()
+    })
+}
+
+fn value_size(value: &Value) -> usize {
+    let Some((kind, v)) = value.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    let number = |n: &Value| {
+        let digits = n.as_str().map_or(0, |s| {
+            s.trim_start_matches(['-', '0'])
+                .chars()
+                .filter(char::is_ascii_digit)
+                .count()
+        });
+        digits.div_ceil(2) + 1
+    };
+    let binary = |b: &Value| b.as_str().map_or(0, |s| s.len() / 4 * 3);
+    let text = |s: &Value| s.as_str().map_or(0, str::len);
+    let each = |v: &Value, f: &dyn Fn(&Value) -> usize| {
+        v.as_array().map_or(0, |items| items.iter().map(f).sum())
+    };
+    match kind.as_str() {
+        "S" => text(v),
+        "N" => number(v),
+        "B" => binary(v),
+        "BOOL" | "NULL" => 1,
+        "SS" => each(v, &text),
+        "NS" => each(v, &number),
+        "BS" => each(v, &binary),
+        "L" => 3 + each(v, &|e| 1 + value_size(e)),
+        "M" => {
+            3 + v.as_object().map_or(0, |m| {
+                m.iter().map(|(k, e)| 1 + k.len() + value_size(e)).sum()
+            })
+        }
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn item_sizes_follow_the_documented_rules() {
+        // "id" (2) + 5 characters; "n" (1) + 3 significant digits -> 2 + 1; "b" (1) + 3 bytes.
+        let item = json!({"id": {"S": "abcde"}, "n": {"N": "-00123"}, "b": {"B": "AQID"}});
+        assert_eq!(item_size(&item), 2 + 5 + 1 + 3 + 1 + 3);
+        let nested = json!({"m": {"M": {"k": {"BOOL": true}}}, "l": {"L": [{"S": "xy"}]}});
+        assert_eq!(item_size(&nested), 1 + 3 + (1 + 1 + 1) + 1 + 3 + (1 + 2));
+    }
+
+    #[test]
+    fn writes_are_estimated_per_started_kilobyte() {
+        let put = |bytes: usize| {
+            json!({"Item": {"body": {"S": "x".repeat(bytes - 4)}}})
+                .as_object()
+                .cloned()
+                .unwrap()
+        };
+        assert_eq!(dynamo_write_units("PutItem", &put(1024)), 1.0);
+        assert_eq!(dynamo_write_units("PutItem", &put(1025)), 2.0);
+        assert_eq!(dynamo_write_units("UpdateItem", &put(5000)), 1.0);
+        let transaction =
+            json!({"TransactItems": [{"Put": {"Item": {"a": {"S": "b"}}}}, {"Update": {}}]});
+        assert_eq!(
+            dynamo_write_units("TransactWriteItems", transaction.as_object().unwrap()),
+            4.0
+        );
+    }
+
+    #[test]
+    fn reads_round_up_per_item_or_per_query() {
+        let big = json!({"body": {"S": "x".repeat(5000)}});
+        let small = json!({"id": {"S": "a"}});
+        let batch = json!({"Responses": {"t": [big.clone(), small.clone()]}});
+        assert_eq!(dynamo_read_units(batch.as_object().unwrap()), 3.0);
+        let query = json!({"Items": [small.clone(), small]});
+        assert_eq!(dynamo_read_units(query.as_object().unwrap()), 1.0);
+        let eventual = json!({"Key": {}});
+        assert_eq!(
+            dynamo_read_factor("GetItem", eventual.as_object().unwrap()),
+            0.5
+        );
+        let strong = json!({"Key": {}, "ConsistentRead": true});
+        assert_eq!(
+            dynamo_read_factor("GetItem", strong.as_object().unwrap()),
+            1.0
+        );
+    }
+
+    #[test]
+    fn index_writes_count_entries_added_moved_and_removed() {
+        let usage = Usage::with_indexes("id", &["list_all", "list_status", "notice_owed"]);
+        let item = |status: &str, owed: bool| {
+            let mut i = json!({"id": {"S": "t1"}, "list_all": {"S": "all#3"},
+                "list_status": {"S": status}, "body": {"S": "{}"}});
+            if owed {
+                i["notice_owed"] = json!({"S": "owed#3"});
+            }
+            i
+        };
+        // New: two entries added.
+        assert_eq!(usage.index_writes(&item("pending#3", false)), 2.0);
+        // Read back unchanged, then written with a new status: one entry moved.
+        usage.saw(&item("pending#3", false));
+        assert_eq!(usage.index_writes(&item("processing#3", false)), 2.0);
+        // The same keys again: nothing; a sparse key appearing: one.
+        assert_eq!(usage.index_writes(&item("processing#3", false)), 0.0);
+        assert_eq!(usage.index_writes(&item("processing#3", true)), 1.0);
+        // An item without the table's key (a counter, say) is not indexed here.
+        assert_eq!(usage.index_writes(&json!({"other": {"S": "x"}})), 0.0);
+        // Without index attributes known, nothing is estimated.
+        assert_eq!(
+            Usage::default().index_writes(&item("pending#3", false)),
+            0.0
+        );
+    }
+
+    #[test]
+    fn reported_capacity_sums_lists() {
+        assert_eq!(reported_capacity(Some(&json!({"CapacityUnits": 1.5}))), 1.5);
+        assert_eq!(
+            reported_capacity(Some(
+                &json!([{"CapacityUnits": 1.0}, {"CapacityUnits": 0.5}])
+            )),
+            1.5
+        );
+        assert_eq!(reported_capacity(None), 0.0);
+    }
+}
