@@ -20,6 +20,7 @@ pub use taogate_core::{audio, config, domain, scoring};
 pub mod api;
 pub mod aws;
 pub mod bittensor;
+pub mod budget;
 pub mod drain;
 pub mod embedded;
 pub mod faults;

@@ -58,6 +58,11 @@ pub struct MinerClientSettings {
     /// `MAX_ANSWER_MEMORY`: the most bytes of miner answers one process holds at once, across
     /// every query of every record (192 MiB); a query that would pass it waits for room.
     pub answer_memory: usize,
+    /// `MAX_INPUT_MEMORY`: the most bytes of task inputs one process holds at once to send to
+    /// miners, each counted as its bytes plus their base64 form, across every record (160
+    /// MiB); an attempt whose input would pass it waits for room, and one larger than the
+    /// whole budget waits to have it to itself.
+    pub input_memory: usize,
 }
 
 impl MinerClientSettings {
@@ -314,6 +319,7 @@ impl Settings {
                 dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
                 max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
                 answer_memory: r.parse("MAX_ANSWER_MEMORY", 192 * 1024 * 1024usize),
+                input_memory: r.parse("MAX_INPUT_MEMORY", 160 * 1024 * 1024usize),
             },
             selection: SelectionSettings {
                 policy: r.choice(

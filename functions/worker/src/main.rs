@@ -12,11 +12,35 @@ use taogate_shared::faults;
 use taogate_shared::secrets::{self, Fallback};
 use taogate_shared::worker::Worker;
 
+/// Room the worker needs beyond its answer and input budgets: the runtime, clients and buffers.
+const RUNTIME_MIB: usize = 96;
+
+/// Warns when the answer and input budgets, with the runtime, are more than the function's
+/// memory: a burst of large inputs or answers could then end the process.
+fn warn_if_budgets_pass_the_memory(settings: &Settings) {
+    let Some(mib) = std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .ok()
+        .and_then(|m| m.parse::<usize>().ok())
+    else {
+        return;
+    };
+    let client = &settings.miner_client;
+    let needed = (client.answer_memory + client.input_memory) / (1024 * 1024) + RUNTIME_MIB;
+    if needed > mib {
+        tracing::warn!(
+            memory_mb = mib,
+            needed_mib = needed,
+            "MAX_ANSWER_MEMORY + MAX_INPUT_MEMORY + {RUNTIME_MIB} MiB is more than the function's memory"
+        );
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     aws::init_tracing();
     let _faults = faults::arm();
     let mut settings = Settings::from_env()?;
+    warn_if_budgets_pass_the_memory(&settings);
     let resources = AwsResources::from_env()?;
     let clients = AwsClients::load(resources.s3_path_style).await;
     let hotkey = secrets::resolve(&mut settings, &clients, Fallback::Refuse).await?;

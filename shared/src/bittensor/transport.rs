@@ -1,7 +1,6 @@
 //! What both wire protocols share once a request is sent: reading a miner's answer within bounds,
 //! and classifying it the way the Python dendrite does, with messages an operator understands.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -33,32 +32,7 @@ pub(super) fn next_nonce() -> u64 {
 /// limit at once, waiting for room if need be (the sender is held back by TCP meanwhile), so
 /// that no two answers can each hold part of the budget while waiting for the rest. Once
 /// parsed it keeps only its output's share, and gives that back when the reply is dropped.
-#[derive(Debug, Clone)]
-pub struct AnswerMemory(Arc<tokio::sync::Semaphore>);
-
-impl AnswerMemory {
-    /// A budget of `bytes`.
-    pub fn new(bytes: usize) -> Self {
-        Self(Arc::new(tokio::sync::Semaphore::new(
-            (bytes / 1024).min(tokio::sync::Semaphore::MAX_PERMITS),
-        )))
-    }
-
-    /// No budget beyond each answer's own.
-    pub fn unbounded() -> Self {
-        Self::new(usize::MAX)
-    }
-
-    /// Bytes not held by any answer.
-    pub fn available(&self) -> usize {
-        self.0.available_permits().saturating_mul(1024)
-    }
-
-    async fn reserve(&self, bytes: usize) -> Option<tokio::sync::OwnedSemaphorePermit> {
-        let kib = u32::try_from(bytes.div_ceil(1024)).ok()?;
-        self.0.clone().acquire_many_owned(kib).await.ok()
-    }
-}
+pub type AnswerMemory = crate::budget::ByteBudget;
 
 /// What one answer may hold without a share of [`AnswerMemory`].
 pub const FREE_ANSWER_BYTES: usize = 256 * 1024;

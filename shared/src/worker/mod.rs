@@ -113,6 +113,7 @@ impl<T, B, D> Worker<T, B, D, ProtocolClient> {
             &settings.selection,
             Scorer::new(&settings.scoring),
             hotkey.ss58(),
+            crate::budget::ByteBudget::new(settings.miner_client.input_memory),
         );
         Ok(Self::new(ports, &settings.worker, policy))
     }

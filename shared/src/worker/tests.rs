@@ -135,7 +135,12 @@ fn worker_of<T, B, D, C, R, N>(
     settings: &Settings,
     ports: WorkerPorts<T, B, D, C, R, N>,
 ) -> Worker<T, B, D, C, R, N> {
-    let policy = AttemptPolicy::new(&settings.selection, Scorer::new(&settings.scoring), "own");
+    let policy = AttemptPolicy::new(
+        &settings.selection,
+        Scorer::new(&settings.scoring),
+        "own",
+        crate::budget::ByteBudget::new(settings.miner_client.input_memory),
+    );
     Worker::new(ports, &settings.worker, policy)
 }
 
@@ -998,4 +1003,105 @@ async fn a_slot_that_panics_outside_a_message_is_replaced() {
     }
     stop.send(true).unwrap();
     pool.await.unwrap();
+}
+
+/// Miners that answer `summary` after a pause, counting the queries in flight and the most
+/// ever in flight at once.
+#[derive(Clone, Default)]
+struct Paced {
+    summary: String,
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl MinerClient for Paced {
+    async fn query(&self, _: &Miner, _: &SynapseRequest, _: Duration) -> MinerReply {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        MinerReply {
+            outcome: Outcome::Success,
+            latency: Duration::from_millis(50),
+            body: Some(Arc::new(SynapseAnswer {
+                output_data: Some(base64::engine::general_purpose::STANDARD.encode(&self.summary)),
+                ..Default::default()
+            })),
+            error: None,
+            memory: None,
+        }
+    }
+}
+
+/// Three texts of 30,000 characters (each held as 70,000 bytes with its base64 form) handled at
+/// once by a worker whose `MAX_INPUT_MEMORY` is `budget`; returns the most attempts that were
+/// ever at the miners at once (one miner per attempt).
+async fn attempts_at_once(budget: &str) -> usize {
+    let settings = Settings::from_lookup(|k| {
+        [
+            ("MAX_MINERS_PER_REQUEST", "1"),
+            ("REQUIRED_ANSWERS", "1"),
+            ("HEDGE_MINERS", "0"),
+            ("ESCALATION_MINERS", "0"),
+            ("SELECTION_EXPLORATION", "0"),
+            ("MAX_INPUT_MEMORY", budget),
+        ]
+        .iter()
+        .find(|(n, _)| *n == k)
+        .map(|(_, v)| (*v).to_owned())
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    // Words that never repeat, so that the summary is not judged a loop.
+    let mut text = String::new();
+    for i in 0.. {
+        if text.len() >= 30_000 {
+            break;
+        }
+        text.push_str(&format!("topic{i} "));
+    }
+    text.truncate(30_000);
+    // A tenth of the text: within the accepted compression.
+    let client = Paced {
+        summary: text[..3_000].to_owned(),
+        ..Paced::default()
+    };
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(2)),
+        client: client.clone(),
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let worker = worker_of(&settings, ports);
+    let mut tasks = Vec::new();
+    for _ in 0..3 {
+        let task = summary_task(&text, None);
+        db.insert(&task).await.unwrap();
+        tasks.push(task);
+    }
+    let deliveries: Vec<Delivery> = tasks.iter().map(first_delivery).collect();
+    let handled = futures::future::join_all(deliveries.iter().map(|d| worker.handle(d))).await;
+    for (task, disposition) in tasks.iter().zip(handled) {
+        let stored = db.get(task.id).await.unwrap().unwrap();
+        assert_eq!(disposition, Disposition::Done, "{:?}", stored.candidates);
+        assert_eq!(
+            (stored.status, stored.attempts),
+            (TaskStatus::Completed, 1),
+            "{:?}",
+            stored.error_message
+        );
+    }
+    client.most.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn attempts_whose_inputs_pass_the_input_budget_wait_for_each_other() {
+    // 100 KiB holds one 70,000-byte input: the three attempts go to the miners one by one.
+    assert_eq!(attempts_at_once("102400").await, 1);
+    // 1 MiB holds all three: they go at once.
+    assert_eq!(attempts_at_once("1048576").await, 3);
 }

@@ -290,7 +290,7 @@ async fn worker_hostile(
         );
     }
     println!(
-        "worker: {records} records x {miners} miners ({}; MAX_ANSWER_MEMORY {}) in {:.2} s; peak RSS {:.1} MiB of the Lambda's 1024 MB",
+        "worker: {records} records x {miners} miners ({}; MAX_ANSWER_MEMORY {}) in {:.2} s; peak RSS {:.1} MiB of the Lambda's 512 MB",
         hostile.label,
         answer_memory.map_or("default 192 MiB".to_owned(), |b| format!("{} MiB", b >> 20)),
         elapsed.as_secs_f64(),

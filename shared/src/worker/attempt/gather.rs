@@ -181,6 +181,7 @@ mod tests {
             },
             own_hotkey: String::new(),
             selector: Arc::new(crate::worker::Selector::new(SelectionPolicy::Stake, 0.0)),
+            inputs: crate::budget::ByteBudget::unbounded(),
         }
     }
 

@@ -41,12 +41,19 @@ pub struct AttemptPolicy {
     pub own_hotkey: String,
     /// Which miners to ask.
     pub selector: Arc<super::Selector>,
+    /// The process's budget for the inputs attempts hold (`MAX_INPUT_MEMORY`).
+    pub inputs: crate::budget::ByteBudget,
 }
 
 impl AttemptPolicy {
     /// The policy `selection` configures, weighing answers with `scorer`, never asking
-    /// `own_hotkey`.
-    pub fn new(selection: &SelectionSettings, scorer: Scorer, own_hotkey: &str) -> Self {
+    /// `own_hotkey`, holding inputs within `inputs`.
+    pub fn new(
+        selection: &SelectionSettings,
+        scorer: Scorer,
+        own_hotkey: &str,
+        inputs: crate::budget::ByteBudget,
+    ) -> Self {
         Self {
             miners_per_request: selection.miners_per_request,
             required_answers: selection.required_answers.min(selection.miners_per_request),
@@ -57,6 +64,7 @@ impl AttemptPolicy {
             scorer,
             own_hotkey: own_hotkey.to_owned(),
             selector: Arc::new(super::Selector::from_settings(selection)),
+            inputs,
         }
     }
 
@@ -110,6 +118,9 @@ where
         });
     }
     crate::faults::stall("attempt.stall").await;
+    // The input and its base64 form are held until the attempt ends; past the process's
+    // budget, the attempt waits here (within its lease) for others to end.
+    let _input_share = policy.inputs.reserve_up_to(input_bytes(task)).await;
     let budget = AnswerBudget::for_task(task);
     let (request, input) = request::build(task, &budget, &ports.blobs).await?;
     let reference = policy.uses_reference().then_some(&ports.reference);
@@ -174,6 +185,17 @@ where
         next += more;
         escalated += more;
     }
+}
+
+/// What an attempt holds of `task`'s input: the bytes and their base64 form.
+fn input_bytes(task: &Task) -> usize {
+    let raw = match &task.input {
+        crate::domain::TaskInput::Text { text } => text.len(),
+        crate::domain::TaskInput::Audio { size_bytes, .. } => {
+            usize::try_from(*size_bytes).unwrap_or(usize::MAX)
+        }
+    };
+    raw.saturating_add(raw.div_ceil(3).saturating_mul(4))
 }
 
 /// Less of the deadline left than this, an attempt decides with the answers it has.
