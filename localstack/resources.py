@@ -1,6 +1,6 @@
 """Creates taogate's AWS resources on local emulators, as template.yaml defines them.
 
-The task table (with its four indexes and TTL), the private encrypted blob bucket with its
+The task table (with its five indexes and TTL), the private encrypted blob bucket with its
 lifecycle rule, and one queue per priority class with its dead-letter queue and redrive policy.
 Idempotent: existing resources are left as they are. Prints the environment to export.
 
@@ -38,7 +38,7 @@ def client(service):
 
 def table(name):
     ddb = client("dynamodb")
-    indexes = [("by_created", "list_all"), ("by_owner", "list_owner"), ("by_status", "list_status"), ("by_kind", "list_kind"), ("by_status_kind", "list_status_kind"), ("by_notice", "notice_owed")]
+    indexes = [("by_created", "list_all"), ("by_owner", "list_owner"), ("by_kind", "list_kind"), ("by_status_kind", "list_status_kind"), ("by_notice", "notice_owed")]
     try:
         ddb.create_table(
             TableName=name,

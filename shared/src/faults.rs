@@ -93,6 +93,10 @@ mod armed {
     pub struct Faulty<T>(pub T);
 
     impl<T: TaskLease> TaskLease for Faulty<T> {
+        async fn input_size(&self, id: TaskId) -> Result<Option<u64>, StoreError> {
+            self.0.input_size(id).await
+        }
+
         async fn claim(
             &self,
             id: TaskId,

@@ -547,11 +547,17 @@ fn invalid_configuration_is_refused_at_start_with_every_problem() {
         .env("ACCURACY_WEIGHT", "0.5")
         .env("MAX_CONCURRENT_TASKS", "0")
         .env("TASK_TIMEOUT", "soon")
+        .env("MAX_INPUT_MEMORY", "0")
         .output()
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    for needle in ["sum to 1", "MAX_CONCURRENT_TASKS", "TASK_TIMEOUT"] {
+    for needle in [
+        "sum to 1",
+        "MAX_CONCURRENT_TASKS",
+        "TASK_TIMEOUT",
+        "MAX_INPUT_MEMORY",
+    ] {
         assert!(stderr.contains(needle), "{needle} missing from:\n{stderr}");
     }
 }

@@ -351,3 +351,58 @@ fn each_function_is_granted_exactly_the_calls_of_its_ports() {
         assert_eq!(has, needed, "{function}: granted vs. needed by its ports");
     }
 }
+
+/// The text between `open` and the next `close` after each `open` in `text`, in order.
+fn between<'a>(text: &'a str, open: &str, close: &str) -> Vec<&'a str> {
+    text.split(open)
+        .skip(1)
+        .filter_map(|rest| rest.split(close).next())
+        .collect()
+}
+
+#[test]
+fn the_task_table_has_the_same_indexes_in_the_template_the_provisioner_and_the_local_emulators() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let expected: Vec<(String, String)> = taogate_shared::aws::INDEXES
+        .iter()
+        .map(|(i, k)| ((*i).to_owned(), (*k).to_owned()))
+        .collect();
+    let template = std::fs::read_to_string(format!("{root}/template.yaml")).unwrap();
+    let names = between(&template, "- IndexName: ", "\n");
+    let hashes = between(
+        &template,
+        "KeySchema: [{AttributeName: ",
+        ", KeyType: HASH}",
+    )
+    .into_iter()
+    .filter(|k| *k != "id");
+    let in_template: Vec<(String, String)> = names
+        .into_iter()
+        .zip(hashes)
+        .map(|(i, k)| (i.trim().to_owned(), k.to_owned()))
+        .collect();
+    assert_eq!(in_template, expected, "template.yaml");
+    let local = std::fs::read_to_string(format!("{root}/localstack/resources.py")).unwrap();
+    let line = local
+        .lines()
+        .find(|l| l.trim_start().starts_with("indexes = ["))
+        .unwrap();
+    let in_local: Vec<(String, String)> = between(line, "(\"", "\")")
+        .into_iter()
+        .filter_map(|pair| pair.split_once("\", \""))
+        .map(|(i, k)| (i.to_owned(), k.to_owned()))
+        .collect();
+    assert_eq!(in_local, expected, "localstack/resources.py");
+    // The table defines exactly its key and the indexes' hash keys.
+    let defined: BTreeSet<&str> = between(&template, "- {AttributeName: ", ", AttributeType: S}")
+        .into_iter()
+        // The key schema's `- {AttributeName: id, KeyType: HASH}` opens the same way.
+        .filter(|a| !a.contains([',', '\n']))
+        .collect();
+    let mut keys: BTreeSet<&str> = taogate_shared::aws::INDEXES
+        .iter()
+        .map(|(_, k)| *k)
+        .collect();
+    keys.insert("id");
+    assert_eq!(defined, keys);
+}

@@ -523,6 +523,12 @@ impl Settings {
         if client.max_response_bytes < 1024 {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
         }
+        if client.input_memory < 1024 * 1024 {
+            p.push(format!(
+                "MAX_INPUT_MEMORY ({}) must be at least 1048576 (1 MiB)",
+                client.input_memory
+            ));
+        }
         p
     }
 }

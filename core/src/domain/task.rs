@@ -87,6 +87,16 @@ pub enum TaskInput {
     },
 }
 
+impl TaskInput {
+    /// Its size in bytes: the audio file's, or the text's in UTF-8.
+    pub fn size(&self) -> u64 {
+        match self {
+            Self::Audio { size_bytes, .. } => *size_bytes,
+            Self::Text { text } => text.len() as u64,
+        }
+    }
+}
+
 /// The chosen answer's payload.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

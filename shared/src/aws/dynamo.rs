@@ -526,6 +526,10 @@ impl TaskCreate for DynamoTasks {
 }
 
 impl TaskLease for DynamoTasks {
+    async fn input_size(&self, id: TaskId) -> Result<Option<u64>, StoreError> {
+        Ok(self.load(id).await?.map(|t| t.input.size()))
+    }
+
     async fn claim(
         &self,
         id: TaskId,

@@ -11,7 +11,7 @@
 //!   as one request; every other service, one per request;
 //! - `bytes_sent`, `bytes_received`: request and response bodies;
 //! - `capacity_reported`: the capacity units DynamoDB reports. The interceptor asks for them on
-//!   every request that can return them (`"ReturnConsumedCapacity": "TOTAL"`, added to the
+//!   every request that can return them (`"ReturnConsumedCapacity": "TOTAL"`, spliced into the
 //!   request unless the call site set it), so on AWS this is the billed figure, indexes included;
 //! - `capacity_estimated`: the base table's units, computed from the item sizes the request and
 //!   response carry: a write is 1 unit per KB written, a read 1 unit per 4 KB read (half that
@@ -28,8 +28,10 @@
 //!   before every conditional write of it, so the previous keys are known; a write of an item
 //!   not seen before counts as a new one.
 //!
-//! Bodies are only measured and, for DynamoDB, scanned for sizes and capacity: nothing read here
-//! is logged, so item contents (and Secrets Manager's answers, never parsed) stay out of logs.
+//! Bodies are only measured and, for DynamoDB, scanned for sizes and capacity (bodies past
+//! `PARSED_BYTES` for capacity only, their reads estimated from their length): nothing read
+//! here is logged, so item contents (and Secrets Manager's answers, never parsed) stay out of
+//! logs.
 //!
 //! The counts live in a [`Usage`] shared by the clients of one [`AwsClients`](super::AwsClients),
 //! not in a static: two sets of clients in one process (tests) count apart. The Lambdas log and
@@ -223,6 +225,38 @@ const CAPACITY_OPERATIONS: [&str; 10] = [
     "TransactWriteItems",
 ];
 
+/// Bodies larger than this are measured, not parsed for the estimates (a `BatchGetItem` answer
+/// may be 16 MB): a read is then estimated from its bytes.
+const PARSED_BYTES: usize = 1024 * 1024;
+
+/// `body` (a JSON object) with `"ReturnConsumedCapacity": "TOTAL"` added before its closing
+/// brace, or `None` if it asks already or is not an object. Spliced, not re-serialized.
+fn with_capacity_asked(body: &[u8]) -> Option<Vec<u8>> {
+    let asked = b"\"ReturnConsumedCapacity\"";
+    if body.windows(asked.len()).any(|w| w == asked) {
+        return None;
+    }
+    let end = body.iter().rposition(|b| !b.is_ascii_whitespace())?;
+    if body[end] != b'}' || body.first() != Some(&b'{') {
+        return None;
+    }
+    let empty = body[1..end].iter().all(u8::is_ascii_whitespace);
+    let mut out = Vec::with_capacity(body.len() + 40);
+    out.extend_from_slice(&body[..end]);
+    if !empty {
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"ReturnConsumedCapacity\":\"TOTAL\"}");
+    Some(out)
+}
+
+/// The one field of a DynamoDB answer read whatever its size.
+#[derive(Deserialize)]
+struct Consumed {
+    #[serde(rename = "ConsumedCapacity")]
+    consumed: Option<Value>,
+}
+
 /// SQS prices each 64 KiB chunk of a request's payload as one request.
 const SQS_CHUNK: u64 = 64 * 1024;
 
@@ -279,25 +313,19 @@ impl Intercept for UsageInterceptor {
         };
         let mut read_factor = 0.5;
         if service == "DynamoDB" && CAPACITY_OPERATIONS.contains(&name.as_str()) {
-            let rewritten = request.body().bytes().and_then(|bytes| {
-                let mut body: Value = serde_json::from_slice(bytes).ok()?;
-                let Value::Object(fields) = &mut body else {
-                    return None;
-                };
-                read_factor = dynamo_read_factor(&name, fields);
-                usage.capacity_estimated = dynamo_write_units(&name, fields);
+            let body = request.body().bytes().unwrap_or_default();
+            if body.len() <= PARSED_BYTES
+                && let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body)
+            {
+                read_factor = dynamo_read_factor(&name, &fields);
+                usage.capacity_estimated = dynamo_write_units(&name, &fields);
                 if name == "PutItem"
                     && let Some(item) = fields.get("Item")
                 {
                     usage.index_units_estimated = self.usage.index_writes(item);
                 }
-                if fields.contains_key("ReturnConsumedCapacity") {
-                    return None;
-                }
-                fields.insert("ReturnConsumedCapacity".into(), "TOTAL".into());
-                serde_json::to_vec(&body).ok()
-            });
-            if let Some(bytes) = rewritten {
+            }
+            if let Some(bytes) = with_capacity_asked(body) {
                 let length = bytes.len();
                 *request.body_mut() = SdkBody::from(bytes);
                 request
@@ -362,13 +390,17 @@ impl Intercept for UsageInterceptor {
             ..OperationUsage::default()
         };
         if pending.operation.starts_with("DynamoDB.")
-            && let Some(Value::Object(fields)) =
-                body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+            && let Some(body) = body
         {
-            usage.capacity_reported = reported_capacity(fields.get("ConsumedCapacity"));
-            usage.capacity_estimated = dynamo_read_units(&fields) * pending.read_factor;
-            for item in items_read(&fields) {
-                self.usage.saw(item);
+            usage.capacity_reported = serde_json::from_slice::<Consumed>(body)
+                .map_or(0.0, |c| reported_capacity(c.consumed.as_ref()));
+            if body.len() > PARSED_BYTES {
+                usage.capacity_estimated = body.len().div_ceil(4096) as f64 * pending.read_factor;
+            } else if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
+                usage.capacity_estimated = dynamo_read_units(&fields) * pending.read_factor;
+                for item in items_read(&fields) {
+                    self.usage.saw(item);
+                }
             }
         }
         self.usage.record(&pending.operation, usage);
@@ -601,6 +633,18 @@ mod tests {
             Usage::default().index_writes(&item("pending#3", false)),
             0.0
         );
+    }
+
+    #[test]
+    fn capacity_is_asked_by_splicing_the_body() {
+        let asked = with_capacity_asked(br#"{"TableName":"t","Key":{"id":{"S":"a"}}} "#).unwrap();
+        let v: Value = serde_json::from_slice(&asked).unwrap();
+        assert_eq!(v["ReturnConsumedCapacity"], "TOTAL");
+        assert_eq!(v["Key"]["id"]["S"], "a");
+        let empty: Value = serde_json::from_slice(&with_capacity_asked(b"{ }").unwrap()).unwrap();
+        assert_eq!(empty, json!({"ReturnConsumedCapacity": "TOTAL"}));
+        assert!(with_capacity_asked(br#"{"ReturnConsumedCapacity":"NONE"}"#).is_none());
+        assert!(with_capacity_asked(b"[1]").is_none());
     }
 
     #[test]

@@ -158,6 +158,10 @@ impl TaskCreate for Database {
 }
 
 impl TaskLease for Database {
+    async fn input_size(&self, id: TaskId) -> Result<Option<u64>, StoreError> {
+        Ok(self.get(id).await?.map(|t| t.input.size()))
+    }
+
     async fn claim(
         &self,
         id: TaskId,

@@ -82,7 +82,8 @@ pub const AWS_ACTIONS: &[(&str, &[&str])] = &[
             "dynamodb:UpdateItem",
         ],
     ),
-    // The status and owed-callback indexes, the items, a conditional put that changes no count.
+    // The status-and-service and owed-callback indexes, the items, a conditional put that
+    // changes no count.
     (
         "TaskSweep",
         &[

@@ -77,6 +77,13 @@ pub trait TaskCreate: Send + Sync + 'static {
 /// Moves tasks through their attempts with conditional transitions only (the worker's
 /// conditional `dynamodb:PutItem`/`UpdateItem`).
 pub trait TaskLease: Send + Sync + 'static {
+    /// The size of task `id`'s input (its text, or its audio file), read before a claim to
+    /// plan the attempt; `None` if there is no such task.
+    fn input_size(
+        &self,
+        id: TaskId,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+
     /// Starts an attempt if the task is claimable (see [`Task::claimable`]): sets `processing`,
     /// increments `attempts`, sets the lease. Atomic.
     fn claim(

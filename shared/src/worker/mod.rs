@@ -172,6 +172,22 @@ where
         }
         // An attempt is started only if it can end, result stored, before the invocation does.
         let cutoff = deadline.map(|d| d - DEADLINE_MARGIN);
+        // The input's share of the process's budget (`MAX_INPUT_MEMORY`) is taken before the
+        // claim, so that waiting for room uses neither the lease nor an attempt; it is held
+        // until the attempt ends. A missing task takes none (the claim reports it).
+        let _input_share = match self.ports.tasks.input_size(delivery.task_id).await? {
+            Some(size) => {
+                let share = self.policy.inputs.reserve_up_to(attempt::input_share(size));
+                match cutoff.map(|c| c.checked_sub(self.lease)) {
+                    None => share.await,
+                    Some(Some(latest)) => tokio::time::timeout_at(latest, share)
+                        .await
+                        .unwrap_or_default(),
+                    Some(None) => None,
+                }
+            }
+            None => None,
+        };
         if cutoff.is_some_and(|c| c.saturating_duration_since(Instant::now()) < self.lease) {
             info!("too little of the invocation is left for an attempt; handed back unclaimed");
             return Ok(Disposition::Retry(Duration::ZERO));

@@ -575,6 +575,10 @@ impl Rigged {
 }
 
 impl TaskLease for Rigged {
+    async fn input_size(&self, id: crate::domain::TaskId) -> Result<Option<u64>, StoreError> {
+        self.db().input_size(id).await
+    }
+
     async fn claim(
         &self,
         id: crate::domain::TaskId,
@@ -1019,11 +1023,12 @@ impl MinerClient for Paced {
         use std::sync::atomic::Ordering::SeqCst;
         let now = self.in_flight.fetch_add(1, SeqCst) + 1;
         self.most.fetch_max(now, SeqCst);
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Long enough for attempts started together to overlap whatever the machine's load.
+        tokio::time::sleep(Duration::from_millis(200)).await;
         self.in_flight.fetch_sub(1, SeqCst);
         MinerReply {
             outcome: Outcome::Success,
-            latency: Duration::from_millis(50),
+            latency: Duration::from_millis(200),
             body: Some(Arc::new(SynapseAnswer {
                 output_data: Some(base64::engine::general_purpose::STANDARD.encode(&self.summary)),
                 ..Default::default()
@@ -1104,4 +1109,54 @@ async fn attempts_whose_inputs_pass_the_input_budget_wait_for_each_other() {
     assert_eq!(attempts_at_once("102400").await, 1);
     // 1 MiB holds all three: they go at once.
     assert_eq!(attempts_at_once("1048576").await, 3);
+}
+
+#[tokio::test]
+async fn a_task_whose_input_finds_no_room_before_the_invocation_ends_is_handed_back_unclaimed() {
+    let settings = Settings::from_lookup(|k| match k {
+        "TASK_TIMEOUT" => Some("0.2".to_owned()),
+        "MAX_INPUT_MEMORY" => Some("102400".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let lease = settings.worker.lease();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let ports = WorkerPorts {
+        tasks: db.clone(),
+        blobs,
+        directory: LiveDirectory::new(snapshot(2)),
+        client: Scripted {
+            answers: vec![TRUTH, TRUTH],
+        },
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let worker = worker_of(&settings, ports);
+    // Other records hold the whole budget for as long as this invocation lasts.
+    let held = worker.policy.inputs.reserve(100 * 1024).await.unwrap();
+    let task = summary_task("The council approved the bridge budget on Monday.", None);
+    db.insert(&task).await.unwrap();
+
+    let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(300);
+    assert_eq!(
+        worker.handle_before(&first_delivery(&task), deadline).await,
+        Disposition::Retry(Duration::ZERO)
+    );
+    assert!(
+        Instant::now() <= deadline,
+        "answered before the invocation ended"
+    );
+    let untouched = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        (untouched.status, untouched.attempts),
+        (TaskStatus::Pending, 0),
+        "waiting for room used no attempt and no lease"
+    );
+    // With room, the same delivery goes through.
+    drop(held);
+    assert_eq!(
+        worker.handle(&first_delivery(&task)).await,
+        Disposition::Done
+    );
 }

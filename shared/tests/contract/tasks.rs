@@ -245,17 +245,23 @@ async fn paging_across_many_tasks<T: TaskReader + TaskCreate, Q, B>(b: Backend<T
     let store = b.tasks;
     let mut ids = Vec::new();
     for i in 0..40 {
-        let kind = if i % 3 == 0 {
-            ServiceKind::Transcription
-        } else {
-            ServiceKind::Tts
+        let kind = match i % 3 {
+            0 => ServiceKind::Transcription,
+            1 => ServiceKind::Summarization,
+            _ => ServiceKind::Tts,
         };
         let t = task(kind, 1_000 + i);
         store.insert(&t).await.unwrap();
         ids.push((t.id, kind));
     }
     ids.reverse();
-    for (kind, page_size) in [(None, 7), (Some(ServiceKind::Transcription), 4)] {
+    // Every task is pending: a list by status alone merges the services' index entries.
+    for (kind, status, page_size) in [
+        (None, None, 7),
+        (Some(ServiceKind::Transcription), None, 4),
+        (None, Some(TaskStatus::Pending), 6),
+        (Some(ServiceKind::Tts), Some(TaskStatus::Pending), 5),
+    ] {
         let expected: Vec<_> = ids
             .iter()
             .filter(|(_, k)| kind.is_none_or(|want| *k == want))
@@ -266,6 +272,7 @@ async fn paging_across_many_tasks<T: TaskReader + TaskCreate, Q, B>(b: Backend<T
             let page = store
                 .list(TaskQuery {
                     kind,
+                    status,
                     limit: page_size,
                     after,
                     ..TaskQuery::default()
@@ -279,7 +286,7 @@ async fn paging_across_many_tasks<T: TaskReader + TaskCreate, Q, B>(b: Backend<T
                 None => break,
             }
         }
-        assert_eq!(seen, expected, "{kind:?}");
+        assert_eq!(seen, expected, "{kind:?} {status:?}");
     }
 }
 
@@ -289,7 +296,9 @@ async fn sweeping<T: TaskCreate + TaskLease + TaskSweep, Q, B>(b: Backend<T, Q, 
     let now = taogate_shared::domain::now_millis();
     let bound = Duration::from_secs(60);
     let made_at = |at: i64| {
-        let mut t = task(ServiceKind::Tts, at);
+        // The services take turns: the sweeper reads each one's index entries.
+        let kind = ServiceKind::ALL[(at % 3) as usize];
+        let mut t = task(kind, at);
         t.id = taogate_shared::domain::TaskId::first_at(at);
         t
     };

@@ -41,7 +41,8 @@ pub struct AttemptPolicy {
     pub own_hotkey: String,
     /// Which miners to ask.
     pub selector: Arc<super::Selector>,
-    /// The process's budget for the inputs attempts hold (`MAX_INPUT_MEMORY`).
+    /// The process's budget for the inputs attempts hold (`MAX_INPUT_MEMORY`), taken by the
+    /// worker before it claims a task.
     pub inputs: crate::budget::ByteBudget,
 }
 
@@ -118,9 +119,6 @@ where
         });
     }
     crate::faults::stall("attempt.stall").await;
-    // The input and its base64 form are held until the attempt ends; past the process's
-    // budget, the attempt waits here (within its lease) for others to end.
-    let _input_share = policy.inputs.reserve_up_to(input_bytes(task)).await;
     let budget = AnswerBudget::for_task(task);
     let (request, input) = request::build(task, &budget, &ports.blobs).await?;
     let reference = policy.uses_reference().then_some(&ports.reference);
@@ -187,14 +185,9 @@ where
     }
 }
 
-/// What an attempt holds of `task`'s input: the bytes and their base64 form.
-fn input_bytes(task: &Task) -> usize {
-    let raw = match &task.input {
-        crate::domain::TaskInput::Text { text } => text.len(),
-        crate::domain::TaskInput::Audio { size_bytes, .. } => {
-            usize::try_from(*size_bytes).unwrap_or(usize::MAX)
-        }
-    };
+/// What an attempt holds of an input of `size` bytes: the bytes and their base64 form.
+pub(super) fn input_share(size: u64) -> usize {
+    let raw = usize::try_from(size).unwrap_or(usize::MAX);
     raw.saturating_add(raw.div_ceil(3).saturating_mul(4))
 }
 
