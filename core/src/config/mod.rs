@@ -523,9 +523,9 @@ impl Settings {
         if client.max_response_bytes < 1024 {
             p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
         }
-        if client.input_memory < 1024 * 1024 {
+        if client.input_memory < 64 * 1024 {
             p.push(format!(
-                "MAX_INPUT_MEMORY ({}) must be at least 1048576 (1 MiB)",
+                "MAX_INPUT_MEMORY ({}) must be at least 65536 (64 KiB)",
                 client.input_memory
             ));
         }
