@@ -135,8 +135,8 @@ impl AwsClients {
             .load()
             .await;
         let keys: Vec<&str> = INDEXES.iter().map(|(_, key)| *key).collect();
-        let usage = std::sync::Arc::new(Usage::with_indexes("id", &keys));
-        let counted = || usage::UsageInterceptor::new(usage.clone());
+        let counts = std::sync::Arc::new(Usage::with_indexes("id", &keys));
+        let counted = || usage::UsageInterceptor::new(counts.clone());
         let s3_config = aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(s3_path_style)
             .interceptor(counted())
@@ -155,7 +155,7 @@ impl AwsClients {
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
             s3: aws_sdk_s3::Client::from_conf(s3_config),
             secrets: aws_sdk_secretsmanager::Client::from_conf(secrets_config),
-            usage,
+            usage: counts,
         }
     }
 }
