@@ -6,8 +6,9 @@
 //!
 //! 1. **Latency.** Submissions at a fixed rate (open loop), each with a callback to the
 //!    receiver. Measured per task: from sending the submission to receiving its callback (what
-//!    a client sees), and from the attempt's last needed answer to its stored result
-//!    (`timings::SETTLE`, recorded by the worker).
+//!    a client sees), and three of its parts: the submission's answer, the attempt's queries
+//!    until the last needed answer (`timings::GATHER`) and from that answer to the stored
+//!    result (`timings::SETTLE`), the last two recorded by the worker.
 //! 2. **Throughput.** A backlog submitted as fast as accepted; measured: tasks completed per
 //!    second, and per CPU-second of the whole process (server, simulated miners and this load
 //!    generator together, read from `/proc/self/stat`).
@@ -26,6 +27,9 @@ use taogate_shared::timings::{self, quantile};
 /// Callback arrivals by task id.
 type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
+/// A submission answered: its task id, when it was sent and how long its answer took.
+type Sent = (String, Instant, Duration);
+
 /// What one phase measured.
 #[derive(Debug, Clone, Default)]
 pub struct Phase {
@@ -37,6 +41,10 @@ pub struct Phase {
     pub elapsed: Duration,
     /// Submission sent → callback received, sorted.
     pub round_trip: Vec<Duration>,
+    /// Submission sent → its answer received, sorted.
+    pub accepted: Vec<Duration>,
+    /// First query → last needed answer, sorted.
+    pub gather: Vec<Duration>,
     /// Last needed answer → result stored, sorted.
     pub settle: Vec<Duration>,
     /// CPU time the process used over the phase.
@@ -73,6 +81,12 @@ impl std::fmt::Display for Phase {
             "  {}",
             Self::line("submit -> callback", &self.round_trip)
         )?;
+        writeln!(f, "  {}", Self::line("submit -> accepted", &self.accepted))?;
+        writeln!(
+            f,
+            "  {}",
+            Self::line("first query -> last answer", &self.gather)
+        )?;
         write!(
             f,
             "  {}",
@@ -104,7 +118,7 @@ pub async fn run(
         .build()?;
 
     // Phase 1: open loop at `rate`.
-    timings::SETTLE.start();
+    start_timings();
     let cpu = cpu_time()?;
     let started = Instant::now();
     let step = Duration::from_secs_f64(1.0 / rate);
@@ -119,7 +133,7 @@ pub async fn run(
     let latency = wait(&arrivals, sent, started, cpu).await?;
 
     // Phase 2: a backlog, sent over 32 connections as fast as accepted.
-    timings::SETTLE.start();
+    start_timings();
     let cpu = cpu_time()?;
     let started = Instant::now();
     let mut senders = Vec::new();
@@ -164,12 +178,13 @@ fn body(service: &str, callback: &str) -> anyhow::Result<bytes::Bytes> {
     Ok(serde_json::to_vec(&value)?.into())
 }
 
-/// Sends one submission; its task id and when it was sent.
-async fn submit(
-    http: &reqwest::Client,
-    url: &str,
-    body: bytes::Bytes,
-) -> anyhow::Result<(String, Instant)> {
+fn start_timings() {
+    timings::SETTLE.start();
+    timings::GATHER.start();
+}
+
+/// Sends one submission; its task id, when it was sent and how long its answer took.
+async fn submit(http: &reqwest::Client, url: &str, body: bytes::Bytes) -> anyhow::Result<Sent> {
     let sent = Instant::now();
     let response = http
         .post(url)
@@ -183,15 +198,14 @@ async fn submit(
         response.status()
     );
     let accepted: Value = response.json().await?;
+    let took = sent.elapsed();
     let id = accepted["task_id"]
         .as_str()
         .ok_or_else(|| anyhow::anyhow!("no task_id in {accepted}"))?;
-    Ok((id.to_owned(), sent))
+    Ok((id.to_owned(), sent, took))
 }
 
-async fn gather(
-    sends: Vec<tokio::task::JoinHandle<anyhow::Result<(String, Instant)>>>,
-) -> Vec<(String, Instant)> {
+async fn gather(sends: Vec<tokio::task::JoinHandle<anyhow::Result<Sent>>>) -> Vec<Sent> {
     let mut out = Vec::with_capacity(sends.len());
     for s in sends {
         match s.await {
@@ -206,14 +220,14 @@ async fn gather(
 /// Waits (at most 60 s after the last submission) for every sent task's callback.
 async fn wait(
     arrivals: &Arrivals,
-    sent: Vec<(String, Instant)>,
+    sent: Vec<Sent>,
     started: Instant,
     cpu_before: Duration,
 ) -> anyhow::Result<Phase> {
     let limit = Instant::now() + Duration::from_secs(60);
     let count = |arrivals: &Arrivals| {
         arrivals.lock().map_or(0, |a| {
-            sent.iter().filter(|(id, _)| a.contains_key(id)).count()
+            sent.iter().filter(|(id, ..)| a.contains_key(id)).count()
         })
     };
     while count(arrivals) < sent.len() && Instant::now() < limit {
@@ -225,7 +239,9 @@ async fn wait(
         .map_err(|_| anyhow::anyhow!("the callback receiver failed"))?;
     let mut round_trip = Vec::with_capacity(sent.len());
     let mut last = started;
-    for (id, at) in &sent {
+    let mut accepted: Vec<Duration> = sent.iter().map(|s| s.2).collect();
+    accepted.sort_unstable();
+    for (id, at, _) in &sent {
         if let Some(&done) = arrived.get(id) {
             round_trip.push(done.saturating_duration_since(*at));
             last = last.max(done);
@@ -237,6 +253,8 @@ async fn wait(
         completed: round_trip.len(),
         elapsed: last.saturating_duration_since(started),
         round_trip,
+        accepted,
+        gather: timings::GATHER.take(),
         settle: timings::SETTLE.take(),
         cpu,
     })

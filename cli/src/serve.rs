@@ -314,7 +314,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
             let public_url = options
                 .public_url
                 .unwrap_or_else(|| format!("http://{addr}"));
-            let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url)?;
+            let blobs = BlobDir::new(&options.data_dir.join("blobs"), &public_url, &db)?;
             let directory = live;
             let worker = Arc::new(build_worker(
                 &settings,

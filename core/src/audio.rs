@@ -238,14 +238,11 @@ pub fn analyze_within(
     filename: Option<&str>,
     max_seconds: f64,
 ) -> Result<Signal, NotAudio> {
-    use symphonia::core::audio::SampleBuffer;
-
     let mut opened = open(bytes, filename)?;
     let limit = (max_seconds * f64::from(opened.sample_rate)) as u64;
-    let (mut frames, mut samples, mut clipped) = (0u64, 0u64, 0u64);
-    let (mut sum, mut squares) = (0f64, 0f64);
+    let mut frames = 0u64;
+    let mut stats = SignalSums::default();
     let mut channels = 0u16;
-    let mut buffer: Option<SampleBuffer<f32>> = None;
     let mut decoded = 0usize;
     while let Some(packet) = next_packet(&mut opened, decoded)? {
         if frames >= limit {
@@ -262,29 +259,15 @@ pub fn analyze_within(
             Err(_) => return Err(NotAudio("the audio stream does not decode".into())),
         };
         decoded += 1;
-        let spec = *audio.spec();
-        channels = spec.channels.count() as u16;
+        channels = audio.spec().channels.count() as u16;
         frames += audio.frames() as u64;
-        let needed = audio.capacity() as u64;
-        // `SampleBuffer::capacity` counts samples, the decoder's buffer counts frames.
-        let buf = match &mut buffer {
-            Some(b) if b.capacity() as u64 >= needed * u64::from(channels) => b,
-            _ => buffer.insert(SampleBuffer::new(needed, spec)),
-        };
-        buf.copy_interleaved_ref(audio);
-        for &x in buf.samples() {
-            let x = f64::from(x);
-            sum += x;
-            squares += x * x;
-            clipped += u64::from(x.abs() >= 0.999);
-        }
-        samples += buf.samples().len() as u64;
+        stats.add(audio);
     }
-    if decoded == 0 || samples == 0 || channels == 0 {
+    if decoded == 0 || stats.samples == 0 || channels == 0 {
         return Err(NotAudio("the audio stream holds no decodable audio".into()));
     }
-    let n = samples as f64;
-    let rms = (squares / n).sqrt();
+    let n = stats.samples as f64;
+    let rms = (stats.squares / n).sqrt();
     Ok(Signal {
         info: AudioInfo {
             format: format_name(&opened.params, &opened.extension),
@@ -297,9 +280,65 @@ pub fn analyze_within(
         } else {
             -120.0
         },
-        clipped: clipped as f64 / n,
-        dc_offset: sum / n,
+        clipped: stats.clipped as f64 / n,
+        dc_offset: stats.sum / n,
     })
+}
+
+/// Running sums over decoded samples, in full-scale units (-1 to 1).
+#[derive(Default)]
+struct SignalSums {
+    samples: u64,
+    clipped: u64,
+    sum: f64,
+    squares: f64,
+    /// Reused to convert formats other than 16-bit PCM.
+    converted: Option<symphonia::core::audio::SampleBuffer<f32>>,
+}
+
+impl SignalSums {
+    /// A sample at or past this share of full scale counts as clipped.
+    const CLIP: f64 = 0.999;
+
+    fn add(&mut self, audio: symphonia::core::audio::AudioBufferRef<'_>) {
+        use symphonia::core::audio::{AudioBufferRef, SampleBuffer, Signal as _};
+
+        // 16-bit PCM, what speech answers almost always are, is summed in integers straight
+        // from the decoder's planes: no conversion pass and no copy.
+        if let AudioBufferRef::S16(buf) = &audio {
+            // The smallest magnitude `CLIP` counts: 32736 / 32768 is the first step past 0.999.
+            let clip = (Self::CLIP * 32_768.0).ceil() as i32;
+            let (mut sum, mut squares) = (0i64, 0u64);
+            for c in 0..buf.spec().channels.count() {
+                for &x in buf.chan(c) {
+                    let x = i32::from(x);
+                    sum += i64::from(x);
+                    squares += (x * x) as u64;
+                    self.clipped += u64::from(x.abs() >= clip);
+                }
+                self.samples += buf.frames() as u64;
+            }
+            self.sum += sum as f64 / 32_768.0;
+            self.squares += squares as f64 / (32_768.0 * 32_768.0);
+            return;
+        }
+        let spec = *audio.spec();
+        // `SampleBuffer::capacity` counts samples, the decoder's buffer counts frames.
+        let needed = audio.capacity() as u64;
+        let channels = spec.channels.count() as u64;
+        let buf = match &mut self.converted {
+            Some(b) if b.capacity() as u64 >= needed * channels => b,
+            other => other.insert(SampleBuffer::new(needed, spec)),
+        };
+        buf.copy_interleaved_ref(audio);
+        for &x in buf.samples() {
+            let x = f64::from(x);
+            self.sum += x;
+            self.squares += x * x;
+            self.clipped += u64::from(x.abs() >= Self::CLIP);
+        }
+        self.samples += buf.samples().len() as u64;
+    }
 }
 
 /// Decodes `bytes` (at most `max_seconds`) to raw 16-bit little-endian mono samples at
@@ -477,6 +516,56 @@ mod tests {
             .collect();
         let dc = analyze(Bytes::from(wav_pcm16(&offset, 16_000, None)), None).unwrap();
         assert!((dc.dc_offset - 8000.0 / 32768.0).abs() < 0.01, "{dc:?}");
+    }
+
+    /// A WAV of `channels` interleaved channels at 8 kHz: format tag 1 (integer PCM) or 3
+    /// (IEEE float), `bits` per sample, `data` already encoded.
+    fn wav_of(tag: u16, channels: u16, bits: u16, data: &[u8]) -> Bytes {
+        let block = channels * bits / 8;
+        let mut out = Vec::new();
+        out.extend_from_slice(b"RIFF");
+        out.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+        out.extend_from_slice(b"WAVEfmt ");
+        out.extend_from_slice(&16u32.to_le_bytes());
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(&channels.to_le_bytes());
+        out.extend_from_slice(&8000u32.to_le_bytes());
+        out.extend_from_slice(&(8000 * u32::from(block)).to_le_bytes());
+        out.extend_from_slice(&block.to_le_bytes());
+        out.extend_from_slice(&bits.to_le_bytes());
+        out.extend_from_slice(b"data");
+        out.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        out.extend_from_slice(data);
+        Bytes::from(out)
+    }
+
+    #[test]
+    fn sixteen_bit_audio_measures_as_the_same_signal_in_float_does() {
+        // Stereo, with the samples on both sides of the clipping threshold (32736 / 32768 is
+        // the first step past 0.999) and an offset.
+        let mut samples: Vec<i16> = tone(0.5, 300.0, 8000).iter().map(|s| s / 3 + 900).collect();
+        samples.extend([32_735, -32_735, 32_736, -32_736, i16::MAX, i16::MIN, 0, 1]);
+        let pcm16: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
+        let float: Vec<u8> = samples
+            .iter()
+            .flat_map(|&s| (f32::from(s) / 32_768.0).to_le_bytes())
+            .collect();
+        let fast = analyze(wav_of(1, 2, 16, &pcm16), Some("a.wav")).unwrap();
+        let general = analyze(wav_of(3, 2, 32, &float), Some("a.wav")).unwrap();
+        assert_eq!(fast.info.channels, 2);
+        assert_eq!(fast.info, general.info);
+        // Four of the samples are clipped: 32736 and past, either sign.
+        assert_eq!((fast.clipped * samples.len() as f64).round(), 4.0);
+        assert_eq!(fast.clipped, general.clipped);
+        assert!(
+            (fast.rms_dbfs - general.rms_dbfs).abs() < 1e-6,
+            "{fast:?} {general:?}"
+        );
+        assert!(
+            (fast.dc_offset - general.dc_offset).abs() < 1e-9,
+            "{fast:?} {general:?}"
+        );
+        assert!(fast.dc_offset > 0.02, "{fast:?}");
     }
 
     #[test]

@@ -19,6 +19,10 @@ pub struct Samples {
 /// From the last answer an attempt needed (its gather's end) to the task's stored result.
 pub static SETTLE: Samples = Samples::new();
 
+/// From an attempt's first query to the last answer it needed (its gather: the miners' own
+/// time, plus reading and checking their answers).
+pub static GATHER: Samples = Samples::new();
+
 impl Samples {
     const fn new() -> Self {
         Self {

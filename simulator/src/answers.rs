@@ -107,8 +107,11 @@ pub fn fill(body: &mut SynapseBody, behaviour: Behaviour) {
         _ => {}
     }
     let noisy = behaviour == Behaviour::Noisy;
+    if task_type == "tts" {
+        body.output_data = Some(spoken(&String::from_utf8_lossy(&input), noisy).1.clone());
+        return;
+    }
     let output = match task_type.as_str() {
-        "tts" => speak(&String::from_utf8_lossy(&input), noisy),
         "summarization" => summarize(&String::from_utf8_lossy(&input), noisy).into_bytes(),
         _ => transcribe(input, noisy).into_bytes(),
     };
@@ -188,24 +191,32 @@ fn absurd_wav() -> Vec<u8> {
 
 /// A WAV "reading" of `text`: one tone per word, 60 ms per character. A noisy miner drops 30 %.
 ///
-/// Readings are remembered (the last 64 texts), so that several miners reading one text cost
-/// the simulator one synthesis: a benchmark of the gateway should not measure the stand-in.
+/// Readings are remembered (see [`spoken`]): several miners reading one text cost the
+/// simulator one synthesis, since a benchmark of the gateway should not measure the stand-in.
 pub fn speak(text: &str, noisy: bool) -> Vec<u8> {
-    type Readings = std::collections::HashMap<(String, bool), Vec<u8>>;
+    spoken(text, noisy).0.clone()
+}
+
+/// The speech of `text` and its base64 form, synthesized and encoded once per text (the last
+/// 64 texts are kept).
+fn spoken(text: &str, noisy: bool) -> std::sync::Arc<(Vec<u8>, String)> {
+    type Readings = std::collections::HashMap<(String, bool), std::sync::Arc<(Vec<u8>, String)>>;
     static READINGS: std::sync::LazyLock<std::sync::Mutex<Readings>> =
         std::sync::LazyLock::new(Default::default);
     let key = (text.to_owned(), noisy);
-    if let Some(wav) = READINGS.lock().ok().and_then(|r| r.get(&key).cloned()) {
-        return wav;
+    if let Some(found) = READINGS.lock().ok().and_then(|r| r.get(&key).cloned()) {
+        return found;
     }
     let wav = synthesize(text, noisy);
+    let encoded = B64.encode(&wav);
+    let reading = std::sync::Arc::new((wav, encoded));
     if let Ok(mut readings) = READINGS.lock() {
         if readings.len() >= 64 {
             readings.clear();
         }
-        readings.insert(key, wav.clone());
+        readings.insert(key, reading.clone());
     }
-    wav
+    reading
 }
 
 fn synthesize(text: &str, noisy: bool) -> Vec<u8> {

@@ -282,7 +282,7 @@ fn local_worker(
     taogate_shared::bittensor::LiveDirectory,
     taogate_shared::bittensor::ProtocolClient,
 > {
-    let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
+    let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1", db).unwrap();
     let hotkey = Arc::new(
         Hotkey::from_secret(&taogate_shared::config::Secret::new(
             taogate_shared::secrets::DEV_HOTKEY_URI,

@@ -328,7 +328,7 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
     )
     .unwrap();
     let blobs =
-        taogate_shared::embedded::BlobDir::new(&dir.path().join("blobs"), "http://x").unwrap();
+        taogate_shared::embedded::BlobDir::new(&dir.path().join("blobs"), "http://x", &db).unwrap();
     let router = api::with_fallbacks(api::submit_routes(
         SubmitState {
             intake: Intake {

@@ -64,6 +64,10 @@ CREATE TABLE IF NOT EXISTS miner_health (
     hotkey TEXT PRIMARY KEY,
     body   TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blobs (
+    key   TEXT PRIMARY KEY,
+    bytes BLOB NOT NULL
+);
 ";
 
 /// Queue tuning of the embedded backend.
@@ -132,17 +136,24 @@ impl Database {
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA)?;
         migrate(&writer)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                writer: Writer::start(writer)?,
-                readers: Mutex::new(Vec::new()),
-                path,
-                policy,
-                notify: std::sync::Arc::new(tokio::sync::Notify::new()),
-                meter: Mutex::default(),
-                _lock: lock,
-            }),
-        })
+        let owner = lock.is_some();
+        if owner {
+            // The owner's checkpoints run on their own thread (below), not inside a commit.
+            writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        }
+        let inner = Arc::new(Inner {
+            writer: Writer::start(writer)?,
+            readers: Mutex::new(Vec::new()),
+            path: path.clone(),
+            policy,
+            notify: std::sync::Arc::new(tokio::sync::Notify::new()),
+            meter: Mutex::default(),
+            _lock: lock,
+        });
+        if owner {
+            checkpoints(open_connection(&path)?, Arc::downgrade(&inner))?;
+        }
+        Ok(Self { inner })
     }
 
     /// Runs `f` as one transaction of the writer (see [`Writer`]), and answers once it is
@@ -246,6 +257,32 @@ impl Writer {
             })?;
         Ok(Self { jobs })
     }
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Checkpoints the WAL from a thread of its own every [`CHECKPOINT_EVERY`], until the
+/// database is closed. SQLite's automatic checkpoint would run inside whichever commit crossed
+/// 1,000 pages, and with small blobs in the file (4 MiB of WAL every few dozen speech results)
+/// that commit, and every write grouped with it, would wait for the copy and its syncs. A
+/// passive checkpoint never blocks the writer or the readers; the writer starts the WAL over
+/// once a checkpoint has caught up.
+fn checkpoints(conn: Connection, db: std::sync::Weak<Inner>) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("taogate-checkpoint".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                if db.strong_count() == 0 {
+                    break;
+                }
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "a WAL checkpoint failed; the next one retries");
+                }
+            }
+        })?;
+    Ok(())
 }
 
 fn commit_group(conn: &Connection, group: &mut Vec<Job>) {

@@ -1,8 +1,9 @@
 //! The embedded backend: one process, no servers.
 //!
-//! A SQLite file holds the task table and a priority queue with SQS semantics (visibility
-//! timeout, receive count, dead letters); a directory holds blobs. It is the default of
-//! `taogate serve` and, through the contract tests, the reference the AWS adapters are held to.
+//! A SQLite file holds the task table, a priority queue with SQS semantics (visibility timeout,
+//! receive count, dead letters) and the small blobs; a directory holds the larger blobs. It is
+//! the default of `taogate serve` and, through the contract tests, the reference the AWS
+//! adapters are held to.
 //!
 //! Durability: WAL journal with `synchronous=NORMAL`, so a committed submission survives the
 //! process being killed at any point; only an operating-system crash can lose the last commits.
@@ -15,7 +16,7 @@ mod queue;
 mod tasks;
 mod tenants;
 
-pub use blobs::BlobDir;
+pub use blobs::{BlobDir, SMALL_BLOB_BYTES};
 pub use db::{Database, QueuePolicy};
 pub use queue::Recovery;
 
@@ -23,6 +24,6 @@ pub use queue::Recovery;
 #[cfg(test)]
 pub(crate) fn test_stores(dir: &std::path::Path) -> (Database, BlobDir) {
     let db = Database::open(dir, QueuePolicy::default()).expect("a fresh directory opens");
-    let blobs = BlobDir::new(&dir.join("blobs"), "http://x").expect("a blob directory");
+    let blobs = BlobDir::new(&dir.join("blobs"), "http://x", &db).expect("a blob directory");
     (db, blobs)
 }

@@ -171,7 +171,9 @@ impl QueueSend for Database {
             Ok(())
         })
         .await?;
-        self.inner.notify.notify_waiters();
+        // One message wakes one idle loop (or the next to look, if none is idle): waking them
+        // all had every other loop run an empty receive through the writer.
+        self.inner.notify.notify_one();
         Ok(())
     }
 }

@@ -24,7 +24,7 @@ pub fn embedded(dir: &Path) -> Backend<Database, Database, BlobDir> {
         },
     )
     .unwrap();
-    let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1").unwrap();
+    let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1", &db).unwrap();
     Backend {
         tasks: db.clone(),
         queue: db,

@@ -131,6 +131,7 @@ where
     );
     // When the last answer this attempt waited for came in (for `timings::SETTLE`).
     let mut answered = std::time::Instant::now();
+    crate::timings::GATHER.record(started.elapsed());
     // The next miner of the pool not yet asked.
     let mut next = gathered.0.iter().max().map_or(0, |&i| i + 1);
     let mut answers = verdict::sort(&pool, gathered)?;
