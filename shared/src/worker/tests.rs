@@ -131,6 +131,25 @@ impl CallbackNotifier for Recorder {
 }
 
 /// The worker `settings` configure over `ports`, never asking the hotkey `own`.
+/// Ports with two scripted miners that both answer [`TRUTH`].
+fn two_truthful_miners<T, R, N>(
+    tasks: T,
+    blobs: crate::embedded::BlobDir,
+    reference: R,
+    callbacks: N,
+) -> WorkerPorts<T, crate::embedded::BlobDir, LiveDirectory, Scripted, R, N> {
+    WorkerPorts {
+        tasks,
+        blobs,
+        directory: LiveDirectory::new(snapshot(2)),
+        client: Scripted {
+            answers: vec![TRUTH, TRUTH],
+        },
+        reference,
+        callbacks,
+    }
+}
+
 fn worker_of<T, B, D, C, R, N>(
     settings: &Settings,
     ports: WorkerPorts<T, B, D, C, R, N>,
@@ -438,16 +457,7 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
     let lease = settings.worker.lease();
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
-    let ports = WorkerPorts {
-        tasks: db.clone(),
-        blobs,
-        directory: LiveDirectory::new(snapshot(2)),
-        client: Scripted {
-            answers: vec![TRUTH, TRUTH],
-        },
-        reference: Hanging,
-        callbacks: Recorder::default(),
-    };
+    let ports = two_truthful_miners(db.clone(), blobs, Hanging, Recorder::default());
     let worker = worker_of(&settings, ports);
     let task = summary_task("The council approved the bridge budget on Monday.", None);
     db.insert(&task).await.unwrap();
@@ -499,16 +509,7 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
     let receiver = Recorder::refusing(1);
-    let ports = WorkerPorts {
-        tasks: db.clone(),
-        blobs: blobs.clone(),
-        directory: LiveDirectory::new(snapshot(2)),
-        client: Scripted {
-            answers: vec![TRUTH, TRUTH],
-        },
-        reference: Oracle,
-        callbacks: receiver.clone(),
-    };
+    let ports = two_truthful_miners(db.clone(), blobs.clone(), Oracle, receiver.clone());
     let worker = worker_of(&settings, ports);
     let task = summary_task(
         "At Monday's meeting the council approved the budget for the new bridge.",
@@ -672,19 +673,11 @@ async fn a_store_failing_on_the_last_attempt_still_ends_the_task_with_one_callba
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
     let receiver = Recorder::default();
-    let ports = WorkerPorts {
-        tasks: Rigged {
-            failures: std::sync::atomic::AtomicU32::new(1),
-            ..Rigged::over(&db)
-        },
-        blobs,
-        directory: LiveDirectory::new(snapshot(2)),
-        client: Scripted {
-            answers: vec![TRUTH, TRUTH],
-        },
-        reference: Oracle,
-        callbacks: receiver.clone(),
+    let rigged = Rigged {
+        failures: std::sync::atomic::AtomicU32::new(1),
+        ..Rigged::over(&db)
     };
+    let ports = two_truthful_miners(rigged, blobs, Oracle, receiver.clone());
     let worker = worker_of(&settings, ports);
     let task = summary_task(
         "At Monday's meeting the council approved the budget for the new bridge.",
@@ -1122,16 +1115,7 @@ async fn a_task_whose_input_finds_no_room_before_the_invocation_ends_is_handed_b
     let lease = settings.worker.lease();
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
-    let ports = WorkerPorts {
-        tasks: db.clone(),
-        blobs,
-        directory: LiveDirectory::new(snapshot(2)),
-        client: Scripted {
-            answers: vec![TRUTH, TRUTH],
-        },
-        reference: Oracle,
-        callbacks: Recorder::default(),
-    };
+    let ports = two_truthful_miners(db.clone(), blobs, Oracle, Recorder::default());
     let worker = worker_of(&settings, ports);
     // Other records hold the whole budget for as long as this invocation lasts.
     let held = worker.policy.inputs.reserve(100 * 1024).await.unwrap();
