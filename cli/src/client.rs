@@ -200,6 +200,7 @@ async fn transcription_request(
     // Larger files go to the upload URL the server hands out (S3 on AWS).
     let response = target
         .request(client, reqwest::Method::POST, "/api/v1/uploads")
+        .json(&serde_json::json!({"size_bytes": bytes.len()}))
         .send()
         .await
         .map_err(|e| unreachable_server(target, e))?;

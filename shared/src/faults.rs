@@ -97,14 +97,15 @@ mod armed {
             self.0.input_size(id).await
         }
 
-        async fn claim(
+        async fn claim_as(
             &self,
             id: TaskId,
             now: Millis,
             lease: Duration,
+            holder: Option<String>,
         ) -> Result<ClaimOutcome, StoreError> {
             error("store.claim")?;
-            self.0.claim(id, now, lease).await
+            self.0.claim_as(id, now, lease, holder).await
         }
 
         async fn give_up(

@@ -36,21 +36,13 @@ pub struct Submission {
 pub enum Payload {
     /// Text to summarize or speak.
     Text(String),
-    /// Audio sent with the request, probed: stored under the task's input key.
+    /// Audio sent with the request, or read from an upload, probed: stored under the task's
+    /// own input key, so the bytes checked are the bytes miners get.
     Audio {
         /// The file.
         data: Bytes,
         /// Its name, if the client gave one.
         filename: Option<String>,
-        /// What the probe measured.
-        info: AudioInfo,
-    },
-    /// Audio uploaded earlier through `POST /api/v1/uploads`, probed: used where it lies.
-    Uploaded {
-        /// Its key.
-        key: BlobKey,
-        /// Its size.
-        size_bytes: u64,
         /// What the probe measured.
         info: AudioInfo,
     },
@@ -95,16 +87,6 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
                 info,
             }
         }
-        Payload::Uploaded {
-            key,
-            size_bytes,
-            info,
-        } => TaskInput::Audio {
-            blob_key: key.into_string(),
-            filename: None,
-            size_bytes,
-            info,
-        },
     };
     let mut task = Task::with_id(
         id,

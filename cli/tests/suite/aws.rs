@@ -299,3 +299,23 @@ async fn a_20_mb_recording_goes_through_a_presigned_upload() {
     assert_eq!(task["status"], "completed", "{task}\n{}", server.log());
     assert_eq!(task["result"]["output_text"], "a long meeting recording");
 }
+
+/// On S3 the presigned URL takes one body of the announced size: a second PUT of 30 MB of
+/// random bytes is refused, and the task is processed from the bytes probed at submission.
+#[tokio::test]
+async fn an_accepted_upload_is_frozen_on_s3() {
+    let env = resources(3, 60).await;
+    let dir = tempfile::tempdir().unwrap();
+    let server = ServeProcess::spawn(
+        &dir.path().join("data"),
+        "sim:good,good",
+        &with(&env, &[("TASK_TIMEOUT", "20")]),
+    );
+    let api = Api::new(server.addr);
+    let (_, id) = api
+        .upload_then_try_to_replace_it("the original recording")
+        .await;
+    let task = api.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(task["status"], "completed", "{task}\n{}", server.log());
+    assert_eq!(task["result"]["output_text"], "the original recording");
+}

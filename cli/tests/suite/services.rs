@@ -367,6 +367,43 @@ async fn behind_a_lambda_a_direct_upload_past_its_payload_limit_points_to_the_up
     );
 }
 
+/// What was probed at submission is what miners get: a second body for the same upload URL is
+/// refused, and even bytes written straight into the store under the upload's key (as a
+/// presigned URL could before) change nothing the task reads.
+#[tokio::test]
+async fn an_accepted_upload_is_frozen_whatever_is_written_to_it_afterwards() {
+    use taogate_shared::ports::BlobPut as _;
+    let dir = tempfile::tempdir().unwrap();
+    let running = super::support::in_process(dir.path(), "sim:good,good", 1, &[]).await;
+    let api = Api::new(running.addr);
+    let (upload, id) = api
+        .upload_then_try_to_replace_it("the original recording")
+        .await;
+    let db = running.db.clone().unwrap();
+    let blobs =
+        taogate_shared::embedded::BlobDir::new(&dir.path().join("blobs"), "http://x", &db).unwrap();
+    let key =
+        taogate_shared::domain::BlobKey::upload("", upload["upload_id"].as_str().unwrap()).unwrap();
+    let other = wav_with_transcript("a replaced recording");
+    blobs
+        .put(key.as_str(), other.into(), "application/octet-stream")
+        .await
+        .unwrap();
+    // Another tenant's task beside it is untouched too.
+    let (_, beside) = api
+        .submit_and_wait(
+            "/api/v1/tts",
+            &json!({"text": "Still spoken.", "source_language": "en"}),
+            Duration::from_secs(30),
+        )
+        .await;
+    assert_eq!(beside["status"], "completed", "{beside}");
+    let task = api.wait_terminal(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "completed", "{task}");
+    assert_eq!(task["result"]["output_text"], "the original recording");
+    running.shutdown().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_50_mib_recording_completes_although_miners_echo_it_back() {
     // An axon answers with the whole synapse, input included: 67 MB of base64 per miner here,

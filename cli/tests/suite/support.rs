@@ -245,7 +245,10 @@ impl Api {
     /// there with the headers it names. Returns the upload view and the upload's HTTP status.
     pub async fn upload(&self, bytes: Vec<u8>) -> (Value, u16) {
         let (status, upload) = self
-            .post_json("/api/v1/uploads", &serde_json::json!({}))
+            .post_json(
+                "/api/v1/uploads",
+                &serde_json::json!({"size_bytes": bytes.len()}),
+            )
             .await;
         assert_eq!(status, 201, "{upload}");
         let mut put = self.http.put(upload["url"].as_str().unwrap()).body(bytes);
@@ -254,6 +257,43 @@ impl Api {
         }
         let put_status = put.send().await.unwrap().status().as_u16();
         (upload, put_status)
+    }
+
+    /// Uploads a short recording that says `spoken`, submits it, and then tries to replace
+    /// the upload through its URL with 30 MB of random bytes, which must be refused. Returns
+    /// the upload view and the accepted task's id; the caller waits for the task.
+    pub async fn upload_then_try_to_replace_it(&self, spoken: &str) -> (Value, String) {
+        let (upload, put_status) = self.upload(wav_with_transcript(spoken)).await;
+        assert_eq!(put_status, 200, "{upload}");
+        let (status, accepted) = self
+            .post_json(
+                "/api/v1/transcription",
+                &serde_json::json!({"upload_id": upload["upload_id"], "source_language": "en"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{accepted}");
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..30 * 1024 * 1024)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        // The same URL with the same headers, a different body: one body per upload.
+        let mut put = self.http.put(upload["url"].as_str().unwrap()).body(noise);
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            if name != "content-length" {
+                put = put.header(name.as_str(), value.as_str().unwrap());
+            }
+        }
+        let replaced = put.send().await.unwrap().status().as_u16();
+        assert!(
+            (400..500).contains(&replaced),
+            "a second body must be refused: {replaced}"
+        );
+        (upload, accepted["task_id"].as_str().unwrap().to_owned())
     }
 
     /// GETs JSON.

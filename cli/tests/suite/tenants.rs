@@ -197,13 +197,15 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
     for id in [&tts_id, &summary_id] {
         wait_done(&http, addr, id, alice.clone()).await;
     }
+    let uploaded = wav_with_transcript("uploaded");
+    let announced = json!({"size_bytes": uploaded.len()});
     let (status, _, upload) = send(
         &http,
         addr,
         Method::POST,
         "/api/v1/uploads",
         alice.clone(),
-        Body::Empty,
+        Body::Json(announced.clone()),
     )
     .await;
     assert_eq!(status, 201, "{upload}");
@@ -218,6 +220,10 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
     let (ct, form) = multipart(&[
         ("audio_file", Some("a.wav"), &wav_with_transcript("a clip")),
         ("source_language", None, b"en"),
+    ]);
+    let (openai_ct, openai_form) = multipart(&[
+        ("file", Some("a.wav"), &wav_with_transcript("a clip")),
+        ("model", None, b"taogate-transcription"),
     ]);
     let mut routes: Vec<(Method, String, Body, [u16; 7])> = vec![
         (
@@ -259,7 +265,7 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
         (
             Method::POST,
             "/api/v1/uploads".into(),
-            Body::Empty,
+            Body::Json(announced),
             row([201, 201, 201]),
         ),
         (
@@ -281,10 +287,29 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
             Body::Empty,
             row([403, 200, 403]),
         ),
+        // Alice's summary is finished: no lease is live, so an admin's result is a conflict.
+        (
+            Method::POST,
+            format!("/api/v1/validator/tasks/{summary_id}/result"),
+            Body::Json(json!({"attempt": 1, "lease_token": "tgl_x", "output_data": "eA=="})),
+            row([403, 409, 403]),
+        ),
         (
             Method::GET,
             "/v1/models".into(),
             Body::Empty,
+            row([200, 200, 200]),
+        ),
+        (
+            Method::POST,
+            "/v1/audio/speech".into(),
+            Body::Json(json!({"model": "taogate-tts", "input": "Spoken for the matrix.", "voice": "alloy"})),
+            row([200, 200, 200]),
+        ),
+        (
+            Method::POST,
+            "/v1/audio/transcriptions".into(),
+            Body::Multipart(openai_ct, openai_form),
             row([200, 200, 200]),
         ),
         (Method::GET, "/openapi.json".into(), Body::Empty, [200; 7]),
@@ -301,7 +326,7 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
         routes.push((
             Method::PUT,
             format!("/api/v1/uploads/{upload_id}"),
-            Body::Bytes(wav_with_transcript("uploaded")),
+            Body::Bytes(uploaded.clone()),
             row([404, 404, 200]),
         ));
     }
@@ -597,6 +622,7 @@ async fn one_key_hundred_tries(servers: &[SocketAddr], key: &Key) -> String {
             ))
             .header("x-api-key", &key.secret)
             .header("idempotency-key", idempotency)
+            .json(&json!({"size_bytes": 1000}))
             .send()
             .await
             .unwrap();

@@ -15,7 +15,7 @@ impl BlobKey {
     pub const INPUT: &'static str = "input/";
     /// Audio uploaded through `POST /api/v1/uploads`: `uploads/{upload id}`.
     pub const UPLOADS: &'static str = "uploads/";
-    /// Synthesized speech of a completed TTS task: `output/{task}.wav`.
+    /// Synthesized speech of a TTS task: `output/{task}/{write}.wav`, a fresh key per write.
     pub const OUTPUT: &'static str = "output/";
     /// Task bodies too large for one DynamoDB item: `tasks/{task}/{version}.json`.
     pub const TASK_BODIES: &'static str = "tasks/";
@@ -40,7 +40,7 @@ impl BlobKey {
     /// and its key. Uploads live under their owner, so an upload id names nothing for
     /// another tenant.
     pub fn new_upload(owner: &str) -> (String, Self) {
-        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = uuid::Uuid::now_v7().simple().to_string();
         let key = Self::upload_key(owner, &id);
         (id, key)
     }
@@ -70,15 +70,32 @@ impl BlobKey {
         Self::upload(owner, upload_id).map(|k| Self(format!("{}.slot", k.0)))
     }
 
+    /// When upload `upload_id` was handed out, in Unix milliseconds (ids are UUIDv7); `None`
+    /// for an id that carries no time.
+    pub fn upload_time(upload_id: &str) -> Option<super::Millis> {
+        let (secs, nanos) = uuid::Uuid::parse_str(upload_id)
+            .ok()?
+            .get_timestamp()?
+            .to_unix();
+        Some(secs as i64 * 1000 + i64::from(nanos / 1_000_000))
+    }
+
     /// The upload id of an upload key.
     pub fn upload_id(key: &str) -> Option<&str> {
         let rest = key.strip_prefix(Self::UPLOADS)?;
         Some(rest.rsplit('/').next().unwrap_or(rest))
     }
 
-    /// The synthesized speech of task `id`.
+    /// A fresh key for synthesized speech of task `id`: a new key per write, so an attempt
+    /// that loses the race to end the task (a stale worker, a validator whose lease ran out)
+    /// leaves an orphan object and never replaces the audio of the result that was stored.
+    /// Only the stored result names the key it serves.
     pub fn output(id: TaskId) -> Self {
-        Self(format!("{}{id}.wav", Self::OUTPUT))
+        Self(format!(
+            "{}{id}/{}.wav",
+            Self::OUTPUT,
+            uuid::Uuid::new_v4().simple()
+        ))
     }
 
     /// A fresh version of the spilled body of task `id`: a new key per write, so a write that
@@ -122,6 +139,7 @@ mod tests {
         let id = TaskId::new();
         assert!(BlobKey::input(id).as_str().starts_with(BlobKey::INPUT));
         assert!(BlobKey::output(id).as_str().starts_with(BlobKey::OUTPUT));
+        assert_ne!(BlobKey::output(id), BlobKey::output(id), "a fresh key per write");
         assert!(
             BlobKey::task_body(id)
                 .as_str()
@@ -129,6 +147,8 @@ mod tests {
         );
         assert!(BlobKey::snapshot().as_str().starts_with(BlobKey::METAGRAPH));
         let (upload_id, key) = BlobKey::new_upload("");
+        let made = BlobKey::upload_time(&upload_id).expect("upload ids carry their time");
+        assert!((crate::domain::now_millis() - made).abs() < 60_000);
         assert_eq!(BlobKey::upload("", &upload_id), Some(key.clone()));
         assert_eq!(BlobKey::upload_id(key.as_str()), Some(upload_id.as_str()));
         assert_eq!(BlobKey::upload("", "../../etc/passwd"), None);

@@ -55,7 +55,7 @@ pub use score::Score;
 pub use service::ServiceKind;
 pub use task::{
     AttemptEnd, AudioInfo, ClaimOutcome, Confidence, Expected, GiveUp, Quorum, StatusCounts, Task,
-    TaskInput, TaskOutput, TaskResult, TaskStatus,
+    TaskInput, TaskOutput, TaskResult, TaskStatus, lease_token_digest, new_lease_token,
 };
 pub use tenant::{ApiKey, KeyId, Limits, Period, Rate};
 pub use text::{SubmittedText, TextLimits};

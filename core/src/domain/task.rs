@@ -194,6 +194,11 @@ pub struct Task {
     pub attempts: u32,
     /// Until when the current attempt's worker holds the task.
     pub lease_until: Option<Millis>,
+    /// Who holds the current attempt when it is not a worker: the digest of the lease token
+    /// handed to an external validator ([`lease_token_digest`]). A worker's attempt has none, so
+    /// no lease token can end it; the token itself is never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_holder: Option<String>,
     /// Why the last attempt failed (retrying), or why the task failed.
     pub error_message: Option<String>,
     /// Where to POST the terminal state.
@@ -255,6 +260,7 @@ impl Task {
             completed_at: None,
             attempts: 0,
             lease_until: None,
+            lease_holder: None,
             error_message: None,
             callback_url,
             input,
@@ -319,6 +325,17 @@ impl Task {
         now: Millis,
         lease: std::time::Duration,
     ) -> Result<Expected, ClaimOutcome> {
+        self.begin_attempt_as(now, lease, None)
+    }
+
+    /// [`Self::begin_attempt`] for `holder`: `None` for a worker, the digest of a lease token
+    /// for an external validator.
+    pub fn begin_attempt_as(
+        &mut self,
+        now: Millis,
+        lease: std::time::Duration,
+        holder: Option<String>,
+    ) -> Result<Expected, ClaimOutcome> {
         if self.status.is_terminal() {
             return Err(ClaimOutcome::Finished(Box::new(self.clone())));
         }
@@ -330,7 +347,20 @@ impl Task {
         self.attempts += 1;
         self.started_at.get_or_insert(now);
         self.lease_until = Some(now + lease.as_millis() as i64);
+        self.lease_holder = holder;
         Ok(expected)
+    }
+
+    /// Whether the current attempt is held by the validator that was handed `token`, and its
+    /// lease is live at `now` (compared in constant time).
+    pub fn leased_to(&self, token: &str, now: Millis) -> bool {
+        use subtle::ConstantTimeEq as _;
+        let live = self.status == TaskStatus::Processing
+            && self.lease_until.is_some_and(|until| until > now);
+        let held = self.lease_holder.as_ref().is_some_and(|digest| {
+            bool::from(digest.as_bytes().ct_eq(lease_token_digest(token).as_bytes()))
+        });
+        live && held
     }
 
     /// Ends attempt number `attempt` in memory, if the task is still unfinished and on that
@@ -351,6 +381,7 @@ impl Task {
         }
         let expected = (self.status, self.attempts);
         self.lease_until = None;
+        self.lease_holder = None;
         match end {
             AttemptEnd::Completed { result, candidates } => {
                 self.status = TaskStatus::Completed;
@@ -419,6 +450,18 @@ impl Task {
     }
 }
 
+/// The digest under which a task records the lease token of the validator holding it.
+pub fn lease_token_digest(token: &str) -> String {
+    super::tenant::digest_hex(&[b"taogate lease token", token.as_bytes()])
+}
+
+/// A fresh lease token: two random UUIDs (244 bits from the operating system's generator).
+pub fn new_lease_token() -> String {
+    let a = uuid::Uuid::new_v4().simple().to_string();
+    let b = uuid::Uuid::new_v4().simple().to_string();
+    format!("tgl_{a}{b}")
+}
+
 /// What giving up on a dead-lettered task found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum GiveUp {
@@ -445,6 +488,7 @@ impl Task {
         let expected = (self.status, self.attempts);
         self.status = TaskStatus::Failed;
         self.lease_until = None;
+        self.lease_holder = None;
         self.completed_at = Some(now);
         self.error_message = Some(reason);
         self.owe_notice();

@@ -11,9 +11,14 @@ const TOP_CONTENT: usize = 20;
 /// A summary reproducing this much of its source in order is a copy.
 pub const COPY_LIMIT: f64 = 0.8;
 
-/// Sources shorter than this (words; characters are counted ×2) are too short to demand
-/// compression: their length and copy checks are skipped.
+/// Sources shorter than this (words; characters are counted ×2) are too short to demand the
+/// accepted compression range; they are held to [`SHORT_SOURCE_HIGH`] instead, and never
+/// excused from being shorter than the source or from the copy check.
 pub const MIN_SOURCE_WORDS: usize = 30;
+
+/// The highest compression accepted in full for a short source: above it the factor falls
+/// linearly to 0 at the source's own length, so an echo of any source scores 0.
+pub const SHORT_SOURCE_HIGH: f64 = 0.8;
 
 /// English function words of four letters or more: never content.
 const STOPWORDS: &[&str] = &[
@@ -111,13 +116,18 @@ pub fn check(
         Unit::Character => 2 * MIN_SOURCE_WORDS,
     };
     let short = source.tokens.len() < minimum;
-    if short {
+    // A short source cannot be held to the usual range, but a summary is shorter than its
+    // source whatever its length.
+    let (low, high) = if short {
+        (0.0, high.max(SHORT_SOURCE_HIGH))
+    } else {
+        (low, high)
+    };
+    let compression_factor = if compression >= 1.0 {
         notes.push(format!(
-            "the source has under {minimum} tokens: length and copying are not checked"
+            "compression {compression:.2}: not shorter than the source"
         ));
-    }
-    let compression_factor = if short {
-        1.0
+        0.0
     } else if compression > high {
         notes.push(format!(
             "compression {compression:.2} is above the accepted {high:.2}"
@@ -144,7 +154,7 @@ pub fn check(
     };
     let copied = super::align::lcs_length(summary, &source.tokens) as f64
         / source.tokens.len().max(1) as f64;
-    let copy_factor = if copied >= COPY_LIMIT && !short {
+    let copy_factor = if copied >= COPY_LIMIT {
         notes.push(format!("copies {:.0} % of the source", copied * 100.0));
         0.0
     } else {
@@ -195,15 +205,45 @@ mod tests {
         assert!(c.notes.iter().any(|n| n.contains("copies")), "{c:?}");
     }
 
-    #[test]
-    fn a_short_source_is_not_held_to_compression() {
+    /// 27 words: under [`MIN_SOURCE_WORDS`].
+    const SHORT: &str = "The city council approved a new library budget on Monday. It adds \
+        evening hours at every branch and buys new books for the children of the town.";
+
+    fn run_short(summary: &str) -> Checks {
         let en = Language::parse("en").unwrap();
         let mut vocab = Vocabulary::default();
-        let text = "The council approved the library budget.";
-        let source = Source::new(text, en, &mut vocab);
-        let tokens = vocab.text(text, en);
-        let c = check(&source, &tokens, text, en, (0.05, 0.6));
-        assert_eq!(c.factor, 1.0, "{c:?}");
+        let source = Source::new(SHORT, en, &mut vocab);
+        assert!(source.tokens.len() < MIN_SOURCE_WORDS, "the test's source is short");
+        let tokens = vocab.text(summary, en);
+        check(&source, &tokens, summary, en, (0.05, 0.6))
+    }
+
+    #[test]
+    fn a_short_source_is_held_to_being_shorter_not_to_the_usual_range() {
+        let faithful = run_short("The council approved a library budget. It adds evening hours and new books.");
+        assert_eq!(faithful.factor, 1.0, "{faithful:?}");
+        let echo = run_short(SHORT);
+        assert_eq!(echo.factor, 0.0, "{echo:?}");
+        let padded = run_short(&format!("{SHORT} Indeed."));
+        assert_eq!(padded.factor, 0.0, "{padded:?}");
+        let nearly = run_short("The city council approved a new library budget on Monday. It adds evening hours at every branch and buys new books for the children.");
+        assert!(nearly.factor < faithful.factor, "{nearly:?}");
+    }
+
+    #[test]
+    fn an_echo_scores_nothing_for_any_source_length() {
+        let en = Language::parse("en").unwrap();
+        let words: Vec<&str> = SOURCE.split_whitespace().collect();
+        let mut text = String::new();
+        for n in 1..=words.len() {
+            text = words[..n].join(" ");
+            let mut vocab = Vocabulary::default();
+            let source = Source::new(&text, en, &mut vocab);
+            let tokens = vocab.text(&text, en);
+            let c = check(&source, &tokens, &text, en, (0.05, 0.6));
+            assert_eq!(c.factor, 0.0, "{n} words: {c:?}");
+        }
+        assert!(!text.is_empty());
     }
 
     #[test]

@@ -38,13 +38,12 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 #[derive(Debug, Clone)]
 pub struct Caller {
     key: Option<Arc<ApiKey>>,
-    mode: AuthMode,
 }
 
 impl Caller {
-    /// The anonymous caller of a gate in `mode`.
-    pub fn anonymous(mode: AuthMode) -> Self {
-        Self { key: None, mode }
+    /// The anonymous caller (keys optional, none sent).
+    pub fn anonymous() -> Self {
+        Self { key: None }
     }
 
     /// The caller's key, if it sent one.
@@ -76,10 +75,10 @@ impl Caller {
         (!self.admin()).then(|| self.owner())
     }
 
-    /// Whether it may use the validator routes: an admin key, or anyone while keys are
-    /// optional and none was sent.
+    /// Whether it may use the operator routes (the validator lease, integration): an admin key,
+    /// in every `API_AUTH` mode. An anonymous caller never is one.
     pub fn operator(&self) -> bool {
-        self.admin() || (self.key.is_none() && self.mode == AuthMode::Optional)
+        self.admin()
     }
 
     /// The highest priority it may submit at.
@@ -290,10 +289,7 @@ pub async fn guard<K: KeyLookup + Metering>(
             (Ok(_), None) => {}
         }
     }
-    request.extensions_mut().insert(Caller {
-        key,
-        mode: gate.settings.auth,
-    });
+    request.extensions_mut().insert(Caller { key });
     let mut response = next.run(request).await;
     for (name, value) in fields.into_iter().flatten() {
         if !response.headers().contains_key(&name) {

@@ -132,16 +132,34 @@ pub struct UploadedAudioSubmission {
     pub callback_url: Option<String>,
 }
 
-/// Get a URL to upload large audio to (up to 50 MiB), then submit its `upload_id`.
-#[utoipa::path(post, path = "/api/v1/uploads", tag = "submit",
-    responses((status = 201, body = UploadView, description = "PUT the file to `url` with `headers` before `expires_in` seconds pass")))]
+/// The size of the file to upload.
+#[derive(utoipa::ToSchema)]
+pub struct UploadRequest {
+    /// The file's size in bytes: the upload takes one body of exactly this size.
+    #[schema(minimum = 1, maximum = 52428800)]
+    pub size_bytes: u64,
+}
+
+/// Get a URL to upload large audio to (up to 50 MiB), then submit its `upload_id` (within a day).
+#[utoipa::path(post, path = "/api/v1/uploads", tag = "submit", request_body = UploadRequest,
+    responses((status = 201, body = UploadView, description = "PUT the file (one body of exactly `size_bytes`) to `url` with `headers` before `expires_in` seconds pass"),
+              (status = 400, body = Problem, content_type = "application/problem+json", description = "Not JSON"),
+              (status = 413, body = Problem, content_type = "application/problem+json"),
+              (status = 415, body = Problem, content_type = "application/problem+json", description = "Not application/json"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "No valid `size_bytes`")))]
 fn create_upload() {}
 
-/// The local runtime's upload target (on AWS, `url` is a presigned S3 PUT instead).
+/// The local runtime's upload target (on AWS, `url` is a presigned S3 PUT instead): one body of
+/// exactly the announced size.
 #[utoipa::path(put, path = "/api/v1/uploads/{id}", tag = "submit",
     params(("id" = String, Path, description = "upload_id")),
     request_body(content = Vec<u8>, content_type = "application/octet-stream"),
-    responses((status = 200, description = "Stored"), (status = 404, body = Problem, content_type = "application/problem+json"), (status = 413, body = Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Stored"),
+              (status = 400, body = Problem, content_type = "application/problem+json", description = "Not the announced size"),
+              (status = 403, body = Problem, content_type = "application/problem+json", description = "The upload URL expired"),
+              (status = 404, body = Problem, content_type = "application/problem+json"),
+              (status = 412, body = Problem, content_type = "application/problem+json", description = "The upload has its file already"),
+              (status = 413, body = Problem, content_type = "application/problem+json")))]
 fn put_upload() {}
 
 /// Submit text for speech synthesis.
@@ -318,21 +336,23 @@ fn openai_models() {}
 #[utoipa::path(post, path = "/api/v1/validator/distribute", tag = "validator",
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 10, description = "1–10, default 10"),
            ("lease" = Option<u32>, Query, minimum = 1, maximum = 3600, description = "seconds, 1–3600, default 300")),
-    responses((status = 200, description = "`{message, task_count, tasks: [{task_id, task_type, input_data (base64), language, priority, submitted_at, attempt, lease_until}]}`, or `{message, task_count: 0}`"),
+    responses((status = 200, description = "`{message, task_count, tasks: [{task_id, task_type, input_data (base64), language, priority, submitted_at, attempt, lease_token, lease_until}]}`, or `{message, task_count: 0}`"),
               (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
               (status = 422, body = Problem, content_type = "application/problem+json")))]
 fn distribute() {}
 
 /// Hand back a leased task's answer within its lease.
 #[utoipa::path(post, path = "/api/v1/validator/tasks/{id}/result", tag = "validator",
-    params(("id" = String, Path, description = "Task id")),
-    request_body(content = serde_json::Value, description = "`{attempt, output_data (base64), model_used?, processing_time?}`"),
+    params(("id" = String, Path, description = "Task id"),
+           ("X-Lease-Token" = Option<String>, Header, description = "The lease's token, instead of `lease_token` in the body")),
+    request_body(content = serde_json::Value, description = "`{attempt, lease_token, output_data (base64), model_used?, processing_time?}`"),
     responses((status = 200, description = "`{task_id, status: completed}`"),
               (status = 400, body = Problem, content_type = "application/problem+json", description = "Not a JSON object"),
               (status = 403, body = Problem, content_type = "application/problem+json", description = "Not an admin key"),
               (status = 404, body = Problem, content_type = "application/problem+json"),
-              (status = 409, body = Problem, content_type = "application/problem+json", description = "The lease is over"),
-              (status = 422, body = Problem, content_type = "application/problem+json", description = "Not a valid answer for the task")))]
+              (status = 409, body = Problem, content_type = "application/problem+json", description = "No live lease of this token"),
+              (status = 413, body = Problem, content_type = "application/problem+json", description = "Past the task's answer budget (64 MiB at most)"),
+              (status = 422, body = Problem, content_type = "application/problem+json", description = "No lease token, or not a valid answer for the task")))]
 fn validator_result() {}
 
 /// Routes anyone may read, without a key.
@@ -351,7 +371,7 @@ const IDEMPOTENT_PATHS: [&str; 4] = [
     info(title = "taogate", description = "HTTPS gateway to a Bittensor audio subnet: transcription, text-to-speech and summarization."),
     paths(transcription, create_upload, put_upload, tts, summarization, get_task, get_audio, get_output, list_tasks, health, integration, usage,
         openai_transcriptions, openai_speech, openai_models, distribute, validator_result),
-    components(schemas(TtsSubmission, SummarizationSubmission, AudioSubmission, UploadedAudioSubmission, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
+    components(schemas(TtsSubmission, SummarizationSubmission, AudioSubmission, UploadedAudioSubmission, UploadRequest, UploadView, SubmitView, TaskView, ResultView, CandidateView, crate::domain::ScoreDetail,
         HealthView, TaskCountsView, MinerDirectoryView, IntegrationView, ServingMinerView,
         PendingTaskView, NetworkInfoView, QueueStatsView, QueueDepth, UsageView, Problem, FieldError,
         OpenAiTranscriptionForm, OpenAiSpeechRequest, OpenAiError, ListStatus, ListKind)),

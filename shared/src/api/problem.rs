@@ -133,6 +133,16 @@ impl Problem {
         Self::new(StatusCode::CONFLICT, "conflict", "Conflict", detail)
     }
 
+    /// 412: the request's precondition does not hold (an upload that has its body already).
+    pub fn precondition_failed(detail: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            "precondition-failed",
+            "Precondition failed",
+            detail,
+        )
+    }
+
     /// 429: over a rate or a quota (the caller adds `Retry-After`).
     pub fn too_many_requests(detail: impl Into<String>) -> Self {
         Self::new(

@@ -15,6 +15,7 @@ use super::body::{content_type, read_body};
 use super::gate::{self, Caller};
 use super::idempotent::{self, Answer};
 use super::problem::{FieldError, Problem};
+use super::uploads;
 use super::{SubmitState, SubmitStore};
 use crate::audio;
 pub use crate::config::MAX_AUDIO_BYTES;
@@ -160,7 +161,6 @@ fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String 
     let (what, data): (&[u8], &[u8]) = match payload {
         Payload::Text(text) => (b"text", text.as_bytes()),
         Payload::Audio { data, .. } => (b"audio", data),
-        Payload::Uploaded { key, .. } => (b"upload", key.as_str().as_bytes()),
     };
     digest_hex(&[
         kind.as_str().as_bytes(),
@@ -549,34 +549,35 @@ async fn uploaded_transcription<
             "nothing was uploaded under this id (or the upload expired)",
         )
     };
-    // Measured before it is read: a presigned PUT takes whatever size the client sends.
-    let size = state
-        .intake
-        .blobs
-        .size(key.as_str())
+    let upload_id = BlobKey::upload_id(key.as_str()).unwrap_or_default();
+    let blobs = &state.intake.blobs;
+    let announced = uploads::slot_size(blobs, &caller.owner(), upload_id)
         .await?
         .ok_or_else(nothing)?;
-    if size > MAX_AUDIO_BYTES as u64 {
+    if uploads::older_than(upload_id, uploads::UPLOAD_LIFETIME) {
+        return Err(nothing());
+    }
+    // Measured before it is read: whatever a client managed to store, at most the announced
+    // size is read.
+    let size = blobs.size(key.as_str()).await?.ok_or_else(nothing)?;
+    if size > announced.min(MAX_AUDIO_BYTES as u64) {
         return Err(Problem::too_large(format!(
-            "the upload is {size} bytes; at most {MAX_AUDIO_BYTES} bytes (50 MB) are accepted"
+            "the upload is {size} bytes; {announced} were announced"
         )));
     }
-    let data = state
-        .intake
-        .blobs
-        .get(key.as_str())
-        .await?
-        .ok_or_else(nothing)?;
-    if data.len() > MAX_AUDIO_BYTES {
+    let data = blobs.get(key.as_str()).await?.ok_or_else(nothing)?;
+    if data.len() as u64 > announced.min(MAX_AUDIO_BYTES as u64) {
         return Err(Problem::too_large(format!(
-            "the upload exceeds {MAX_AUDIO_BYTES} bytes (50 MB)"
+            "the upload exceeds the {announced} bytes announced"
         )));
     }
     let probe =
         audio::probe(data.clone(), None).map_err(|e| Problem::invalid_field("upload_id", e.0))?;
-    let payload = Payload::Uploaded {
-        key,
-        size_bytes: data.len() as u64,
+    // The bytes probed become the task's own input: a later write to the upload changes
+    // nothing the miners get.
+    let payload = Payload::Audio {
+        data,
+        filename: None,
         info: probe.info,
     };
     accept(

@@ -2,8 +2,11 @@
 //! `POST /api/v1/validator/distribute` claims pending tasks for a while (each claim is an
 //! attempt), `POST /api/v1/validator/tasks/{id}/result` hands the answer back within the lease,
 //! and a lease that runs out leaves the task claimable again: the worker takes it when its queue
-//! message comes back, or the next `distribute` does. Admin keys only (or anyone while keys are
-//! optional and none is sent).
+//! message comes back, or the next `distribute` does. Admin keys only, in every `API_AUTH` mode.
+//!
+//! Each leased task comes with a secret `lease_token`; the task records only its digest. A
+//! result must carry the token of a live lease, so no one can end another validator's lease,
+//! and a worker's attempt (which has no token) can never be ended through this route.
 //!
 //! Inputs travel inline: text as base64 of its UTF-8, audio as base64 of the file, at most
 //! [`DISTRIBUTE_INLINE_BYTES`] per answer (a Lambda answer holds 6 MB): larger audio is left to
@@ -27,12 +30,18 @@ use super::problem::{FieldError, Problem};
 use super::submit::MAX_JSON_BYTES;
 use crate::domain::{
     AnswerBudget, AttemptEnd, BlobKey, ClaimOutcome, Confidence, MinerReply, Outcome, Quorum,
-    SynapseAnswer, Task, TaskId, TaskInput, TaskOutput, TaskResult, TaskStatus, now_millis,
+    SynapseAnswer, Task, TaskId, TaskInput, TaskOutput, TaskResult, TaskStatus,
+    lease_token_digest, new_lease_token, now_millis,
 };
 use crate::ports::{BlobGet, BlobPut, TaskLease, TaskQuery, TaskReader};
 use crate::views::iso;
 use crate::worker::answers::{Answer, validate};
 
+/// The header that may carry a result's lease token.
+pub const LEASE_TOKEN_HEADER: &str = "x-lease-token";
+/// The most bytes a result body may have, whatever the task's answer budget (the speech of the
+/// longest text is about 40 MB in base64).
+pub const MAX_RESULT_BYTES: usize = 64 * 1024 * 1024;
 /// Inline input bytes one `distribute` answer carries at most.
 pub const DISTRIBUTE_INLINE_BYTES: usize = 4 * 1024 * 1024;
 /// Lease given when none is asked for, and the bounds of one asked for.
@@ -100,7 +109,13 @@ async fn input_data<B: BlobGet>(
             size_bytes,
             ..
         } if (*size_bytes as usize) * 4 / 3 + 4 <= room => {
-            Ok(blobs.get(blob_key).await?.map(|b| engine.encode(b)))
+            // The stored size decides what is read; a blob that differs is not handed out.
+            Ok(blobs
+                .get(blob_key)
+                .await?
+                .filter(|b| b.len() as u64 == *size_bytes)
+                .map(|b| engine.encode(b))
+                .filter(|encoded| encoded.len() <= room))
         }
         _ => Ok(None),
     }
@@ -140,14 +155,20 @@ pub async fn distribute<T: TaskReader + TaskLease, B: BlobGet>(
         let Some(data) = input_data(&state.blobs, &candidate, room).await? else {
             continue;
         };
+        let token = new_lease_token();
         let claimed = state
             .tasks
-            .claim(candidate.id, now, Duration::from_secs(lease))
+            .claim_as(
+                candidate.id,
+                now,
+                Duration::from_secs(lease),
+                Some(lease_token_digest(&token)),
+            )
             .await?;
         let ClaimOutcome::Claimed(task) = claimed else {
             continue;
         };
-        room -= data.len();
+        room = room.saturating_sub(data.len());
         handed.push(json!({
             "task_id": task.id.to_string(),
             "task_type": task.kind.as_str(),
@@ -156,6 +177,7 @@ pub async fn distribute<T: TaskReader + TaskLease, B: BlobGet>(
             "priority": task.priority.as_str(),
             "submitted_at": iso(task.created_at),
             "attempt": task.attempts,
+            "lease_token": token,
             "lease_until": task.lease_until.map(iso),
         }));
     }
@@ -171,8 +193,11 @@ pub async fn distribute<T: TaskReader + TaskLease, B: BlobGet>(
     })))
 }
 
-/// `POST /api/v1/validator/tasks/{id}/result`: `{attempt, output_data, model_used?,
-/// processing_time?}` completes a leased task.
+/// `POST /api/v1/validator/tasks/{id}/result`: `{attempt, lease_token, output_data,
+/// model_used?, processing_time?}` completes a leased task. The lease token may come in the
+/// `X-Lease-Token` header instead, which lets a stale lease be refused before the body is read.
+/// The body is read up to the task's answer budget and never past [`MAX_RESULT_BYTES`]; it is
+/// parsed and checked on a blocking thread.
 pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
     State(state): State<Arc<ValidatorState<T, B>>>,
     Extension(caller): Extension<Caller>,
@@ -189,46 +214,42 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
         .await?
         .filter(|t| caller.may_see(&t.owner))
         .ok_or_else(missing)?;
-    // An audio answer in base64 may be as large as the task's budget allows.
-    let budget = AnswerBudget::for_task(&task);
-    let bytes = read_body(&headers, body, budget.output_bytes + MAX_JSON_BYTES).await?;
-    let map = match serde_json::from_slice::<Value>(&bytes) {
-        Ok(Value::Object(map)) => map,
-        _ => return Err(Problem::malformed("the body must be a JSON object")),
-    };
-    let attempt = map.get("attempt").and_then(Value::as_u64).ok_or_else(|| {
-        Problem::invalid_field("attempt", "is required: the attempt distribute handed out")
-    })?;
-    let output = map
-        .get("output_data")
-        .and_then(Value::as_str)
-        .ok_or_else(|| Problem::invalid_field("output_data", "is required (base64)"))?;
     let now = now_millis();
-    if task.status != TaskStatus::Processing
-        || u64::from(task.attempts) != attempt
-        || task.lease_until.is_none_or(|until| until <= now)
-    {
-        return Err(Problem::conflict(
-            "this lease is over: the task finished, its lease ran out, or it was leased again",
-        ));
+    let header_token = headers
+        .get(LEASE_TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    // Refused before the body is read: no validator lease is live, or the header's token is
+    // not the one handed out.
+    let validator_lease = task.lease_holder.is_some()
+        && task.status == TaskStatus::Processing
+        && task.lease_until.is_some_and(|until| until > now);
+    if !validator_lease || header_token.as_deref().is_some_and(|t| !task.leased_to(t, now)) {
+        return Err(lease_over());
     }
-    let reply = MinerReply {
-        outcome: Outcome::Success,
-        latency: Duration::ZERO,
-        body: Some(Arc::new(SynapseAnswer {
-            output_data: Some(output.to_owned()),
-            processing_time: None,
-            pipeline_model: None,
-            error_message: None,
-        })),
-        error: None,
-        memory: None,
-    };
-    let answer =
-        validate(&reply, &budget).map_err(|(_, why)| Problem::invalid_field("output_data", why))?;
-    let output = match answer {
+    let budget = AnswerBudget::for_task(&task);
+    let limit = budget
+        .output_bytes
+        .saturating_add(MAX_JSON_BYTES)
+        .min(MAX_RESULT_BYTES);
+    let bytes = read_body(&headers, body, limit).await?;
+    let checked = tokio::task::spawn_blocking(move || check_result(&bytes, &budget))
+        .await
+        .map_err(|e| Problem::unavailable(&crate::ports::StoreError::backend(e)))??;
+    let token = header_token.or(checked.token.clone()).ok_or_else(|| {
+        Problem::invalid_field(
+            "lease_token",
+            "is required: the lease_token distribute handed out",
+        )
+    })?;
+    if u64::from(task.attempts) != checked.attempt || !task.leased_to(&token, now_millis()) {
+        return Err(lease_over());
+    }
+    let output = match checked.answer {
         Answer::Text(text) => TaskOutput::Text { text },
         Answer::Audio { wav, .. } => {
+            // A fresh key: if this lease is lost before the end below, the audio a finished
+            // task serves is untouched.
             let key = BlobKey::output(task.id);
             let size_bytes = wav.len() as u64;
             state.blobs.put(key.as_str(), wav, "audio/wav").await?;
@@ -238,6 +259,7 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
             }
         }
     };
+    let map = checked.extra;
     let result = TaskResult {
         output,
         model_used: map
@@ -275,9 +297,58 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
             Json(json!({"task_id": task.id.to_string(), "status": "completed"})),
         )
             .into_response()),
-        Err(crate::ports::StoreError::Conflict(_)) => Err(Problem::conflict(
-            "this lease is over: the task finished, its lease ran out, or it was leased again",
-        )),
+        Err(crate::ports::StoreError::Conflict(_)) => Err(lease_over()),
         Err(e) => Err(e.into()),
     }
+}
+
+fn lease_over() -> Problem {
+    Problem::conflict(
+        "no lease of this token is live: the task finished, its lease ran out, it was leased again, or it is a worker's",
+    )
+}
+
+/// A result body, parsed and checked like a miner's answer.
+struct CheckedResult {
+    attempt: u64,
+    token: Option<String>,
+    answer: Answer,
+    extra: serde_json::Map<String, Value>,
+}
+
+fn check_result(bytes: &[u8], budget: &AnswerBudget) -> Result<CheckedResult, Problem> {
+    let mut map = match serde_json::from_slice::<Value>(bytes) {
+        Ok(Value::Object(map)) => map,
+        _ => return Err(Problem::malformed("the body must be a JSON object")),
+    };
+    let attempt = map.get("attempt").and_then(Value::as_u64).ok_or_else(|| {
+        Problem::invalid_field("attempt", "is required: the attempt distribute handed out")
+    })?;
+    let token = map
+        .get("lease_token")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let Some(Value::String(output)) = map.remove("output_data") else {
+        return Err(Problem::invalid_field("output_data", "is required (base64)"));
+    };
+    let reply = MinerReply {
+        outcome: Outcome::Success,
+        latency: Duration::ZERO,
+        body: Some(Arc::new(SynapseAnswer {
+            output_data: Some(output),
+            processing_time: None,
+            pipeline_model: None,
+            error_message: None,
+        })),
+        error: None,
+        memory: None,
+    };
+    let answer =
+        validate(&reply, budget).map_err(|(_, why)| Problem::invalid_field("output_data", why))?;
+    Ok(CheckedResult {
+        attempt,
+        token,
+        answer,
+        extra: map,
+    })
 }

@@ -530,16 +530,17 @@ impl TaskLease for DynamoTasks {
         Ok(self.load(id).await?.map(|t| t.input.size()))
     }
 
-    async fn claim(
+    async fn claim_as(
         &self,
         id: TaskId,
         now: Millis,
         lease: Duration,
+        holder: Option<String>,
     ) -> Result<ClaimOutcome, StoreError> {
         let Some(mut task) = self.load(id).await? else {
             return Ok(ClaimOutcome::Missing);
         };
-        let expected = match task.begin_attempt(now, lease) {
+        let expected = match task.begin_attempt_as(now, lease, holder) {
             Ok(expected) => expected,
             Err(outcome) => return Ok(outcome),
         };

@@ -86,6 +86,7 @@ impl BlobPresign for S3Blobs {
         &self,
         key: &str,
         content_type: &str,
+        size: u64,
         expires: Duration,
     ) -> Result<UploadTarget, StoreError> {
         let config = PresigningConfig::expires_in(expires).map_err(StoreError::backend)?;
@@ -95,13 +96,20 @@ impl BlobPresign for S3Blobs {
             .bucket(&self.bucket)
             .key(key)
             .content_type(content_type)
+            // Signed: another size fails the signature, a second body the condition.
+            .content_length(i64::try_from(size).unwrap_or(i64::MAX))
+            .if_none_match("*")
             .presigned(config)
             .await
             .map_err(StoreError::backend)?;
+        let headers = request
+            .headers()
+            .map(|(name, value)| (name.to_ascii_lowercase(), value.to_owned()))
+            .collect();
         Ok(UploadTarget {
             url: request.uri().to_owned(),
             method: "PUT",
-            headers: vec![("content-type".into(), content_type.into())],
+            headers,
             expires_in_s: expires.as_secs(),
         })
     }

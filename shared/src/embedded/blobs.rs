@@ -159,6 +159,7 @@ impl BlobPresign for BlobDir {
         &self,
         key: &str,
         content_type: &str,
+        size: u64,
         expires: std::time::Duration,
     ) -> Result<UploadTarget, StoreError> {
         let id = BlobKey::upload_id(key).ok_or_else(|| {
@@ -167,7 +168,10 @@ impl BlobPresign for BlobDir {
         Ok(UploadTarget {
             url: format!("{}/api/v1/uploads/{id}", self.public_base),
             method: "PUT",
-            headers: vec![("content-type".into(), content_type.into())],
+            headers: vec![
+                ("content-type".into(), content_type.into()),
+                ("content-length".into(), size.to_string()),
+            ],
             expires_in_s: expires.as_secs(),
         })
     }

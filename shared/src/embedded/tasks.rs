@@ -162,17 +162,18 @@ impl TaskLease for Database {
         Ok(self.get(id).await?.map(|t| t.input.size()))
     }
 
-    async fn claim(
+    async fn claim_as(
         &self,
         id: TaskId,
         now: Millis,
         lease: Duration,
+        holder: Option<String>,
     ) -> Result<ClaimOutcome, StoreError> {
         self.write(move |tx| {
             let Some(mut task) = load(tx, &id.to_string())? else {
                 return Ok(ClaimOutcome::Missing);
             };
-            let expected = match task.begin_attempt(now, lease) {
+            let expected = match task.begin_attempt_as(now, lease, holder) {
                 Ok(expected) => expected,
                 Err(outcome) => return Ok(outcome),
             };

@@ -46,11 +46,13 @@ pub trait BlobGet: Send + Sync + 'static {
 /// function's own permission on the key (`s3:PutObject` on `uploads/` for submit, `s3:GetObject`
 /// on `output/` for status and the worker's callbacks).
 pub trait BlobPresign: Send + Sync + 'static {
-    /// A URL a client can upload the blob `key` to, valid for `expires`.
+    /// A URL a client can upload the blob `key` to, valid for `expires`: one body of exactly
+    /// `size` bytes, and only while nothing is stored under `key`.
     fn upload_target(
         &self,
         key: &str,
         content_type: &str,
+        size: u64,
         expires: Duration,
     ) -> impl Future<Output = Result<UploadTarget, StoreError>> + Send;
     /// A URL a client can fetch the blob of task `id` from.

@@ -84,13 +84,25 @@ pub trait TaskLease: Send + Sync + 'static {
         id: TaskId,
     ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
 
-    /// Starts an attempt if the task is claimable (see [`Task::claimable`]): sets `processing`,
-    /// increments `attempts`, sets the lease. Atomic.
+    /// Starts a worker's attempt if the task is claimable (see [`Task::claimable`]): sets
+    /// `processing`, increments `attempts`, sets the lease. Atomic.
     fn claim(
         &self,
         id: TaskId,
         now: Millis,
         lease: Duration,
+    ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send {
+        self.claim_as(id, now, lease, None)
+    }
+
+    /// [`Self::claim`] for `holder`: `None` for a worker, the digest of the lease token handed
+    /// to an external validator (see [`Task::begin_attempt_as`]).
+    fn claim_as(
+        &self,
+        id: TaskId,
+        now: Millis,
+        lease: Duration,
+        holder: Option<String>,
     ) -> impl Future<Output = Result<ClaimOutcome, StoreError>> + Send;
 
     /// Fails an unfinished task whose message went to the dead letters (see

@@ -55,6 +55,11 @@ pub struct WorkerPorts<T, B, D, C, R, N> {
 /// How long a task waits before it looks for a miner again, when none was available.
 pub const WAIT_BACKOFF: Duration = Duration::from_secs(10);
 
+/// How long a task handed back unclaimed (no room in the input budget, or too little of the
+/// invocation left) waits before it is delivered again. It used no attempt, and its delivery
+/// does not count toward the dead-letter limit.
+pub const HANDBACK_DELAY: Duration = Duration::from_secs(1);
+
 /// Takes queued tasks through their attempts.
 pub struct Worker<T, B, D, C, R = HttpReference, N = HttpCallbacks> {
     ports: WorkerPorts<T, B, D, C, R, N>,
@@ -188,9 +193,11 @@ where
             }
             None => None,
         };
+        // Waiting is not failing: a task handed back for lack of room or time used no attempt,
+        // so its delivery must not count toward the dead-letter limit either.
         if cutoff.is_some_and(|c| c.saturating_duration_since(Instant::now()) < self.lease) {
             info!("too little of the invocation is left for an attempt; handed back unclaimed");
-            return Ok(Disposition::Retry(Duration::ZERO));
+            return Ok(Disposition::Postpone(HANDBACK_DELAY));
         }
         // Waiting is not failing: with no miner to ask, no attempt is claimed.
         let (snapshot, eligible) = match self.available_miners().await {
@@ -289,9 +296,11 @@ where
                 warn!("message names an unknown task; dropped");
                 Disposition::Done
             }
+            // Held by another worker or a validator: the holder ends the attempt, or the lease
+            // runs out and the next delivery claims it. Waiting, not failing.
             ClaimOutcome::Leased(until) => {
-                info!("task is leased by another worker; delivery handed back");
-                Disposition::Retry(Duration::from_millis((until - now).max(1_000) as u64))
+                info!("task is leased by another worker or a validator; delivery postponed");
+                Disposition::Postpone(Duration::from_millis((until - now).max(1_000) as u64))
             }
         }
     }

@@ -463,11 +463,11 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
     db.insert(&task).await.unwrap();
     let delivery = first_delivery(&task);
 
-    // Too little time left for a whole lease: not even claimed.
+    // Too little time left for a whole lease: not even claimed, and not counted.
     let short = Instant::now() + lease;
     assert_eq!(
         worker.handle_before(&delivery, short).await,
-        Disposition::Retry(Duration::ZERO)
+        Disposition::Postpone(HANDBACK_DELAY)
     );
     let untouched = db.get(task.id).await.unwrap().unwrap();
     assert_eq!(
@@ -580,18 +580,19 @@ impl TaskLease for Rigged {
         self.db().input_size(id).await
     }
 
-    async fn claim(
+    async fn claim_as(
         &self,
         id: crate::domain::TaskId,
         now: crate::domain::Millis,
         lease: Duration,
+        holder: Option<String>,
     ) -> Result<ClaimOutcome, StoreError> {
         if self.panic_on == Some(id) {
             self.struck
                 .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             panic!("injected panic while claiming {id}");
         }
-        self.db().claim(id, now, lease).await
+        self.db().claim_as(id, now, lease, holder).await
     }
 
     async fn give_up(
@@ -1125,7 +1126,7 @@ async fn a_task_whose_input_finds_no_room_before_the_invocation_ends_is_handed_b
     let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(300);
     assert_eq!(
         worker.handle_before(&first_delivery(&task), deadline).await,
-        Disposition::Retry(Duration::ZERO)
+        Disposition::Postpone(HANDBACK_DELAY)
     );
     assert!(
         Instant::now() <= deadline,
@@ -1143,4 +1144,88 @@ async fn a_task_whose_input_finds_no_room_before_the_invocation_ends_is_handed_b
         worker.handle(&first_delivery(&task)).await,
         Disposition::Done
     );
+}
+
+/// Waiting is not failing, for every hand-back: a task handed back more times than the queue's
+/// dead-letter limit (for lack of room in the input budget, then because a validator holds it)
+/// is never dead-lettered and completes once it can be claimed.
+#[tokio::test]
+async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_completes() {
+    let settings = Settings::from_lookup(|k| match k {
+        "TASK_TIMEOUT" => Some("0.2".to_owned()),
+        "MAX_INPUT_MEMORY" => Some("102400".to_owned()),
+        "MAX_ATTEMPTS" => Some("2".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let lease = settings.worker.lease();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let ports = two_truthful_miners(db.clone(), blobs, Oracle, Recorder::default());
+    let worker = worker_of(&settings, ports);
+    let task = summary_task("The council approved the bridge budget on Monday.", None);
+    db.insert(&task).await.unwrap();
+    db.send(task.id, task.priority).await.unwrap();
+    // Receives the task's message and settles it as the drain loop does.
+    let deliver = |deadline: Option<Instant>| {
+        let (db, worker) = (db.clone(), &worker);
+        async move {
+            let delivery = loop {
+                let mut batch = db.receive(1, Duration::from_secs(30)).await.unwrap();
+                if let Some(d) = batch.pop() {
+                    break d;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            assert!(!delivery.dead_letter, "handed back, never dead-lettered");
+            let disposition = match deadline {
+                Some(d) => worker.handle_before(&delivery, d).await,
+                None => worker.handle(&delivery).await,
+            };
+            match disposition {
+                Disposition::Done => db.ack(&delivery.receipt).await.unwrap(),
+                Disposition::Retry(d) => db.release(&delivery.receipt, d).await.unwrap(),
+                Disposition::Postpone(d) => db.postpone(&delivery, d).await.unwrap(),
+            }
+            disposition
+        }
+    };
+    // No room in the input budget, three times.
+    let held = worker.policy.inputs.reserve(100 * 1024).await.unwrap();
+    for _ in 0..3 {
+        let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(200);
+        let handed = deliver(Some(deadline)).await;
+        assert_eq!(handed, Disposition::Postpone(HANDBACK_DELAY));
+    }
+    drop(held);
+    // A validator leases it: every delivery meanwhile waits, three times more.
+    let leased = db
+        .claim_as(
+            task.id,
+            now_millis(),
+            Duration::from_secs(60),
+            Some(crate::domain::lease_token_digest("tgl_test")),
+        )
+        .await
+        .unwrap();
+    assert!(matches!(leased, ClaimOutcome::Claimed(_)));
+    for _ in 0..3 {
+        let delivery = Delivery {
+            receive_count: 1,
+            ..first_delivery(&task)
+        };
+        assert!(matches!(
+            worker.handle(&delivery).await,
+            Disposition::Postpone(_)
+        ));
+    }
+    // The lease ends unanswered (the validator gave up): the next delivery completes it.
+    let given_back = db
+        .end_attempt(task.id, 1, AttemptEnd::Interrupted, now_millis())
+        .await
+        .unwrap();
+    assert_eq!(given_back.attempts, 0);
+    assert_eq!(deliver(None).await, Disposition::Done);
+    let done = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(done.status, TaskStatus::Completed, "{:?}", done.error_message);
 }

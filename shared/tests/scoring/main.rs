@@ -57,3 +57,24 @@ pub fn testdata(name: &str) -> std::path::PathBuf {
         .join("../testdata/scoring")
         .join(name)
 }
+
+/// A summary is shorter than its source: for a 25-word source, an echo that answers first
+/// never beats a faithful two-sentence summary.
+#[test]
+fn an_echo_of_a_short_source_never_beats_a_faithful_summary() {
+    let source = "The river board met on Monday and approved a new levee for the north farms. \
+                  Engineers warned that spring rain could flood the valley again.";
+    assert_eq!(source.split_whitespace().count(), 25);
+    let faithful = "The board approved a north levee. Engineers fear spring floods.";
+    let scored = score_texts(
+        ServiceKind::Summarization,
+        lang("en"),
+        Some(source),
+        &[source, faithful],
+        &Reference::None,
+    );
+    assert_eq!(scored[0].accuracy, 0.0, "{:?}", scored[0]);
+    // Below the floor, the echo is out whatever its speed.
+    let best = scorer().best(&scored, &[50, 5_000], &[0, 1]);
+    assert_eq!(best, Some(1), "{scored:?}");
+}
