@@ -62,9 +62,14 @@ where
     pub async fn run(&self, now: Millis) -> Result<SweepReport, StoreError> {
         let mut report = self.requeue(now).await?;
         for task in self.tasks.due_notices(now, self.bound, SWEEP_BATCH).await? {
-            let Some(delivered) =
-                crate::notice::tell_submitter(&task, &self.blobs, &self.callbacks, &self.tasks)
-                    .await
+            let Some(delivered) = crate::notice::tell_submitter(
+                &task,
+                &self.blobs,
+                &self.callbacks,
+                &self.tasks,
+                None,
+            )
+            .await
             else {
                 continue;
             };

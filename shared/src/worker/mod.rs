@@ -517,6 +517,7 @@ where
             &self.ports.blobs,
             &self.ports.callbacks,
             &self.ports.tasks,
+            None,
         )
         .await
         else {

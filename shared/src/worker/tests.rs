@@ -109,6 +109,7 @@ impl CallbackNotifier for Recorder {
         body: &serde_json::Value,
         delivery_id: &str,
         _secrets: &[String],
+        _deadline: Instant,
     ) -> Result<u32, Self::Error> {
         self.1.lock().unwrap().push(delivery_id.to_owned());
         let refusals = &self.2;
