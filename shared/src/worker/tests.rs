@@ -536,11 +536,12 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
         callbacks: receiver.clone(),
         bound,
     };
-    let soon = sweeper.run(now_millis()).await.unwrap();
+    let within = || Instant::now() + Duration::from_secs(30);
+    let soon = sweeper.run(now_millis(), within()).await.unwrap();
     assert_eq!(soon.callbacks_tried, 0, "not due within the bound");
-    let later = sweeper.run(now_millis() + 61_000).await.unwrap();
+    let later = sweeper.run(now_millis() + 61_000, within()).await.unwrap();
     assert_eq!((later.callbacks_tried, later.callbacks_delivered), (1, 1));
-    let after = sweeper.run(now_millis() + 200_000).await.unwrap();
+    let after = sweeper.run(now_millis() + 200_000, within()).await.unwrap();
     assert_eq!(after.callbacks_tried, 0, "delivered: owed no more");
 
     assert_eq!(receiver.ids(), vec![notice.id.clone(), notice.id.clone()]);
