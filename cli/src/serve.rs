@@ -36,6 +36,11 @@ const EMBEDDED_IDLE_POLL: std::time::Duration = std::time::Duration::from_millis
 /// How often the local runtime sweeps for stranded tasks.
 const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long one local sweep may take, owed callbacks included: 50 s, less than
+/// `SWEEP_INTERVAL`, so that receivers that never answer cannot stretch one sweep into the
+/// next one's turn (those not reached wait for it).
+const SWEEP_BUDGET: std::time::Duration = std::time::Duration::from_secs(50);
+
 /// Messages one SQS receive takes, as the template's `BatchSize`.
 const SQS_BATCH: usize = 5;
 
@@ -330,7 +335,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 callbacks: HttpCallbacks::new(&settings.callbacks),
                 bound: settings.sweep.after,
             };
-            tokio::spawn(sweeper.every(SWEEP_INTERVAL, stopped.clone()));
+            tokio::spawn(sweeper.every(SWEEP_INTERVAL, SWEEP_BUDGET, stopped.clone()));
             let router = router(
                 db.clone(),
                 db.clone(),
@@ -379,7 +384,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 callbacks: HttpCallbacks::new(&settings.callbacks),
                 bound: settings.sweep.after,
             };
-            tokio::spawn(sweeper.every(SWEEP_INTERVAL, stopped.clone()));
+            tokio::spawn(sweeper.every(SWEEP_INTERVAL, SWEEP_BUDGET, stopped.clone()));
             let router = router(
                 tasks,
                 queues.clone(),

@@ -1,13 +1,13 @@
 //! The sweeper Lambda, run by an EventBridge schedule: sends every task that has been quiet for
 //! `SWEEP_AFTER` (its message never sent, or lost) a new message, and tries every callback still
-//! owed. Wiring only; the sweep lives in `taogate_shared::sweep`.
+//! owed, all within the invocation. Wiring only; the sweep lives in `taogate_shared::sweep`.
 
 use lambda_runtime::{LambdaEvent, service_fn};
 use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
 use taogate_shared::config::Settings;
 use taogate_shared::domain::now_millis;
 use taogate_shared::outbound::HttpCallbacks;
-use taogate_shared::sweep::Sweeper;
+use taogate_shared::sweep::{INVOCATION_MARGIN, Sweeper};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -27,8 +27,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     };
     let (sweeper, usage) = (&sweeper, &usage);
     lambda_runtime::run(service_fn(
-        move |_: LambdaEvent<serde_json::Value>| async move {
-            let report = sweeper.run(now_millis()).await;
+        move |event: LambdaEvent<serde_json::Value>| async move {
+            // The sweep ends inside the invocation, leaving room to answer the runtime.
+            let deadline = aws::invocation_deadline(event.context.deadline) - INVOCATION_MARGIN;
+            let report = sweeper.run(now_millis(), deadline).await;
             usage.log_invocation();
             let report = report?;
             Ok::<_, lambda_runtime::Error>(serde_json::to_value(report)?)

@@ -5,5 +5,5 @@
 mod callback;
 mod reference;
 
-pub use callback::{CallbackError, DELIVERY_ID_HEADER, HttpCallbacks};
+pub use callback::{CALLBACK_TRY_TIMEOUT, CallbackError, DELIVERY_ID_HEADER, HttpCallbacks};
 pub use reference::HttpReference;

@@ -4,6 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tokio::time::Instant;
 
 use crate::domain::{Language, ServiceKind};
 
@@ -58,11 +59,15 @@ pub trait CallbackNotifier: Send + Sync + 'static {
     /// Delivers `body` to `url` under `delivery_id`, the same on every try of one callback so
     /// that the receiver can drop duplicates, signed with each of `secrets` (Standard
     /// Webhooks; none for the anonymous tenant); returns the number of requests it took.
+    ///
+    /// Ends by `deadline` whatever the receiver does, every try and back-off included: no try
+    /// starts after it and one under way then is abandoned (an error like any other).
     fn deliver(
         &self,
         url: &str,
         body: &serde_json::Value,
         delivery_id: &str,
         secrets: &[String],
+        deadline: Instant,
     ) -> impl Future<Output = Result<u32, Self::Error>> + Send;
 }

@@ -142,13 +142,20 @@ where
     /// Handles one delivery before an invocation's deadline.
     #[tracing::instrument(skip_all, fields(task_id = %delivery.task_id, receive_count = delivery.receive_count))]
     async fn handle_before(&self, delivery: &Delivery, deadline: Instant) -> Disposition {
-        self.settle(self.try_handle(delivery, Some(deadline)).await)
+        let handled = INVOCATION.scope(deadline, self.try_handle(delivery, Some(deadline)));
+        self.settle(handled.await)
     }
 }
 
 /// What is left before an invocation's deadline for the worker itself: ending an attempt,
 /// telling the submitter, answering the runtime.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
+tokio::task_local! {
+    /// The deadline of the invocation handling this delivery (`handle_before`'s), which the
+    /// callback at the task's end keeps to.
+    static INVOCATION: Instant;
+}
 
 impl<T, B, D, C, R, N> Worker<T, B, D, C, R, N>
 where
@@ -518,14 +525,18 @@ where
         }
     }
 
-    /// Tells the submitter, if a callback is owed, and records the try: an unacknowledged one
-    /// stays owed for the sweeper.
+    /// Tells the submitter, if a callback is owed, within the invocation's deadline less
+    /// [`DEADLINE_MARGIN`] if there is one, and records the try: an unacknowledged one (or one
+    /// there was no time to try) stays owed for the sweeper.
     async fn notify(&self, task: &Task) {
+        // Inside an invocation the callback ends, and its try is recorded, before it does.
+        let bound = INVOCATION.try_with(|d| *d - DEADLINE_MARGIN).ok();
         let Some(delivered) = crate::notice::tell_submitter(
             task,
             &self.ports.blobs,
             &self.ports.callbacks,
             &self.ports.tasks,
+            bound,
         )
         .await
         else {

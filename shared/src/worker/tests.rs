@@ -79,13 +79,14 @@ impl ReferenceEndpoints for Oracle {
     }
 }
 
-/// Records every callback it is asked to deliver, with its delivery id; refuses the first
-/// `refusals` of them, as a receiver that is down would.
+/// Records every callback it is asked to deliver, with its delivery id and deadline; refuses
+/// the first `refusals` of them, as a receiver that is down would.
 #[derive(Default, Clone)]
 struct Recorder(
     Arc<Mutex<Vec<(String, serde_json::Value)>>>,
     Arc<Mutex<Vec<String>>>,
     Arc<std::sync::atomic::AtomicU32>,
+    Arc<Mutex<Vec<Instant>>>,
 );
 
 impl Recorder {
@@ -109,8 +110,10 @@ impl CallbackNotifier for Recorder {
         body: &serde_json::Value,
         delivery_id: &str,
         _secrets: &[String],
+        deadline: Instant,
     ) -> Result<u32, Self::Error> {
         self.1.lock().unwrap().push(delivery_id.to_owned());
+        self.3.lock().unwrap().push(deadline);
         let refusals = &self.2;
         if refusals
             .fetch_update(
@@ -535,11 +538,12 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
         callbacks: receiver.clone(),
         bound,
     };
-    let soon = sweeper.run(now_millis()).await.unwrap();
+    let within = || Instant::now() + Duration::from_secs(30);
+    let soon = sweeper.run(now_millis(), within()).await.unwrap();
     assert_eq!(soon.callbacks_tried, 0, "not due within the bound");
-    let later = sweeper.run(now_millis() + 61_000).await.unwrap();
+    let later = sweeper.run(now_millis() + 61_000, within()).await.unwrap();
     assert_eq!((later.callbacks_tried, later.callbacks_delivered), (1, 1));
-    let after = sweeper.run(now_millis() + 200_000).await.unwrap();
+    let after = sweeper.run(now_millis() + 200_000, within()).await.unwrap();
     assert_eq!(after.callbacks_tried, 0, "delivered: owed no more");
 
     assert_eq!(receiver.ids(), vec![notice.id.clone(), notice.id.clone()]);
@@ -549,6 +553,52 @@ async fn a_callback_refused_at_the_end_is_delivered_later_by_the_sweeper_under_t
     let stored = db.get(task.id).await.unwrap().unwrap().notice.unwrap();
     assert_eq!(stored.tries, 2);
     assert!(stored.delivered_at.is_some());
+}
+
+#[tokio::test]
+async fn the_callback_at_the_end_keeps_to_the_invocation_deadline() {
+    let settings = Settings::from_lookup(|k| match k {
+        "TASK_TIMEOUT" => Some("0.2".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let lease = settings.worker.lease();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let receiver = Recorder::default();
+    let ports = two_truthful_miners(db.clone(), blobs, Oracle, receiver.clone());
+    let worker = worker_of(&settings, ports);
+    let text = "At Monday's meeting the council approved the budget for the new bridge.";
+
+    // In an invocation: the delivery ends by its deadline less the margin, which comes
+    // before the callback's own deadline.
+    let task = summary_task(text, Some("https://example.com/hook"));
+    db.insert(&task).await.unwrap();
+    let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(300);
+    assert_eq!(
+        worker.handle_before(&first_delivery(&task), deadline).await,
+        Disposition::Done
+    );
+    assert_eq!(
+        receiver.3.lock().unwrap().clone(),
+        vec![deadline - DEADLINE_MARGIN]
+    );
+
+    // Outside one (the local runtime's workers): its own deadline only.
+    let task = summary_task(text, Some("https://example.com/hook"));
+    db.insert(&task).await.unwrap();
+    let before = Instant::now();
+    assert_eq!(
+        worker.handle(&first_delivery(&task)).await,
+        Disposition::Done
+    );
+    let own = receiver.3.lock().unwrap()[1];
+    assert!(
+        own >= before + crate::notice::DELIVERY_DEADLINE
+            && own <= Instant::now() + crate::notice::DELIVERY_DEADLINE,
+        "{:?} after the start",
+        own - before
+    );
 }
 
 /// The embedded store, rigged: ending an attempt fails while `failures` lasts (a database
