@@ -79,15 +79,22 @@ impl From<&Candidate> for CandidateView {
 /// below an AWS Lambda response's 6 MB.
 pub const INLINE_OUTPUT_BYTES: usize = 32 * 1024;
 
+/// Speech results up to this many bytes of WAV are carried as `output_data` (base64, about
+/// 4 MiB) in the single-task view, as the old proxy did, beside `audio_url`; never in list
+/// pages or callbacks. A Lambda response holds 6 MB.
+pub const INLINE_AUDIO_BYTES: u64 = 3 * 1024 * 1024;
+
 /// The chosen answer.
 ///
 /// `output_data` is the old proxy's field: the output as the miner sent it, base64. It is
 /// present for text results of at most [`INLINE_OUTPUT_BYTES`] (32 KiB of UTF-8); a longer
-/// text omits it and gives `output_url` beside it, and audio results always omit it and give
-/// `audio_url` (speech is rarely under 32 KiB, and a task view never reads blobs).
+/// text omits it and gives `output_url` beside it. A speech result gives `audio_url`, and in
+/// the single-task view also `output_data` (the WAV) when it is at most
+/// [`INLINE_AUDIO_BYTES`]; list pages and callbacks never read blobs.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResultView {
-    /// The output as the miner sent it (base64): text results of at most 32 KiB only.
+    /// The output as the miner sent it (base64): text results of at most 32 KiB, and in the
+    /// single-task view speech results (the WAV) of at most 3 MiB.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output_data: Option<String>,
     /// Text output (transcription, summarization), when at most 32 KiB; longer ones are at

@@ -155,3 +155,186 @@ fn the_comparison_finds_a_missing_key_a_changed_type_and_a_float_for_an_integer(
     );
     assert!(none.is_empty(), "{none:?}");
 }
+
+/// A response the old proxy's real server gave (`testdata/contract/recorded`).
+fn recorded(name: &str) -> (u16, Value) {
+    let path = format!(
+        "{}/../testdata/contract/recorded/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let file: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    (
+        file["status"].as_u64().unwrap() as u16,
+        file["body"].clone(),
+    )
+}
+
+/// Holds `actual` to the shape of the recorded `name`.
+fn like_recorded(name: &str, status: u16, actual: &Value) {
+    let (want_status, want) = recorded(name);
+    assert_eq!(status, want_status, "{name}: {actual}");
+    let mut out = Vec::new();
+    differences(&want, actual, name, &mut out);
+    assert!(out.is_empty(), "{name}: {}\n{actual}", out.join("\n"));
+}
+
+/// The fields a recorded FastAPI 422 names (`loc` after `body`).
+fn recorded_fields(name: &str) -> Vec<String> {
+    let (status, body) = recorded(name);
+    assert_eq!(status, 422);
+    body["detail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["type"] != "missing")
+        .map(|d| d["loc"][1].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_old_proxys_recorded_answers_are_given_shape_for_shape() {
+    let dir = tempfile::tempdir().unwrap();
+    let running = in_process(dir.path(), "sim:good,good,good", 1, &[]).await;
+    let api = Api::new(running.addr);
+
+    let (status, health) = api.get("/api/v1/health").await;
+    like_recorded("health", status, &health);
+
+    // Submissions as the old proxy's clients send them.
+    let (status, tts) = api
+        .post_json(
+            "/api/v1/tts",
+            &json!({"text": "Hello from the old client.", "source_language": "en", "priority": "normal"}),
+        )
+        .await;
+    like_recorded("tts", status, &tts);
+    let article = "The gateway accepts jobs from clients and hands them to miners. It scores \
+                   every answer and keeps the best one for the client.";
+    let (status, summary) = api
+        .post_json(
+            "/api/v1/summarization",
+            &json!({"text": article, "source_language": "en", "priority": "normal"}),
+        )
+        .await;
+    like_recorded("summarization", status, &summary);
+    // The transcription's language and priority as query parameters, the body only the file.
+    let clip = super::support::wav_with_transcript("the quick brown fox jumps over the lazy dog");
+    let (status, heard) = api
+        .post_multipart(
+            "/api/v1/transcription?source_language=en&priority=normal",
+            super::support::multipart(&[("audio_file", Some("a.wav"), &clip)]),
+        )
+        .await;
+    like_recorded("transcription_query", status, &heard);
+    assert_eq!(heard["priority"], "normal");
+    // Both forms are fine when they agree; when they differ the field is named.
+    let (status, agreed) = api
+        .post_multipart(
+            "/api/v1/transcription?source_language=en",
+            super::support::multipart(&[
+                ("audio_file", Some("a.wav"), &clip),
+                ("source_language", None, b"en"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 200, "{agreed}");
+    let (status, refused) = api
+        .post_multipart(
+            "/api/v1/transcription?source_language=en&priority=high",
+            super::support::multipart(&[
+                ("audio_file", Some("a.wav"), &clip),
+                ("source_language", None, b"en"),
+                ("priority", None, b"low"),
+            ]),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    let named: Vec<&str> = refused["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(named, ["priority"], "{refused}");
+
+    // Finished tasks, including the speech's WAV as base64 in output_data.
+    for (name, accepted) in [
+        ("task_tts", &tts),
+        ("task_summarization", &summary),
+        ("task_transcription", &heard),
+    ] {
+        let id = accepted["task_id"].as_str().unwrap();
+        let task = api
+            .wait_terminal(id, std::time::Duration::from_secs(30))
+            .await;
+        assert_eq!(task["status"], "completed", "{task}");
+        like_recorded(name, 200, &task);
+        if name == "task_tts" {
+            let wav = base64::Engine::decode(
+                &base64::engine::general_purpose::STANDARD,
+                task["result"]["output_data"].as_str().unwrap(),
+            )
+            .unwrap();
+            assert!(wav.starts_with(b"RIFF"), "the WAV itself");
+            assert!(task["result"]["audio_url"].is_string(), "{task}");
+            // Never in list pages.
+            let (_, page) = api.get("/api/v1/tasks?task_type=tts").await;
+            let listed = &page.as_array().unwrap()[0];
+            assert_eq!(listed["task_id"], id);
+            assert!(listed["result"].get("output_data").is_none(), "{listed}");
+        }
+    }
+
+    // Validation errors: the same status, problem+json naming the same fields.
+    let long = "a".repeat(10_001);
+    for (name, path, body) in [
+        (
+            "summarization_too_short",
+            "/api/v1/summarization",
+            json!({"text": "short", "source_language": "en", "priority": "normal"}),
+        ),
+        (
+            "tts_bad_language",
+            "/api/v1/tts",
+            json!({"text": "Hello", "source_language": "xx"}),
+        ),
+        (
+            "tts_bad_priority",
+            "/api/v1/tts",
+            json!({"text": "Hello", "source_language": "en", "priority": "asap"}),
+        ),
+        (
+            "tts_empty_text",
+            "/api/v1/tts",
+            json!({"text": "", "source_language": "en"}),
+        ),
+        (
+            "tts_too_long",
+            "/api/v1/tts",
+            json!({"text": long, "source_language": "en", "priority": "normal"}),
+        ),
+    ] {
+        let (status, problem) = api.post_json(path, &body).await;
+        assert_eq!(status, 422, "{name}: {problem}");
+        let named: Vec<String> = problem["errors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(named, recorded_fields(name), "{name}: {problem}");
+    }
+    // A body that is not JSON: 400 here, 422 there (a stated difference).
+    let (status, _) = recorded("tts_not_json");
+    assert_eq!(status, 422);
+    let r = api
+        .http
+        .post(format!("{}/api/v1/tts", api.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    running.shutdown().await.unwrap();
+}

@@ -303,7 +303,9 @@ async fn authorization_matrix(addr: SocketAddr, t: &Tenants, local: bool) {
         (
             Method::POST,
             "/v1/audio/speech".into(),
-            Body::Json(json!({"model": "taogate-tts", "input": "Spoken for the matrix.", "voice": "alloy"})),
+            Body::Json(
+                json!({"model": "taogate-tts", "input": "Spoken for the matrix.", "voice": "alloy"}),
+            ),
             row([200, 200, 200]),
         ),
         (

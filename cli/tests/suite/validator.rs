@@ -23,7 +23,12 @@ async fn post(api: &Api, path: &str, key: Option<&str>, body: Value) -> (u16, Va
 }
 
 /// A key stored beside the running server: an admin's when `admin`.
-pub(super) async fn key(db: &taogate_shared::embedded::Database, name: &str, admin: bool, seed: u8) -> String {
+pub(super) async fn key(
+    db: &taogate_shared::embedded::Database,
+    name: &str,
+    admin: bool,
+    seed: u8,
+) -> String {
     let limits = Limits {
         admin,
         ..Limits::default()
@@ -45,8 +50,8 @@ async fn leased_tasks_are_answered_by_a_validator_or_handed_out_again() {
     let running = in_process(dir.path(), "sim:good", 0, &[("API_AUTH", "optional")]).await;
     let api = Api::new(running.addr);
     let db = running.db.clone().unwrap();
-    let admin = key(&db, "validator", true, 0x5a).await;
-    let admin = Some(admin.as_str());
+    let admin_secret = key(&db, "validator", true, 0x5a).await;
+    let admin = Some(admin_secret.as_str());
     let article = "Validators may answer tasks themselves. The gateway leases each task for a \
                    while and takes the answer back within the lease.";
     let (_, summary) = api
@@ -180,7 +185,7 @@ async fn leased_tasks_are_answered_by_a_validator_or_handed_out_again() {
     let r = api
         .http
         .post(format!("{}{heard_path}", api.base))
-        .header("x-api-key", admin.unwrap())
+        .header("x-api-key", &admin_secret)
         .header("x-lease-token", &fresh)
         .json(&json!({"attempt": 2, "output_data": text}))
         .send()
@@ -194,7 +199,7 @@ async fn leased_tasks_are_answered_by_a_validator_or_handed_out_again() {
     let r = api
         .http
         .post(format!("{}{path}", api.base))
-        .header("x-api-key", admin.unwrap())
+        .header("x-api-key", &admin_secret)
         .header("x-lease-token", &spoken)
         .header("content-type", "application/json")
         .body(vec![b' '; 48 * 1024 * 1024])
@@ -247,7 +252,7 @@ async fn leased_tasks_are_answered_by_a_validator_or_handed_out_again() {
     running.shutdown().await.unwrap();
 }
 
-fn tone_wav(hz: f32) -> Vec<u8> {
+fn tone_wav(hz: f64) -> Vec<u8> {
     let samples = taogate_shared::audio::tone(1.5, hz, 16_000);
     taogate_shared::audio::wav_pcm16(&samples, 16_000, None)
 }

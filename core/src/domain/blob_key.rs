@@ -139,7 +139,11 @@ mod tests {
         let id = TaskId::new();
         assert!(BlobKey::input(id).as_str().starts_with(BlobKey::INPUT));
         assert!(BlobKey::output(id).as_str().starts_with(BlobKey::OUTPUT));
-        assert_ne!(BlobKey::output(id), BlobKey::output(id), "a fresh key per write");
+        assert_ne!(
+            BlobKey::output(id),
+            BlobKey::output(id),
+            "a fresh key per write"
+        );
         assert!(
             BlobKey::task_body(id)
                 .as_str()

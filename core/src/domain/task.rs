@@ -358,7 +358,11 @@ impl Task {
         let live = self.status == TaskStatus::Processing
             && self.lease_until.is_some_and(|until| until > now);
         let held = self.lease_holder.as_ref().is_some_and(|digest| {
-            bool::from(digest.as_bytes().ct_eq(lease_token_digest(token).as_bytes()))
+            bool::from(
+                digest
+                    .as_bytes()
+                    .ct_eq(lease_token_digest(token).as_bytes()),
+            )
         });
         live && held
     }

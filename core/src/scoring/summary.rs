@@ -213,20 +213,27 @@ mod tests {
         let en = Language::parse("en").unwrap();
         let mut vocab = Vocabulary::default();
         let source = Source::new(SHORT, en, &mut vocab);
-        assert!(source.tokens.len() < MIN_SOURCE_WORDS, "the test's source is short");
+        assert!(
+            source.tokens.len() < MIN_SOURCE_WORDS,
+            "the test's source is short"
+        );
         let tokens = vocab.text(summary, en);
         check(&source, &tokens, summary, en, (0.05, 0.6))
     }
 
     #[test]
     fn a_short_source_is_held_to_being_shorter_not_to_the_usual_range() {
-        let faithful = run_short("The council approved a library budget. It adds evening hours and new books.");
+        let faithful = run_short(
+            "The council approved a library budget. It adds evening hours and new books.",
+        );
         assert_eq!(faithful.factor, 1.0, "{faithful:?}");
         let echo = run_short(SHORT);
         assert_eq!(echo.factor, 0.0, "{echo:?}");
         let padded = run_short(&format!("{SHORT} Indeed."));
         assert_eq!(padded.factor, 0.0, "{padded:?}");
-        let nearly = run_short("The city council approved a new library budget on Monday. It adds evening hours at every branch and buys new books for the children.");
+        let nearly = run_short(
+            "The city council approved a new library budget on Monday. It adds evening hours at every branch and buys new books for the children.",
+        );
         assert!(nearly.factor < faithful.factor, "{nearly:?}");
     }
 

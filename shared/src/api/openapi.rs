@@ -76,11 +76,12 @@ pub struct AudioSubmission {
     /// WAV, FLAC, MP3 or OGG/Vorbis; at most 50 MiB.
     #[schema(format = Binary, content_media_type = "application/octet-stream")]
     pub audio_file: Vec<u8>,
-    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive).
+    /// en es fr de it pt ru ja ko zh ar hi (case-insensitive). Required here or as the
+    /// `source_language` query parameter (the old proxy's form).
     #[schema(
         pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ee][Nn]|[Ee][Ss]|[Ff][Rr]|[Dd][Ee]|[Ii][Tt]|[Pp][Tt]|[Rr][Uu]|[Jj][Aa]|[Kk][Oo]|[Zz][Hh]|[Aa][Rr]|[Hh][Ii])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
-    pub source_language: String,
+    pub source_language: Option<String>,
     /// low | normal | high | urgent (default normal).
     #[schema(
         pattern = r"^[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[Ll][Oo][Ww]|[Nn][Oo][Rr][Mm][Aa][Ll]|[Hh][Ii][Gg][Hh]|[Uu][Rr][Gg][Ee][Nn][Tt])[\t\n\x0B\f\r \x85\xA0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
@@ -96,6 +97,8 @@ pub struct AudioSubmission {
 /// Submit audio for transcription: multipart with the file (up to 50 MiB locally, about 4 MiB
 /// behind a Lambda), or JSON naming an upload.
 #[utoipa::path(post, path = "/api/v1/transcription", tag = "submit",
+    params(("source_language" = Option<String>, Query, description = "The old proxy's form of the multipart field: either, or both with the same value"),
+           ("priority" = Option<String>, Query, description = "The old proxy's form of the multipart field: either, or both with the same value")),
     request_body(content(
         (AudioSubmission = "multipart/form-data"),
         (UploadedAudioSubmission = "application/json"),

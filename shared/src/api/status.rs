@@ -12,13 +12,13 @@ use base64::Engine as _;
 use super::StatusState;
 use super::gate::Caller;
 use super::problem::{FieldError, Problem};
-use crate::domain::{ServiceKind, Task, TaskId, TaskStatus, now_millis};
+use crate::domain::{ServiceKind, Task, TaskId, TaskOutput, TaskStatus, now_millis};
 use crate::ports::{
     BlobGet, BlobPresign, MinerDirectory, QueueDepth, QueueDepths, TaskQuery, TaskReader,
 };
 use crate::views::{
-    HealthView, IntegrationView, MinerDirectoryView, NetworkInfoView, PendingTaskView,
-    QueueStatsView, ServingMinerView, TaskCountsView, TaskView,
+    HealthView, INLINE_AUDIO_BYTES, IntegrationView, MinerDirectoryView, NetworkInfoView,
+    PendingTaskView, QueueStatsView, ServingMinerView, TaskCountsView, TaskView,
 };
 
 /// Default page size of the task list (the old proxy's).
@@ -56,7 +56,19 @@ pub async fn get_task<
     Path(id): Path<String>,
 ) -> Result<Json<TaskView>, Problem> {
     let task = load(&state.tasks, &id, &caller).await?;
-    Ok(Json(view(&state.blobs, &task).await?))
+    let mut shown = view(&state.blobs, &task).await?;
+    // The old proxy's `output_data` of a speech result: the WAV itself, in this view only.
+    if let Some(TaskOutput::Audio {
+        blob_key,
+        size_bytes,
+    }) = task.result.as_ref().map(|r| &r.output)
+        && *size_bytes <= INLINE_AUDIO_BYTES
+        && let Some(result) = shown.result.as_mut()
+        && let Some(wav) = state.blobs.get(blob_key).await?
+    {
+        result.output_data = Some(base64::engine::general_purpose::STANDARD.encode(&wav));
+    }
+    Ok(Json(shown))
 }
 
 /// `GET /api/v1/tasks/{id}/audio`: the audio result, served by the local runtime.

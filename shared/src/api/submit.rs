@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::Extension;
 use axum::body::{Body, Bytes};
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
@@ -374,6 +374,7 @@ fn multipart_problem(e: multer::Error) -> Problem {
 pub async fn transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + BlobPresign>(
     State(state): State<Arc<SubmitState<W, Q, B>>>,
     Extension(caller): Extension<Caller>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, Problem> {
@@ -383,7 +384,8 @@ pub async fn transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + 
                 .get_param(mime::BOUNDARY)
                 .map(|b| b.as_str().to_owned())
                 .ok_or_else(|| Problem::malformed("multipart/form-data without a boundary"))?;
-            multipart_transcription(&state, &caller, &headers, boundary, body).await
+            let query = QueryFields::parse(query.as_deref())?;
+            multipart_transcription(&state, &caller, &headers, (boundary, query), body).await
         }
         Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {
             uploaded_transcription(&state, &caller, &headers, body).await
@@ -391,6 +393,54 @@ pub async fn transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + 
         _ => Err(Problem::unsupported_media_type(
             "this route takes multipart/form-data, or application/json with an upload_id",
         )),
+    }
+}
+
+/// The query parameters of `POST /api/v1/transcription`: `source_language` and `priority`,
+/// as the old proxy took them.
+#[derive(Debug, Default)]
+struct QueryFields {
+    language: Option<String>,
+    priority: Option<String>,
+}
+
+impl QueryFields {
+    fn parse(raw: Option<&str>) -> Result<Self, Problem> {
+        let mut fields = Self::default();
+        let mut errors = Errors::default();
+        for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            let slot = match key.as_ref() {
+                "source_language" => &mut fields.language,
+                "priority" => &mut fields.priority,
+                _ => continue, // unknown parameters are ignored, as the old proxy ignored them
+            };
+            if slot.is_some() {
+                errors.add(&key, "must be given once");
+            }
+            *slot = Some(value.into_owned());
+        }
+        errors.finish()?;
+        Ok(fields)
+    }
+
+    /// The value of `name` from the form or the query; both given must agree.
+    fn merge(&self, name: &str, form: Option<String>, errors: &mut Errors) -> Option<String> {
+        let query = match name {
+            "source_language" => self.language.clone(),
+            _ => self.priority.clone(),
+        };
+        match (form, query) {
+            (Some(f), Some(q)) if f.trim() != q.trim() => {
+                errors.add(
+                    name,
+                    format!(
+                        "is given as a form field ({f:?}) and as a query parameter ({q:?}) with different values; send one"
+                    ),
+                );
+                Some(f)
+            }
+            (f, q) => f.or(q),
+        }
     }
 }
 
@@ -408,7 +458,7 @@ async fn multipart_transcription<
     state: &SubmitState<W, Q, B>,
     caller: &Caller,
     headers: &HeaderMap,
-    boundary: String,
+    (boundary, query): (String, QueryFields),
     body: Body,
 ) -> Result<Response, Problem> {
     let limit = state.settings.direct_upload_limit();
@@ -472,6 +522,10 @@ async fn multipart_transcription<
         text("priority"),
         text("callback_url"),
     );
+    // The old proxy took the language and priority as query parameters: either form is
+    // accepted, both only when they agree.
+    let language = query.merge("source_language", language, &mut errors);
+    let priority = query.merge("priority", priority, &mut errors);
     let common = errors.common(
         language.as_deref(),
         priority.as_deref(),

@@ -30,8 +30,8 @@ use super::problem::{FieldError, Problem};
 use super::submit::MAX_JSON_BYTES;
 use crate::domain::{
     AnswerBudget, AttemptEnd, BlobKey, ClaimOutcome, Confidence, MinerReply, Outcome, Quorum,
-    SynapseAnswer, Task, TaskId, TaskInput, TaskOutput, TaskResult, TaskStatus,
-    lease_token_digest, new_lease_token, now_millis,
+    SynapseAnswer, Task, TaskId, TaskInput, TaskOutput, TaskResult, TaskStatus, lease_token_digest,
+    new_lease_token, now_millis,
 };
 use crate::ports::{BlobGet, BlobPut, TaskLease, TaskQuery, TaskReader};
 use crate::views::iso;
@@ -224,7 +224,11 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
     let validator_lease = task.lease_holder.is_some()
         && task.status == TaskStatus::Processing
         && task.lease_until.is_some_and(|until| until > now);
-    if !validator_lease || header_token.as_deref().is_some_and(|t| !task.leased_to(t, now)) {
+    if !validator_lease
+        || header_token
+            .as_deref()
+            .is_some_and(|t| !task.leased_to(t, now))
+    {
         return Err(lease_over());
     }
     let budget = AnswerBudget::for_task(&task);
@@ -329,7 +333,10 @@ fn check_result(bytes: &[u8], budget: &AnswerBudget) -> Result<CheckedResult, Pr
         .and_then(Value::as_str)
         .map(str::to_owned);
     let Some(Value::String(output)) = map.remove("output_data") else {
-        return Err(Problem::invalid_field("output_data", "is required (base64)"));
+        return Err(Problem::invalid_field(
+            "output_data",
+            "is required (base64)",
+        ));
     };
     let reply = MinerReply {
         outcome: Outcome::Success,

@@ -1277,5 +1277,10 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
     assert_eq!(given_back.attempts, 0);
     assert_eq!(deliver(None).await, Disposition::Done);
     let done = db.get(task.id).await.unwrap().unwrap();
-    assert_eq!(done.status, TaskStatus::Completed, "{:?}", done.error_message);
+    assert_eq!(
+        done.status,
+        TaskStatus::Completed,
+        "{:?}",
+        done.error_message
+    );
 }
