@@ -85,14 +85,25 @@ def bucket(name):
     s3.put_bucket_lifecycle_configuration(
         Bucket=name,
         LifecycleConfiguration={
+            # As template.yaml: uploads a day, task objects two days past the table's TTL, the
+            # miner snapshot never.
             "Rules": [
                 {
-                    "ID": "expire-task-objects",
+                    "ID": "expire-uploads",
                     "Status": "Enabled",
-                    "Filter": {"Prefix": ""},
-                    "Expiration": {"Days": TTL_DAYS},
+                    "Filter": {"Prefix": "uploads/"},
+                    "Expiration": {"Days": 1},
                     "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
                 }
+            ]
+            + [
+                {
+                    "ID": f"expire-{prefix.rstrip('/')}",
+                    "Status": "Enabled",
+                    "Filter": {"Prefix": prefix},
+                    "Expiration": {"Days": TTL_DAYS + 2},
+                }
+                for prefix in ("input/", "output/", "tasks/")
             ]
         },
     )

@@ -406,3 +406,218 @@ fn the_task_table_has_the_same_indexes_in_the_template_the_provisioner_and_the_l
     keys.insert("id");
     assert_eq!(defined, keys);
 }
+
+/// The lines of `template.yaml`.
+fn template_lines() -> Vec<String> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `*` any run, `?` one character: IAM's `StringLike`.
+fn string_like(pattern: &str, value: &str) -> bool {
+    match (pattern.chars().next(), value.chars().next()) {
+        (None, None) => true,
+        (Some('*'), _) => {
+            string_like(&pattern[1..], value)
+                || (!value.is_empty()
+                    && string_like(pattern, &value[value.chars().next().unwrap().len_utf8()..]))
+        }
+        (Some('?'), Some(c)) => string_like(&pattern[1..], &value[c.len_utf8()..]),
+        (Some(p), Some(c)) if p == c => {
+            string_like(&pattern[p.len_utf8()..], &value[c.len_utf8()..])
+        }
+        _ => false,
+    }
+}
+
+/// Each function's DynamoDB write statements: `(function, action) → LeadingKeys patterns`
+/// (`None` for a write granted without the condition).
+fn dynamodb_writes() -> BTreeMap<(String, String), Option<Vec<String>>> {
+    let lines = template_lines();
+    let mut writes = BTreeMap::new();
+    let mut function = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim();
+        if line.starts_with("  ") && !line.starts_with("   ") && trimmed.ends_with(':') {
+            function = trimmed.trim_end_matches(':').to_owned();
+        }
+        let Some(list) = trimmed.strip_prefix("Action: [") else {
+            continue;
+        };
+        // The statement's own lines: up to the next `- Effect:`.
+        let rest = lines[i + 1..]
+            .iter()
+            .take_while(|l| !l.trim().starts_with("- ") && !l.trim().starts_with("# "));
+        let leading = rest
+            .filter_map(|l| l.trim().strip_prefix("dynamodb:LeadingKeys: ["))
+            .map(|l| {
+                l.trim_end_matches(']')
+                    .split(',')
+                    .map(|p| p.trim().trim_matches('"').to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .next();
+        for action in list.trim_end_matches(']').split(',').map(str::trim) {
+            if [
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+                "dynamodb:DeleteItem",
+            ]
+            .contains(&action)
+            {
+                writes.insert((function.clone(), action.to_owned()), leading.clone());
+            }
+        }
+    }
+    writes
+}
+
+#[test]
+fn every_dynamodb_write_is_held_to_the_items_its_ports_own() {
+    let task = taogate_shared::domain::TaskId::new().to_string();
+    // The keys each kind of item has (shared/src/aws: dynamo.rs, tenants.rs).
+    let counts = "#counts#3";
+    let usage = "#usage#0123456789abcdef#2026-12";
+    let claim = "#idem#0123456789abcdef#9f1c";
+    let health = "#miner#5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY";
+    let key_record = "#key#0123456789abcdef";
+    let key_index = "#keys";
+    let may: &[(&str, &str, &[&str])] = &[
+        (
+            "SubmitFunction",
+            "dynamodb:PutItem",
+            &[&task, counts, usage, claim],
+        ),
+        (
+            "SubmitFunction",
+            "dynamodb:UpdateItem",
+            &[&task, counts, usage, claim],
+        ),
+        ("SubmitFunction", "dynamodb:DeleteItem", &[claim]),
+        ("StatusFunction", "dynamodb:UpdateItem", &[usage]),
+        (
+            "WorkerFunction",
+            "dynamodb:PutItem",
+            &[&task, health, counts],
+        ),
+        (
+            "WorkerFunction",
+            "dynamodb:UpdateItem",
+            &[&task, health, counts],
+        ),
+        ("SweeperFunction", "dynamodb:PutItem", &[&task]),
+    ];
+    let everything = [
+        task.as_str(),
+        counts,
+        usage,
+        claim,
+        health,
+        key_record,
+        key_index,
+    ];
+    let writes = dynamodb_writes();
+    let granted: BTreeSet<(String, String)> = writes.keys().cloned().collect();
+    let expected: BTreeSet<(String, String)> = may
+        .iter()
+        .map(|(f, a, _)| ((*f).to_owned(), (*a).to_owned()))
+        .collect();
+    assert_eq!(granted, expected, "the functions' DynamoDB writes");
+    for (function, action, allowed) in may {
+        let patterns = writes[&((*function).to_owned(), (*action).to_owned())]
+            .clone()
+            .unwrap_or_else(|| panic!("{function} {action} has no dynamodb:LeadingKeys condition"));
+        for item in everything {
+            let permitted = patterns.iter().any(|p| string_like(p, item));
+            assert_eq!(
+                permitted,
+                allowed.contains(&item),
+                "{function} {action} on {item}: {patterns:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn each_prefix_lives_as_long_as_its_items_and_the_bucket_refuses_plain_http() {
+    let lines = template_lines();
+    // Lifecycle rules: prefix → expiration.
+    let mut rules: BTreeMap<String, String> = BTreeMap::new();
+    let mut prefix = None;
+    for line in &lines {
+        let t = line.trim();
+        if t.starts_with("- Id: expire-") {
+            prefix = None;
+        }
+        if let Some(p) = t.strip_prefix("Prefix: ") {
+            prefix = Some(p.to_owned());
+        }
+        if let Some(days) = t.strip_prefix("ExpirationInDays: ") {
+            let p = prefix
+                .clone()
+                .expect("every lifecycle rule names its prefix");
+            rules.insert(p, days.to_owned());
+        }
+    }
+    let per_task = "!FindInMap [TaskObjects, !Ref TaskTtlDays, Days]".to_owned();
+    let expected = BTreeMap::from([
+        ("uploads/".to_owned(), "1".to_owned()),
+        ("input/".to_owned(), per_task.clone()),
+        ("output/".to_owned(), per_task.clone()),
+        ("tasks/".to_owned(), per_task),
+    ]);
+    assert_eq!(rules, expected, "lifecycle rules; metagraph/ never expires");
+    let known: BTreeSet<&str> = BlobKey::PREFIXES.into_iter().collect();
+    assert!(rules.keys().all(|p| known.contains(p.as_str())));
+    // The mapping gives every allowed TTL its objects' two extra days.
+    let allowed = lines
+        .iter()
+        .skip_while(|l| l.trim() != "TaskTtlDays:")
+        .find_map(|l| l.trim().strip_prefix("AllowedValues: ["))
+        .unwrap()
+        .trim_end_matches(']')
+        .split(',')
+        .map(|v| v.trim().parse::<u32>().unwrap())
+        .collect::<Vec<_>>();
+    let mapping: BTreeMap<u32, u32> = lines
+        .iter()
+        .skip_while(|l| l.trim() != "TaskObjects:")
+        .skip(1)
+        .map_while(|l| {
+            let t = l.trim();
+            let (key, rest) = t.split_once(": {Days: ")?;
+            Some((
+                key.trim_matches('"').parse().ok()?,
+                rest.trim_end_matches('}').parse().ok()?,
+            ))
+        })
+        .collect();
+    assert_eq!(mapping.keys().copied().collect::<Vec<_>>(), allowed);
+    assert!(
+        mapping.iter().all(|(ttl, days)| *days == ttl + 2),
+        "{mapping:?}"
+    );
+    // Plain HTTP is refused for the bucket and every object in it.
+    let policy: String = lines
+        .iter()
+        .skip_while(|l| l.as_str() != "  BlobBucketPolicy:")
+        .skip(1)
+        .take_while(|l| l.starts_with("   ") || l.trim().is_empty())
+        .map(|l| format!("{}\n", l.trim()))
+        .collect();
+    assert!(!policy.is_empty(), "a bucket policy");
+    for needle in [
+        "Bucket: !Ref BlobBucket",
+        "Effect: Deny",
+        "Principal: \"*\"",
+        "Action: \"s3:*\"",
+        "Resource: [!GetAtt BlobBucket.Arn, !Sub \"${BlobBucket.Arn}/*\"]",
+        "Bool: {aws:SecureTransport: \"false\"}",
+    ] {
+        assert!(policy.contains(needle), "{needle} missing from:\n{policy}");
+    }
+}

@@ -143,6 +143,14 @@ impl DynamoTasks {
         Ok(item)
     }
 
+    /// Whether the spilled body an item names is absent from the bucket.
+    async fn body_missing(&self, item: &HashMap<String, AttributeValue>) -> bool {
+        match item.get("body_key").and_then(|b| b.as_s().ok()) {
+            Some(key) => matches!(self.large_bodies.size(key).await, Ok(None)),
+            None => false,
+        }
+    }
+
     async fn decode(&self, item: &HashMap<String, AttributeValue>) -> Result<Task, StoreError> {
         if let Some(body) = item.get("body").and_then(|b| b.as_s().ok()) {
             return serde_json::from_str(body).map_err(backend);
@@ -170,7 +178,16 @@ impl DynamoTasks {
             .await
             .map_err(backend)?;
         match out.item() {
-            Some(item) => Ok(Some(self.decode(item).await?)),
+            Some(item) => match self.decode(item).await {
+                Ok(task) => Ok(Some(task)),
+                // Its spilled body is gone: the task is, too (its objects outlive the item's
+                // TTL by two days, so only a hand or an old rule deletes one first).
+                Err(e) if self.body_missing(item).await => {
+                    tracing::warn!(task_id = %id, error = ?anyhow::Error::from(e), "a task's body is missing; answered as gone");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            },
             None => Ok(None),
         }
     }
@@ -333,8 +350,17 @@ impl DynamoTasks {
         }
         let mut tasks = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(item) = items.get(id) {
-                tasks.push(self.decode(item).await?);
+            let Some(item) = items.get(id) else {
+                continue;
+            };
+            match self.decode(item).await {
+                Ok(task) => tasks.push(task),
+                // A page answers without an item whose spilled body is gone (deleted by hand,
+                // or an old lifecycle rule); the rest of the page is still true.
+                Err(e) if self.body_missing(item).await => {
+                    tracing::warn!(task_id = %id, error = ?anyhow::Error::from(e), "a listed task's body is missing; left out of the page");
+                }
+                Err(e) => return Err(e),
             }
         }
         Ok(tasks)

@@ -36,6 +36,29 @@ pub async fn aws() -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
     aws_counted().await.0
 }
 
+/// Fresh AWS resources with an S3 client and the bucket's name, to reach around the adapters.
+pub async fn aws_with_bucket() -> (
+    Backend<DynamoTasks, SqsQueues, S3Blobs>,
+    aws_sdk_s3::Client,
+    String,
+) {
+    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let clients = AwsClients::load(true).await;
+    let resources = provision(&clients, &format!("contract-{suffix}"), MAX_RECEIVES, 30)
+        .await
+        .unwrap();
+    let backend = Backend {
+        tasks: DynamoTasks::new(
+            clients.dynamodb,
+            S3Blobs::new(clients.s3.clone(), &resources),
+            &resources,
+        ),
+        queue: SqsQueues::new(clients.sqs, &resources),
+        blobs: S3Blobs::new(clients.s3.clone(), &resources),
+    };
+    (backend, clients.s3, resources.bucket)
+}
+
 /// Fresh AWS resources, and what their clients have used.
 pub async fn aws_counted() -> (
     Backend<DynamoTasks, SqsQueues, S3Blobs>,

@@ -475,3 +475,46 @@ async fn a_task_larger_than_a_dynamodb_item_round_trips() {
         .unwrap();
     assert_eq!(page.tasks, vec![done]);
 }
+
+/// A page with an item whose spilled body is gone still answers, without that item; the item
+/// itself reads as gone.
+#[tokio::test]
+async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
+    let (b, client, bucket) = crate::aws_fixture::aws_with_bucket().await;
+    let store = &b.tasks;
+    let mut lost = task(ServiceKind::Summarization, 1_000);
+    lost.input = TaskInput::Text {
+        text: "语".repeat(150_000),
+    }; // 450 KB of UTF-8: past an item's 400 KB
+    store.insert(&lost).await.unwrap();
+    let kept = task(ServiceKind::Summarization, 2_000);
+    store.insert(&kept).await.unwrap();
+    // The body object goes (by hand, or a lifecycle rule shorter than the table's TTL).
+    let listed = client
+        .list_objects_v2()
+        .bucket(&bucket)
+        .prefix(format!("tasks/{}/", lost.id))
+        .send()
+        .await
+        .unwrap();
+    let objects = listed.contents();
+    assert_eq!(objects.len(), 1, "the body was spilled to S3");
+    for object in objects {
+        client
+            .delete_object()
+            .bucket(&bucket)
+            .key(object.key().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let page = store
+        .list(TaskQuery {
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.tasks, vec![kept]);
+    assert_eq!(store.get(lost.id).await.unwrap(), None);
+}
