@@ -87,7 +87,12 @@ fn announced_size(headers: &HeaderMap, bytes: &[u8]) -> Result<u64, Problem> {
     };
     match map.get("size_bytes") {
         None | Some(Value::Null) => Err(required()),
-        Some(v) => match v.as_u64() {
+        // JSON has one number type: 1000.0 is the integer 1000.
+        Some(v) => match v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.fract() == 0.0 && *f >= 1.0)
+                .map(|f| f as u64)
+        }) {
             Some(n) if (1..=MAX_AUDIO_BYTES as u64).contains(&n) => Ok(n),
             _ => Err(Problem::invalid_field(
                 "size_bytes",

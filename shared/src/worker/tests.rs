@@ -1284,3 +1284,112 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
         done.error_message
     );
 }
+
+/// Every miner speaks the same tone: valid speech for any text.
+struct Speaking(f64);
+
+impl MinerClient for Speaking {
+    async fn query(&self, miner: &Miner, _: &SynapseRequest, _: Duration) -> MinerReply {
+        let samples = crate::audio::tone(1.5, self.0, 16_000);
+        let wav = crate::audio::wav_pcm16(&samples, 16_000, None);
+        MinerReply {
+            outcome: Outcome::Success,
+            latency: Duration::from_millis(10 + u64::from(miner.port)),
+            body: Some(Arc::new(SynapseAnswer {
+                output_data: Some(base64::engine::general_purpose::STANDARD.encode(wav)),
+                ..Default::default()
+            })),
+            error: None,
+            memory: None,
+        }
+    }
+}
+
+/// A finished result is never replaced: a stale attempt that stores its speech after another
+/// attempt completed the task writes a key of its own, loses the conditional end, and the
+/// audio the task serves is unchanged.
+#[tokio::test]
+async fn a_stale_attempts_speech_never_replaces_the_served_audio() {
+    let settings = Settings::from_lookup(|_| None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let ports = |tone: f64| WorkerPorts {
+        tasks: db.clone(),
+        blobs: blobs.clone(),
+        directory: LiveDirectory::new(snapshot(3)),
+        client: Speaking(tone),
+        reference: Oracle,
+        callbacks: Recorder::default(),
+    };
+    let (current, stale_worker) = (
+        worker_of(&settings, ports(220.0)),
+        worker_of(&settings, ports(880.0)),
+    );
+    let task = Task::new(
+        ServiceKind::Tts,
+        Priority::Normal,
+        Language::parse("en").unwrap(),
+        TaskInput::Text {
+            text: "Spoken once, kept once.".into(),
+        },
+        None,
+        now_millis(),
+    );
+    db.insert(&task).await.unwrap();
+    // Attempt 1 is claimed by a worker whose lease then runs out...
+    let ClaimOutcome::Claimed(stale) = db
+        .claim(task.id, now_millis() - 120_000, Duration::from_secs(1))
+        .await
+        .unwrap()
+    else {
+        panic!("claimable");
+    };
+    // ...and attempt 2 completes the task.
+    assert_eq!(
+        current.handle(&first_delivery(&task)).await,
+        Disposition::Done
+    );
+    let done = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!((done.status, done.attempts), (TaskStatus::Completed, 2));
+    let served_key = crate::views::TaskView::audio_key(&done).unwrap().to_owned();
+    let served = crate::ports::BlobGet::get(&blobs, &served_key)
+        .await
+        .unwrap()
+        .unwrap();
+    // The stale attempt finishes late: it stores its speech, then loses the conditional end.
+    let snapshot = Arc::new(snapshot(3));
+    let late = attempt::run(
+        &stale,
+        snapshot,
+        &stale_worker.ports,
+        &stale_worker.policy,
+        &std::collections::HashMap::new(),
+    )
+    .await;
+    let Ok((result, candidates, _)) = late else {
+        panic!("the stale attempt found an answer");
+    };
+    let crate::domain::TaskOutput::Audio { blob_key, .. } = &result.output else {
+        panic!("speech");
+    };
+    assert_ne!(blob_key, &served_key, "a key of its own");
+    let ended = db
+        .end_attempt(
+            task.id,
+            stale.attempts,
+            AttemptEnd::Completed { result, candidates },
+            now_millis(),
+        )
+        .await;
+    assert!(matches!(ended, Err(StoreError::Conflict(_))), "{ended:?}");
+    let after = db.get(task.id).await.unwrap().unwrap();
+    assert_eq!(
+        crate::views::TaskView::audio_key(&after),
+        Some(served_key.as_str())
+    );
+    let still = crate::ports::BlobGet::get(&blobs, &served_key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still, served, "the served audio is unchanged");
+}
