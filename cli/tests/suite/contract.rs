@@ -121,15 +121,9 @@ async fn the_old_proxys_api_is_answered_shape_for_shape() {
     let (status, _) = api.get("/api/v1/validator/integration").await;
     assert_eq!(status, 403);
     let admin = super::validator::key(idle.db.as_ref().unwrap(), "ops", true, 0x21).await;
-    let r = api
-        .http
-        .get(format!("{}/api/v1/validator/integration", api.base))
-        .header("x-api-key", &admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let integration: Value = r.json().await.unwrap();
+    let (status, integration) =
+        super::validator::get_with_key(&api, "/api/v1/validator/integration", &admin).await;
+    assert_eq!(status, 200);
     conforms("integration", &integration);
     assert_eq!(integration["queue_stats"]["pending_count"], 1);
     idle.shutdown().await.unwrap();

@@ -108,15 +108,9 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     }
 
     let admin = super::validator::key(running.db.as_ref().unwrap(), "ops", true, 0x44).await;
-    let r = api
-        .http
-        .get(format!("{}/api/v1/validator/integration", api.base))
-        .header("x-api-key", &admin)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let integration: serde_json::Value = r.json().await.unwrap();
+    let (status, integration) =
+        super::validator::get_with_key(&api, "/api/v1/validator/integration", &admin).await;
+    assert_eq!(status, 200);
     assert_eq!(integration["miners"].as_array().unwrap().len(), 1);
     assert_eq!(integration["network_info"]["available_miners"], 1);
     assert_eq!(integration["network"]["network"], "simulated");

@@ -196,7 +196,9 @@ async fn the_hotkey_secret_never_reaches_logs_errors_or_stored_tasks() {
         .post_json("/api/v1/tts", &json!({"text": "", "source_language": "en"}))
         .await;
     assert_eq!(status, 422, "{problem}");
-    let (_, integration) = api.get("/api/v1/validator/integration").await;
+    let admin = super::tenants::create_key(&data, &[], "ops", &["--admin"]);
+    let (_, integration) =
+        super::validator::get_with_key(&api, "/api/v1/validator/integration", &admin.secret).await;
     let log = server.log();
     server.kill();
 

@@ -523,6 +523,30 @@ async fn a_burst_at_a_keys_rate_admits_exactly_its_burst_on_the_embedded_backend
     check_burst(&counts, limited);
 }
 
+/// Uploads cost requests like any other route: past the key's burst, 429.
+#[tokio::test]
+async fn uploads_count_toward_the_keys_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let server = ServeProcess::spawn(&data, "sim:1", &REQUIRED);
+    let key = create_key(&data, &[], "uploader", &["--rate", "1/min", "--burst", "3"]);
+    let http = super::support::http_client();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let (status, _, _) = send(
+            &http,
+            server.addr,
+            Method::POST,
+            "/api/v1/uploads",
+            Some(("x-api-key", key.secret.clone())),
+            Body::Json(json!({"size_bytes": 1000})),
+        )
+        .await;
+        statuses.push(status);
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+}
+
 #[tokio::test]
 async fn a_burst_spread_over_two_processes_admits_exactly_its_burst_on_aws() {
     // Two servers on one table stand in for concurrent Lambdas: the rate is one set of

@@ -42,6 +42,19 @@ pub(super) async fn key(
     issued.secret
 }
 
+/// GETs `path` as JSON with the key `secret`.
+pub(super) async fn get_with_key(api: &Api, path: &str, secret: &str) -> (u16, Value) {
+    let r = api
+        .http
+        .get(format!("{}{path}", api.base))
+        .header("x-api-key", secret)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
 #[tokio::test]
 async fn leased_tasks_are_answered_by_a_validator_or_handed_out_again() {
     let dir = tempfile::tempdir().unwrap();

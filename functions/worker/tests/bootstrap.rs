@@ -150,14 +150,34 @@ async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attemp
     else {
         panic!("the handler failed");
     };
-    assert_eq!(
-        r["batchItemFailures"],
-        serde_json::json!([{"itemIdentifier": "m-late"}]),
-        "{r}"
-    );
+    // Handed back unclaimed, and not counted: the record is acknowledged and a copy of its
+    // message, delayed by `HANDBACK_DELAY`, waits on the queue with a fresh receive count.
+    assert_eq!(r["batchItemFailures"], serde_json::json!([]), "{r}");
     let stored = tasks.get(task.id).await.unwrap().unwrap();
     assert_eq!((stored.status, stored.attempts), (TaskStatus::Pending, 0));
     assert_eq!(subnet.served(0), 0, "no miner was asked");
+    assert_eq!(waiting(&clients.sqs, &resources.queues[1]).await, 1);
+}
+
+/// Messages on a queue, visible or delayed.
+async fn waiting(sqs: &aws_sdk_sqs::Client, url: &str) -> u64 {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .unwrap();
+    [
+        A::ApproximateNumberOfMessages,
+        A::ApproximateNumberOfMessagesDelayed,
+    ]
+    .iter()
+    .filter_map(|name| out.attributes().and_then(|a| a.get(name)))
+    .map(|n| n.parse::<u64>().unwrap())
+    .sum()
 }
 
 /// A fresh deploy has no miner snapshot yet: the task waits, using no attempt, and its message

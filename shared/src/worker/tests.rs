@@ -22,6 +22,10 @@ use crate::ports::{
 
 const TRUTH: &str = "the council approved the new bridge budget on monday";
 
+/// A source that [`TRUTH`] summarizes: a summary is shorter than its source.
+const LONGER_SOURCE: &str = "The council approved the new bridge budget on Monday, after a long \
+    debate about the cost of the repairs and the schedule for the work on the river crossing.";
+
 /// Miner `port` answers the summary `answers[port]` at once.
 struct Scripted {
     answers: Vec<&'static str>,
@@ -462,7 +466,7 @@ async fn an_attempt_the_invocation_cannot_finish_is_handed_back_uncounted() {
     let (db, blobs) = crate::embedded::test_stores(dir.path());
     let ports = two_truthful_miners(db.clone(), blobs, Hanging, Recorder::default());
     let worker = worker_of(&settings, ports);
-    let task = summary_task("The council approved the bridge budget on Monday.", None);
+    let task = summary_task(LONGER_SOURCE, None);
     db.insert(&task).await.unwrap();
     let delivery = first_delivery(&task);
 
@@ -1170,7 +1174,7 @@ async fn a_task_whose_input_finds_no_room_before_the_invocation_ends_is_handed_b
     let worker = worker_of(&settings, ports);
     // Other records hold the whole budget for as long as this invocation lasts.
     let held = worker.policy.inputs.reserve(100 * 1024).await.unwrap();
-    let task = summary_task("The council approved the bridge budget on Monday.", None);
+    let task = summary_task(LONGER_SOURCE, None);
     db.insert(&task).await.unwrap();
 
     let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(300);
@@ -1211,13 +1215,14 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
     let lease = settings.worker.lease();
     let dir = tempfile::tempdir().unwrap();
     let (db, blobs) = crate::embedded::test_stores(dir.path());
+    let blobs_for_finisher = blobs.clone();
     let ports = two_truthful_miners(db.clone(), blobs, Oracle, Recorder::default());
     let worker = worker_of(&settings, ports);
-    let task = summary_task("The council approved the bridge budget on Monday.", None);
+    let task = summary_task(LONGER_SOURCE, None);
     db.insert(&task).await.unwrap();
     db.send(task.id, task.priority).await.unwrap();
     // Receives the task's message and settles it as the drain loop does.
-    let deliver = |deadline: Option<Instant>| {
+    let deliver = |deadline: Instant| {
         let (db, worker) = (db.clone(), &worker);
         async move {
             let delivery = loop {
@@ -1228,10 +1233,7 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
                 tokio::time::sleep(Duration::from_millis(50)).await;
             };
             assert!(!delivery.dead_letter, "handed back, never dead-lettered");
-            let disposition = match deadline {
-                Some(d) => worker.handle_before(&delivery, d).await,
-                None => worker.handle(&delivery).await,
-            };
+            let disposition = worker.handle_before(&delivery, deadline).await;
             match disposition {
                 Disposition::Done => db.ack(&delivery.receipt).await.unwrap(),
                 Disposition::Retry(d) => db.release(&delivery.receipt, d).await.unwrap(),
@@ -1244,7 +1246,7 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
     let held = worker.policy.inputs.reserve(100 * 1024).await.unwrap();
     for _ in 0..3 {
         let deadline = Instant::now() + lease + DEADLINE_MARGIN + Duration::from_millis(200);
-        let handed = deliver(Some(deadline)).await;
+        let handed = deliver(deadline).await;
         assert_eq!(handed, Disposition::Postpone(HANDBACK_DELAY));
     }
     drop(held);
@@ -1269,13 +1271,27 @@ async fn a_task_handed_back_more_often_than_the_dead_letter_limit_still_complete
             Disposition::Postpone(_)
         ));
     }
-    // The lease ends unanswered (the validator gave up): the next delivery completes it.
+    // The lease ends unanswered (the validator gave up): the next delivery completes it. (A
+    // worker with the default lease finishes the attempt: a 0.2 s lease is for the hand-backs.)
     let given_back = db
         .end_attempt(task.id, 1, AttemptEnd::Interrupted, now_millis())
         .await
         .unwrap();
     assert_eq!(given_back.attempts, 0);
-    assert_eq!(deliver(None).await, Disposition::Done);
+    let unhurried =
+        Settings::from_lookup(|k| (k == "MAX_ATTEMPTS").then(|| "2".to_owned())).unwrap();
+    let finisher = worker_of(
+        &unhurried,
+        two_truthful_miners(db.clone(), blobs_for_finisher, Oracle, Recorder::default()),
+    );
+    let delivery = loop {
+        if let Some(d) = db.receive(1, Duration::from_secs(30)).await.unwrap().pop() {
+            break d;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!delivery.dead_letter, "handed back, never dead-lettered");
+    assert_eq!(finisher.handle(&delivery).await, Disposition::Done);
     let done = db.get(task.id).await.unwrap().unwrap();
     assert_eq!(
         done.status,

@@ -42,20 +42,7 @@ pub async fn aws_with_bucket() -> (
     aws_sdk_s3::Client,
     String,
 ) {
-    let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
-    let clients = AwsClients::load(true).await;
-    let resources = provision(&clients, &format!("contract-{suffix}"), MAX_RECEIVES, 30)
-        .await
-        .unwrap();
-    let backend = Backend {
-        tasks: DynamoTasks::new(
-            clients.dynamodb,
-            S3Blobs::new(clients.s3.clone(), &resources),
-            &resources,
-        ),
-        queue: SqsQueues::new(clients.sqs, &resources),
-        blobs: S3Blobs::new(clients.s3.clone(), &resources),
-    };
+    let (backend, clients, resources) = provisioned().await;
     (backend, clients.s3, resources.bucket)
 }
 
@@ -68,6 +55,16 @@ pub async fn aws_counted() -> (
         std::env::var("AWS_ENDPOINT_URL").is_ok(),
         "the AWS contract tests need the local emulators: run `make test`, or `eval \"$(localstack/local-aws.sh start)\"` first"
     );
+    let (backend, clients, _) = provisioned().await;
+    (backend, clients.usage)
+}
+
+/// Fresh resources on the emulators, the adapters over them, and their clients.
+async fn provisioned() -> (
+    Backend<DynamoTasks, SqsQueues, S3Blobs>,
+    AwsClients,
+    taogate_shared::aws::AwsResources,
+) {
     let suffix = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
     let clients = AwsClients::load(true).await;
     let resources = provision(&clients, &format!("contract-{suffix}"), MAX_RECEIVES, 30)
@@ -75,12 +72,12 @@ pub async fn aws_counted() -> (
         .unwrap();
     let backend = Backend {
         tasks: DynamoTasks::new(
-            clients.dynamodb,
+            clients.dynamodb.clone(),
             S3Blobs::new(clients.s3.clone(), &resources),
             &resources,
         ),
-        queue: SqsQueues::new(clients.sqs, &resources),
-        blobs: S3Blobs::new(clients.s3, &resources),
+        queue: SqsQueues::new(clients.sqs.clone(), &resources),
+        blobs: S3Blobs::new(clients.s3.clone(), &resources),
     };
-    (backend, clients.usage)
+    (backend, clients, resources)
 }
