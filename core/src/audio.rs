@@ -716,6 +716,20 @@ mod declared_length_tests {
     }
 
     #[test]
+    fn a_wav_whose_frames_outweigh_their_samples_is_refused() {
+        // Found by the fuzz tests: a streamed 10 ms WAV (RIFF and data lengths 0xffffffff, a
+        // comment) whose block align is 65535 for one 16-bit channel: symphonia read each packet
+        // into a 75 MB buffer (1152 blocks). A miner's answer could carry this.
+        let mut wav = wav_pcm16(&tone(0.01, 300.0, 8000), 8000, Some("hi"));
+        wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        wav[32..34].copy_from_slice(&[0xff, 0xff]);
+        wav[64..68].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(wav.len(), 228);
+        assert_eq!(&wav[60..64], b"data");
+        assert!(refused(wav).contains("65535 bytes"));
+    }
+
+    #[test]
     fn a_flac_comment_longer_than_the_file_is_refused() {
         // The comment's length (at 0x6c) raised to 0xf0ffffff: symphonia allocated 4 GB.
         let mut flac = fixture("speech.flac");

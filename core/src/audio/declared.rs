@@ -1,7 +1,8 @@
 //! What a file declares before symphonia believes it.
 //!
 //! Symphonia sizes some buffers from lengths the file declares, before it reads the bytes they
-//! announce: a RIFF `LIST/INFO` entry, a FLAC Vorbis-comment or picture field, an ID3v2 frame, an
+//! announce: a WAV packet (1152 blocks of the declared block align, up to 75 MB), a RIFF
+//! `LIST/INFO` entry, a FLAC Vorbis-comment or picture field, an ID3v2 frame, an
 //! Ogg Vorbis/Opus comment (each up to 4 GiB), and the code tables of a Vorbis setup header (up to
 //! 2^24 entries a codebook, 255 codebooks, from a few bytes each). A hundred-byte upload could make
 //! it ask for gigabytes, and a failed allocation aborts the process. [`check`] reads the same
@@ -135,7 +136,9 @@ fn id3v2(tag: &[u8]) -> Result<usize, NotAudio> {
 }
 
 /// Checks the chunks of a RIFF file up to its `data` chunk: a `LIST` chunk must fit in the file
-/// (its entries are read into buffers of their declared sizes, each bounded by the list's).
+/// (its entries are read into buffers of their declared sizes, each bounded by the list's), and
+/// a PCM format chunk's frames (its block align) may not be larger than their samples (a packet
+/// is read into a buffer of 1152 blocks).
 fn riff(riff: &[u8]) -> Result<(), NotAudio> {
     let mut at = 12;
     while let (Some(id), Some(len)) = (riff.get(at..at + 4), le32(riff, at + 4)) {
@@ -145,6 +148,22 @@ fn riff(riff: &[u8]) -> Result<(), NotAudio> {
         let left = (riff.len() - at - 8) as u64;
         if id == b"LIST" && len > left {
             return Err(past_end("a RIFF LIST chunk"));
+        }
+        if id == b"fmt " {
+            let field = |offset: usize| {
+                let field = riff.get(at + 8 + offset..at + 10 + offset)?;
+                Some(u64::from(u16::from_le_bytes([field[0], field[1]])))
+            };
+            if let (Some(tag), Some(channels), Some(align), Some(bits)) =
+                (field(0), field(2), field(12), field(14))
+                && matches!(tag, 1 | 3 | 6 | 7 | 0xfffe)
+                && align > channels * bits.div_ceil(8)
+            {
+                return Err(NotAudio(format!(
+                    "the file is not valid audio: its WAV frames are {align} bytes, larger than \
+                     {channels} samples of {bits} bits"
+                )));
+            }
         }
         at = at
             .saturating_add(8)
