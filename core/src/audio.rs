@@ -16,6 +16,9 @@ use symphonia::core::probe::Hint;
 
 use crate::domain::AudioInfo;
 
+mod declared;
+pub use declared::MAX_CODEBOOK_BYTES;
+
 /// Packets decoded to prove a file is real audio; a few are enough to catch a renamed file or a
 /// corrupt stream without paying for a full decode of a 50 MB upload.
 const PACKETS_TO_DECODE: usize = 8;
@@ -49,6 +52,7 @@ fn open(bytes: Bytes, filename: Option<&str>) -> Result<Opened, NotAudio> {
     if bytes.is_empty() {
         return Err(NotAudio("the audio file is empty".into()));
     }
+    declared::check(&bytes)?;
     let mut hint = Hint::new();
     if let Some(ext) = filename.and_then(|f| f.rsplit_once('.')).map(|(_, e)| e) {
         hint.with_extension(ext);
@@ -663,6 +667,105 @@ mod fixture_tests {
         let mut cut = fixture("speech.mp3").to_vec();
         cut.truncate(3);
         assert!(probe(Bytes::from(cut), Some("x.mp3")).is_err());
+    }
+}
+
+#[cfg(test)]
+mod declared_length_tests {
+    //! Files whose declared lengths made symphonia ask for gigabytes before reading a byte of
+    //! what they announce. Each is refused before symphonia sees it.
+    use super::*;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!("{}/../testdata/audio/{name}", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(path).unwrap()
+    }
+
+    fn refused(bytes: Vec<u8>) -> String {
+        let bytes = Bytes::from(bytes);
+        let why = probe(bytes.clone(), None).unwrap_err().0;
+        assert_eq!(analyze(bytes.clone(), None).unwrap_err().0, why);
+        if bytes.starts_with(b"RIFF") {
+            assert_eq!(wav_header(&bytes).unwrap_err().0, why);
+        }
+        why
+    }
+
+    #[test]
+    fn a_vorbis_codebook_of_sixteen_million_entries_is_refused_unbuilt() {
+        // Found by the fuzz tests: the Ogg fixture's first 8 KiB with a codebook's entry count
+        // raised to 0xffff.. (two bytes) and the page checksums rewritten. Symphonia reserved
+        // 32 MiB for its tables; 255 such codebooks fit in a few kilobytes.
+        let mut ogg = fixture("speech.ogg");
+        ogg.truncate(8192);
+        for (at, byte) in [
+            (0x50, 0x14),
+            (0x51, 0x6e),
+            (0x52, 0x73),
+            (0x53, 0x51),
+            (0x1eb, 0xff),
+            (0x1ec, 0xff),
+            (0x1e19, 0x11),
+            (0x1e1a, 0x67),
+            (0x1e1b, 0x5b),
+            (0x1e1c, 0xc4),
+        ] {
+            ogg[at] = byte;
+        }
+        assert!(refused(ogg).contains("Vorbis code tables"));
+    }
+
+    #[test]
+    fn a_wav_whose_frames_outweigh_their_samples_is_refused() {
+        // Found by the fuzz tests: a streamed 10 ms WAV (RIFF and data lengths 0xffffffff, a
+        // comment) whose block align is 65535 for one 16-bit channel: symphonia read each packet
+        // into a 75 MB buffer (1152 blocks). A miner's answer could carry this.
+        let mut wav = wav_pcm16(&tone(0.01, 300.0, 8000), 8000, Some("hi"));
+        wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        wav[32..34].copy_from_slice(&[0xff, 0xff]);
+        wav[64..68].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(wav.len(), 228);
+        assert_eq!(&wav[60..64], b"data");
+        assert!(refused(wav).contains("65535 bytes"));
+    }
+
+    #[test]
+    fn a_flac_comment_longer_than_the_file_is_refused() {
+        // The comment's length (at 0x6c) raised to 0xf0ffffff: symphonia allocated 4 GB.
+        let mut flac = fixture("speech.flac");
+        flac.truncate(4096);
+        flac[0x6c..0x70].copy_from_slice(&[0xff, 0xff, 0xff, 0xf0]);
+        assert!(refused(flac).contains("FLAC comment"));
+    }
+
+    #[test]
+    fn a_riff_info_entry_longer_than_the_file_is_refused() {
+        // A streamed RIFF length, and LIST and ICMT lengths of almost 4 GiB: symphonia
+        // allocated the ICMT entry's 4 GB. A miner's answer could carry this.
+        let mut wav = wav_pcm16(&tone(0.02, 300.0, 8000), 8000, Some("hello there"));
+        wav[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
+        wav[40..44].copy_from_slice(&0xffff_ff00u32.to_le_bytes());
+        wav[52..56].copy_from_slice(&0xffff_fe00u32.to_le_bytes());
+        assert!(refused(wav).contains("RIFF LIST"));
+    }
+
+    #[test]
+    fn an_id3_frame_longer_than_its_tag_is_refused() {
+        // The first frame (TSSE, at 10) of the MP3 fixture's ID3v2.3 tag declaring 4 GB.
+        let mut mp3 = fixture("speech.mp3");
+        assert_eq!(&mp3[10..14], b"TSSE");
+        mp3[14..18].copy_from_slice(&[0xff, 0xff, 0xff, 0x00]);
+        assert!(refused(mp3).contains("ID3v2 frame"));
+    }
+
+    #[test]
+    fn an_ogg_comment_longer_than_its_packet_is_refused() {
+        // The Vorbis comment's length (at 0xa6) raised to 0xf0ffffff, and its page's checksum
+        // (at 0x50) rewritten: symphonia allocated 4 GB.
+        let mut ogg = fixture("speech.ogg");
+        ogg[0xa6..0xaa].copy_from_slice(&[0xff, 0xff, 0xff, 0xf0]);
+        ogg[0x50..0x54].copy_from_slice(&[0x25, 0x6e, 0xdb, 0x90]);
+        assert!(refused(ogg).contains("Ogg Vorbis comment"));
     }
 }
 

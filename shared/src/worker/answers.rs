@@ -1,5 +1,6 @@
 //! Validation of a miner's answer before it is scored. An answer that fails here is an outcome,
-//! never a low score.
+//! never a low score. [`validate`] is public so that the fuzz tests (`shared/tests/fuzz`) can
+//! feed it hostile answers.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use crate::domain::{
 
 /// A validated answer.
 #[derive(Debug, Clone)]
-pub(crate) enum Answer {
+pub enum Answer {
     /// Non-empty UTF-8 text.
     Text(String),
     /// A WAV file that decodes in full.
@@ -37,10 +38,7 @@ impl Answer {
 /// UTF-8 text (the others), all within the task's `budget`. A WAV is judged by its header first
 /// (format, rate, channels, width, duration) and decoded only if that passes, and then no further
 /// than the budget's duration.
-pub(crate) fn validate(
-    reply: &MinerReply,
-    budget: &AnswerBudget,
-) -> Result<Answer, (Outcome, String)> {
+pub fn validate(reply: &MinerReply, budget: &AnswerBudget) -> Result<Answer, (Outcome, String)> {
     let kind = budget.kind;
     if reply.outcome != Outcome::Success {
         return Err((

@@ -5,7 +5,7 @@
 //! idempotent under duplicate delivery: the claim is a conditional write, a finished task is
 //! acknowledged without work, and a task leased by another worker is handed back untouched.
 
-pub(crate) mod answers;
+pub mod answers;
 mod attempt;
 mod selection;
 
