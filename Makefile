@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test fmt lint template unit sam bench bench-e2e bench-lambda bench-arm64 local-aws interop clean
+.PHONY: serve test check fmt lint template unit sam bench bench-e2e bench-lambda bench-arm64 local-aws interop clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
@@ -10,6 +10,9 @@ serve:
 
 ## Every check and test. Starts local AWS (LocalStack + moto) if it is not running.
 test: fmt lint template unit sam
+
+## The inner loop: every check and test but the deployable build (`make sam`, about 10 min).
+check: fmt lint template unit
 
 fmt:
 	$(CARGO) fmt --all --check
