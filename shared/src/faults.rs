@@ -118,15 +118,16 @@ mod armed {
             self.0.give_up(id, reason, now).await
         }
 
-        async fn end_attempt(
+        async fn end_attempt_as(
             &self,
             id: TaskId,
             attempt: u32,
+            holder: Option<String>,
             end: AttemptEnd,
             now: Millis,
         ) -> Result<Task, StoreError> {
             error("store.end_attempt")?;
-            self.0.end_attempt(id, attempt, end, now).await
+            self.0.end_attempt_as(id, attempt, holder, end, now).await
         }
     }
 

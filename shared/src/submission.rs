@@ -36,13 +36,22 @@ pub struct Submission {
 pub enum Payload {
     /// Text to summarize or speak.
     Text(String),
-    /// Audio sent with the request, or read from an upload, probed: stored under the task's
-    /// own input key, so the bytes checked are the bytes miners get.
+    /// Audio sent with the request, probed: stored under the task's own input key.
     Audio {
         /// The file.
         data: Bytes,
         /// Its name, if the client gave one.
         filename: Option<String>,
+        /// What the probe measured.
+        info: AudioInfo,
+    },
+    /// Audio read once from an upload and probed: the bytes probed are stored under the task's
+    /// own input key, so what was checked is what miners get, whatever happens to the upload.
+    Uploaded {
+        /// The upload they were read from.
+        upload: BlobKey,
+        /// The file as read.
+        data: Bytes,
         /// What the probe measured.
         info: AudioInfo,
     },
@@ -69,24 +78,12 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
     let id = submission.id;
     let input = match payload {
         Payload::Text(text) => TaskInput::Text { text },
+        Payload::Uploaded { data, info, .. } => store_input(intake, id, data, None, info).await?,
         Payload::Audio {
             data,
             filename,
             info,
-        } => {
-            let key = BlobKey::input(id);
-            let size_bytes = data.len() as u64;
-            intake
-                .blobs
-                .put(key.as_str(), data, "application/octet-stream")
-                .await?;
-            TaskInput::Audio {
-                blob_key: key.into_string(),
-                filename,
-                size_bytes,
-                info,
-            }
-        }
+        } => store_input(intake, id, data, filename, info).await?,
     };
     let mut task = Task::with_id(
         id,
@@ -109,6 +106,28 @@ pub async fn submit<W: TaskCreate, Q: QueueSend, B: BlobPut>(
         return Err(e);
     }
     Ok(task)
+}
+
+/// Stores a submission's audio under the task's own input key.
+async fn store_input<W, Q, B: BlobPut>(
+    intake: &Intake<W, Q, B>,
+    id: TaskId,
+    data: Bytes,
+    filename: Option<String>,
+    info: AudioInfo,
+) -> Result<TaskInput, StoreError> {
+    let key = BlobKey::input(id);
+    let size_bytes = data.len() as u64;
+    intake
+        .blobs
+        .put(key.as_str(), data, "application/octet-stream")
+        .await?;
+    Ok(TaskInput::Audio {
+        blob_key: key.into_string(),
+        filename,
+        size_bytes,
+        info,
+    })
 }
 
 #[cfg(test)]

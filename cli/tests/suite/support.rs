@@ -293,6 +293,20 @@ impl Api {
             (400..500).contains(&replaced),
             "a second body must be refused: {replaced}"
         );
+        // A second body of the very size announced is refused too (one body per upload).
+        let same_size = wav_with_transcript(&spoken.replace('o', "0"));
+        let mut again = self
+            .http
+            .put(upload["url"].as_str().unwrap())
+            .body(same_size);
+        for (name, value) in upload["headers"].as_object().unwrap() {
+            again = again.header(name.as_str(), value.as_str().unwrap());
+        }
+        let status = again.send().await.unwrap().status().as_u16();
+        assert_eq!(
+            status, 412,
+            "a second body of the announced size must be refused"
+        );
         (upload, accepted["task_id"].as_str().unwrap().to_owned())
     }
 

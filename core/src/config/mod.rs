@@ -168,6 +168,11 @@ pub struct WorkerSettings {
     pub max_task_age: Duration,
 }
 
+/// What is left before an invocation's deadline for the worker itself: ending an attempt,
+/// telling the submitter, answering the runtime. An attempt is claimed only if its whole lease
+/// fits before the deadline less this margin.
+pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+
 impl WorkerSettings {
     /// How long a worker holds a task: the attempt's deadline plus room to store the result
     /// (half the deadline, at least 5 s).
@@ -433,14 +438,17 @@ impl Settings {
         {
             p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
         }
+        // A lease that cannot fit a whole invocation (less the worker's own margin) could
+        // never be claimed: every delivery would be handed back, uncounted, forever.
         if let Some(limit) = worker.invocation_timeout
-            && worker.lease() > limit
+            && worker.lease() + DEADLINE_MARGIN > limit
         {
             p.push(format!(
-                "TASK_TIMEOUT={} s needs a worker timeout of at least {} s (the attempt plus room \
-                 to store its result), but WORKER_TIMEOUT is {} s",
+                "TASK_TIMEOUT={} s needs a worker timeout of at least {} s (the attempt, room \
+                 to store its result and {} s to answer), but WORKER_TIMEOUT is {} s",
                 worker.task_timeout.as_secs_f64(),
-                worker.lease().as_secs_f64().ceil(),
+                (worker.lease() + DEADLINE_MARGIN).as_secs_f64().ceil(),
+                DEADLINE_MARGIN.as_secs(),
                 limit.as_secs()
             ));
         }
@@ -607,7 +615,10 @@ mod tests {
         let err = with(&[("TASK_TIMEOUT", "50"), ("WORKER_TIMEOUT", "60")])
             .unwrap_err()
             .to_string();
-        assert!(err.contains("at least 75 s"), "{err}");
+        assert!(err.contains("at least 77 s"), "{err}");
+        // A lease that fits the timeout but not its margin could never be claimed.
+        assert!(with(&[("TASK_TIMEOUT", "39.5"), ("WORKER_TIMEOUT", "60")]).is_err());
+        assert!(with(&[("TASK_TIMEOUT", "38"), ("WORKER_TIMEOUT", "60")]).is_ok());
         assert!(with(&[("WORKER_TIMEOUT", "soon")]).is_err());
     }
 

@@ -367,6 +367,25 @@ impl Task {
         live && held
     }
 
+    /// [`Self::finish_attempt`] for `holder`: `None` ends a worker's attempt; the digest of a
+    /// lease token ends it only while that validator's lease is live at `now`.
+    pub fn finish_attempt_as(
+        &mut self,
+        attempt: u32,
+        holder: Option<&str>,
+        end: AttemptEnd,
+        now: Millis,
+    ) -> Result<Expected, String> {
+        if let Some(digest) = holder {
+            let held = self.lease_holder.as_deref() == Some(digest)
+                && self.lease_until.is_some_and(|until| until > now);
+            if !held {
+                return Err(format!("task {} is not leased to this holder", self.id));
+            }
+        }
+        self.finish_attempt(attempt, end, now)
+    }
+
     /// Ends attempt number `attempt` in memory, if the task is still unfinished and on that
     /// attempt. Returns what the store must still find to write it, or why it may not.
     pub fn finish_attempt(
@@ -541,6 +560,44 @@ mod tests {
             None,
             1_000,
         )
+    }
+
+    #[test]
+    fn only_the_holder_of_a_live_lease_ends_its_attempt() {
+        let token = new_lease_token();
+        let digest = lease_token_digest(&token);
+        let mut t = task();
+        t.begin_attempt_as(
+            1_000,
+            std::time::Duration::from_secs(10),
+            Some(digest.clone()),
+        )
+        .unwrap();
+        assert!(t.leased_to(&token, 5_000));
+        assert!(!t.leased_to("tgl_other", 5_000));
+        assert!(!t.leased_to(&token, 11_000), "the lease ran out");
+        let other = lease_token_digest("tgl_other");
+        for (holder, now) in [(other.as_str(), 5_000), (digest.as_str(), 11_000)] {
+            let mut copy = t.clone();
+            let refused = copy.finish_attempt_as(1, Some(holder), AttemptEnd::Interrupted, now);
+            assert!(refused.is_err(), "{holder} at {now}");
+        }
+        let mut ended = t.clone();
+        ended
+            .finish_attempt_as(1, Some(&digest), AttemptEnd::Interrupted, 5_000)
+            .unwrap();
+        assert_eq!(ended.lease_holder, None);
+        // A worker's attempt has no holder: no token ends it.
+        let mut worked = task();
+        worked
+            .begin_attempt(1_000, std::time::Duration::from_secs(10))
+            .unwrap();
+        assert!(!worked.leased_to(&token, 5_000));
+        let refused = worked.finish_attempt_as(1, Some(&digest), AttemptEnd::Interrupted, 5_000);
+        assert!(refused.is_err());
+        // The stored digest is not the token.
+        assert_ne!(digest, token);
+        assert!(!serde_json::to_string(&t).unwrap().contains(&token));
     }
 
     #[test]

@@ -64,9 +64,17 @@ pub async fn get_task<
     }) = task.result.as_ref().map(|r| &r.output)
         && *size_bytes <= INLINE_AUDIO_BYTES
         && let Some(result) = shown.result.as_mut()
-        && let Some(wav) = state.blobs.get(blob_key).await?
     {
-        result.output_data = Some(base64::engine::general_purpose::STANDARD.encode(&wav));
+        // Without the blob the view still answers, with `audio_url` alone.
+        match state.blobs.get(blob_key).await {
+            Ok(Some(wav)) => {
+                result.output_data = Some(base64::engine::general_purpose::STANDARD.encode(&wav));
+            }
+            Ok(None) => tracing::warn!(task_id = %task.id, "a speech result's audio is missing"),
+            Err(e) => {
+                tracing::warn!(task_id = %task.id, error = ?anyhow::Error::from(e), "a speech result's audio could not be read; answered without output_data");
+            }
+        }
     }
     Ok(Json(shown))
 }

@@ -161,6 +161,8 @@ fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String 
     let (what, data): (&[u8], &[u8]) = match payload {
         Payload::Text(text) => (b"text", text.as_bytes()),
         Payload::Audio { data, .. } => (b"audio", data),
+        // An upload takes one body: its key names its bytes.
+        Payload::Uploaded { upload, .. } => (b"upload", upload.as_str().as_bytes()),
     };
     digest_hex(&[
         kind.as_str().as_bytes(),
@@ -388,7 +390,8 @@ pub async fn transcription<W: SubmitStore, Q: QueueSend, B: BlobPut + BlobGet + 
             multipart_transcription(&state, &caller, &headers, (boundary, query), body).await
         }
         Some(m) if m.type_() == mime::APPLICATION && m.subtype() == mime::JSON => {
-            uploaded_transcription(&state, &caller, &headers, body).await
+            let query = QueryFields::parse(query.as_deref())?;
+            uploaded_transcription(&state, &caller, &headers, query, body).await
         }
         _ => Err(Problem::unsupported_media_type(
             "this route takes multipart/form-data, or application/json with an upload_id",
@@ -430,7 +433,8 @@ impl QueryFields {
             _ => self.priority.clone(),
         };
         match (form, query) {
-            (Some(f), Some(q)) if f.trim() != q.trim() => {
+            // Languages and priorities are ASCII, in any case.
+            (Some(f), Some(q)) if !f.trim().eq_ignore_ascii_case(q.trim()) => {
                 errors.add(
                     name,
                     format!(
@@ -572,6 +576,7 @@ async fn uploaded_transcription<
     state: &SubmitState<W, Q, B>,
     caller: &Caller,
     headers: &HeaderMap,
+    query: QueryFields,
     body: Body,
 ) -> Result<Response, Problem> {
     let bytes = read_body(headers, body, MAX_JSON_BYTES).await?;
@@ -592,7 +597,17 @@ async fn uploaded_transcription<
             None
         }),
     };
-    let common = errors.json_common(&map, &state.settings.callback_allowlist);
+    let language = string_field(&map, "source_language", &mut errors).map(str::to_owned);
+    let priority = string_field(&map, "priority", &mut errors).map(str::to_owned);
+    let callback = string_field(&map, "callback_url", &mut errors).map(str::to_owned);
+    let language = query.merge("source_language", language, &mut errors);
+    let priority = query.merge("priority", priority, &mut errors);
+    let common = errors.common(
+        language.as_deref(),
+        priority.as_deref(),
+        callback.as_deref(),
+        &state.settings.callback_allowlist,
+    );
     errors.finish()?;
     let (Some(key), Some(c)) = (key, common) else {
         return Err(Problem::invalid_field("body", "is invalid"));
@@ -629,9 +644,9 @@ async fn uploaded_transcription<
         audio::probe(data.clone(), None).map_err(|e| Problem::invalid_field("upload_id", e.0))?;
     // The bytes probed become the task's own input: a later write to the upload changes
     // nothing the miners get.
-    let payload = Payload::Audio {
+    let payload = Payload::Uploaded {
+        upload: key,
         data,
-        filename: None,
         info: probe.info,
     };
     accept(

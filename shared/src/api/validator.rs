@@ -291,9 +291,12 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
         result,
         candidates: Vec::new(),
     };
+    // The lease is checked again in the conditional write, at the time of the write: a lease
+    // that ran out while the body was read or the speech stored ends nothing.
+    let holder = Some(lease_token_digest(&token));
     match state
         .tasks
-        .end_attempt(task.id, task.attempts, end, now)
+        .end_attempt_as(task.id, task.attempts, holder, end, now_millis())
         .await
     {
         Ok(_) => Ok((

@@ -488,9 +488,15 @@ impl TaskReader for DynamoTasks {
             ids.extend(shard?);
         }
         ids.sort_unstable_by(|a, b| b.cmp(a));
-        ids.truncate(limit + 1);
+        // The cursor comes from the ids, not the tasks read: a page that leaves an item out
+        // (its body gone) still leads to the next.
+        let more = ids.len() > limit;
+        ids.truncate(limit);
+        let next = more
+            .then(|| ids.last().and_then(|id| id.parse::<TaskId>().ok()))
+            .flatten();
         let tasks = self.load_many(&ids).await?;
-        Ok(TaskPage::from_overfetch(tasks, limit))
+        Ok(TaskPage { tasks, next })
     }
 
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
@@ -598,10 +604,11 @@ impl TaskLease for DynamoTasks {
         }
     }
 
-    async fn end_attempt(
+    async fn end_attempt_as(
         &self,
         id: TaskId,
         attempt: u32,
+        holder: Option<String>,
         end: AttemptEnd,
         now: Millis,
     ) -> Result<Task, StoreError> {
@@ -610,7 +617,7 @@ impl TaskLease for DynamoTasks {
             .await?
             .ok_or_else(|| StoreError::Conflict(format!("task {id} does not exist")))?;
         let expected = task
-            .finish_attempt(attempt, end, now)
+            .finish_attempt_as(attempt, holder.as_deref(), end, now)
             .map_err(StoreError::Conflict)?;
         self.write(&task, Some(expected)).await?;
         Ok(task)

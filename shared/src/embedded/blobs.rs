@@ -89,7 +89,8 @@ impl BlobPut for BlobDir {
                 std::fs::create_dir_all(parent)?;
             }
             // Write then rename, so a crash never leaves a half-written blob under its key.
-            let tmp = path.with_extension("partial");
+            // A name of its own per write: two writes of one key never share a partial file.
+            let tmp = path.with_extension(format!("{}.partial", uuid::Uuid::new_v4().simple()));
             let mut file = std::fs::File::create(&tmp)?;
             file.write_all(&bytes)?;
             file.sync_data()?;

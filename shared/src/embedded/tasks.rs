@@ -191,10 +191,11 @@ impl TaskLease for Database {
         .await
     }
 
-    async fn end_attempt(
+    async fn end_attempt_as(
         &self,
         id: TaskId,
         attempt: u32,
+        holder: Option<String>,
         end: AttemptEnd,
         now: Millis,
     ) -> Result<Task, StoreError> {
@@ -203,7 +204,7 @@ impl TaskLease for Database {
                 return Err(StoreError::Conflict(format!("task {id} does not exist")));
             };
             let expected = task
-                .finish_attempt(attempt, end, now)
+                .finish_attempt_as(attempt, holder.as_deref(), end, now)
                 .map_err(StoreError::Conflict)?;
             replace(tx, &task, expected)?;
             Ok(task)

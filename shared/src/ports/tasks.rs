@@ -122,6 +122,19 @@ pub trait TaskLease: Send + Sync + 'static {
         attempt: u32,
         end: AttemptEnd,
         now: Millis,
+    ) -> impl Future<Output = Result<Task, StoreError>> + Send {
+        self.end_attempt_as(id, attempt, None, end, now)
+    }
+
+    /// [`Self::end_attempt`] for `holder` (see [`Task::finish_attempt_as`]): with the digest of
+    /// a lease token, also a conflict unless that validator's lease is live at `now`.
+    fn end_attempt_as(
+        &self,
+        id: TaskId,
+        attempt: u32,
+        holder: Option<String>,
+        end: AttemptEnd,
+        now: Millis,
     ) -> impl Future<Output = Result<Task, StoreError>> + Send;
 }
 

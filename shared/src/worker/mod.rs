@@ -147,9 +147,7 @@ where
     }
 }
 
-/// What is left before an invocation's deadline for the worker itself: ending an attempt,
-/// telling the submitter, answering the runtime.
-pub const DEADLINE_MARGIN: Duration = Duration::from_secs(2);
+pub use crate::config::DEADLINE_MARGIN;
 
 tokio::task_local! {
     /// The deadline of the invocation handling this delivery (`handle_before`'s), which the

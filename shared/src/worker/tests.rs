@@ -658,10 +658,11 @@ impl TaskLease for Rigged {
         self.db().give_up(id, reason, now).await
     }
 
-    async fn end_attempt(
+    async fn end_attempt_as(
         &self,
         id: crate::domain::TaskId,
         attempt: u32,
+        holder: Option<String>,
         end: AttemptEnd,
         now: crate::domain::Millis,
     ) -> Result<Task, StoreError> {
@@ -676,7 +677,9 @@ impl TaskLease for Rigged {
         if failing {
             return Err(StoreError::backend(anyhow::anyhow!("injected: throttled")));
         }
-        self.db().end_attempt(id, attempt, end, now).await
+        self.db()
+            .end_attempt_as(id, attempt, holder, end, now)
+            .await
     }
 }
 

@@ -486,6 +486,8 @@ async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
     lost.input = TaskInput::Text {
         text: "语".repeat(150_000),
     }; // 450 KB of UTF-8: past an item's 400 KB
+    let older = task(ServiceKind::Summarization, 500);
+    store.insert(&older).await.unwrap();
     store.insert(&lost).await.unwrap();
     let kept = task(ServiceKind::Summarization, 2_000);
     store.insert(&kept).await.unwrap();
@@ -515,6 +517,24 @@ async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
         })
         .await
         .unwrap();
-    assert_eq!(page.tasks, vec![kept]);
+    assert_eq!(page.tasks, vec![kept.clone(), older.clone()]);
+    // Page by page, the gap does not end the walk.
+    let (mut seen, mut after) = (Vec::new(), None);
+    for _ in 0..5 {
+        let page = store
+            .list(TaskQuery {
+                limit: 1,
+                after,
+                ..TaskQuery::default()
+            })
+            .await
+            .unwrap();
+        seen.extend(page.tasks);
+        after = page.next;
+        if after.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, vec![kept, older]);
     assert_eq!(store.get(lost.id).await.unwrap(), None);
 }
