@@ -134,10 +134,14 @@ impl DynamoTasks {
         if task.status.is_terminal() && task.notice.as_ref().is_some_and(|n| n.owed()) {
             item.insert("notice_owed".into(), s(format!("owed#{shard}")));
         }
+        // The TTL runs from the end (or from this write, if that is later: the objects the
+        // item names are written no earlier), so the bucket's rules, which keep task objects
+        // two days past the same TTL, never delete them while the item is readable.
         if let (true, Some(done)) = (task.status.is_terminal(), task.completed_at) {
+            let from = done.max(crate::domain::now_millis());
             item.insert(
                 "expires_at".into(),
-                n(done / 1000 + self.ttl.as_secs() as i64),
+                n(from / 1000 + self.ttl.as_secs() as i64),
             );
         }
         Ok(item)
@@ -177,7 +181,10 @@ impl DynamoTasks {
             .send()
             .await
             .map_err(backend)?;
-        match out.item() {
+        match out
+            .item()
+            .filter(|i| !expired(i, crate::domain::now_millis() / 1000))
+        {
             Some(item) => match self.decode(item).await {
                 Ok(task) => Ok(Some(task)),
                 // Its spilled body is gone: the task is, too (its objects outlive the item's
@@ -349,8 +356,9 @@ impl DynamoTasks {
             }
         }
         let mut tasks = Vec::with_capacity(ids.len());
+        let now_s = crate::domain::now_millis() / 1000;
         for id in ids {
-            let Some(item) = items.get(id) else {
+            let Some(item) = items.get(id).filter(|item| !expired(item, now_s)) else {
                 continue;
             };
             match self.decode(item).await {
@@ -449,6 +457,16 @@ fn status_keys(status: TaskStatus) -> Vec<String> {
         .iter()
         .map(|kind| format!("{}#{}", status.as_str(), kind.as_str()))
         .collect()
+}
+
+/// Whether a task item is past its TTL (`expires_at`, Unix seconds) at `now_s`. DynamoDB
+/// deletes such items days later, not at once; until then they read as gone, so an item is
+/// never read after the objects it names may have been deleted.
+fn expired(item: &HashMap<String, AttributeValue>, now_s: i64) -> bool {
+    item.get("expires_at")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|n| n.parse::<i64>().ok())
+        .is_some_and(|at| at <= now_s)
 }
 
 fn rand_shard() -> usize {

@@ -46,6 +46,21 @@ pub async fn aws_with_bucket() -> (
     (backend, clients.s3, resources.bucket)
 }
 
+/// Fresh AWS resources whose finished tasks expire `ttl_days` after their end.
+pub async fn aws_with_ttl(ttl_days: u32) -> Backend<DynamoTasks, SqsQueues, S3Blobs> {
+    let (_, clients, mut resources) = provisioned().await;
+    resources.task_ttl_days = ttl_days;
+    Backend {
+        tasks: DynamoTasks::new(
+            clients.dynamodb.clone(),
+            S3Blobs::new(clients.s3.clone(), &resources),
+            &resources,
+        ),
+        queue: SqsQueues::new(clients.sqs.clone(), &resources),
+        blobs: S3Blobs::new(clients.s3, &resources),
+    }
+}
+
 /// Fresh AWS resources, and what their clients have used.
 pub async fn aws_counted() -> (
     Backend<DynamoTasks, SqsQueues, S3Blobs>,

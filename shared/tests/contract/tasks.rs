@@ -538,3 +538,38 @@ async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
     assert_eq!(seen, vec![kept, older]);
     assert_eq!(store.get(lost.id).await.unwrap(), None);
 }
+
+/// A finished task past its TTL reads as gone at once, although DynamoDB deletes it days
+/// later: the bucket keeps its objects two days past the same TTL, so nothing the table still
+/// shows can name an object already deleted.
+#[tokio::test]
+async fn a_finished_task_past_its_ttl_reads_as_gone() {
+    let store = crate::aws_fixture::aws_with_ttl(0).await.tasks;
+    let waiting = task(ServiceKind::Summarization, 1_000);
+    store.insert(&waiting).await.unwrap();
+    let done = task(ServiceKind::Summarization, 2_000);
+    store.insert(&done).await.unwrap();
+    let ClaimOutcome::Claimed(_) = store
+        .claim(done.id, 2_000, Duration::from_secs(5))
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    let end = AttemptEnd::Completed {
+        result: result(),
+        candidates: Vec::new(),
+    };
+    store.end_attempt(done.id, 1, end, 3_000).await.unwrap();
+    std::thread::sleep(Duration::from_millis(1_100));
+    assert_eq!(store.get(done.id).await.unwrap(), None);
+    let page = store
+        .list(TaskQuery {
+            limit: 10,
+            ..TaskQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(page.tasks, vec![waiting.clone()]);
+    assert_eq!(store.get(waiting.id).await.unwrap(), Some(waiting));
+}
