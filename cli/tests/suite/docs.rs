@@ -120,3 +120,78 @@ async fn the_openapi_document_lists_every_route_and_the_docs_page_renders_it() {
     );
     running.shutdown().await.unwrap();
 }
+
+/// Every `.rs` file of the workspace below `dir`, as text (build output left out).
+fn rust_sources(dir: &std::path::Path, out: &mut String) {
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if path.is_dir() {
+            if !name.starts_with('.') && name != "target" {
+                rust_sources(&path, out);
+            }
+        } else if name.ends_with(".rs") {
+            out.push_str(&std::fs::read_to_string(&path).unwrap());
+            out.push('\n');
+        }
+    }
+}
+
+/// The `a::b::name` paths a document names in backticks whose last part is a function (a test,
+/// mostly), a constant, a field or a module: each must be defined somewhere in the workspace, so
+/// a renamed test cannot leave the docs pointing at nothing.
+#[test]
+fn every_test_and_constant_the_docs_name_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut sources = String::new();
+    rust_sources(&root, &mut sources);
+    let defined = |name: &str| {
+        [
+            format!("fn {name}("),
+            format!("fn {name}<"),
+            format!("const {name}:"),
+            format!("!({name});"),
+            format!("pub {name}:"),
+            format!("mod {name};"),
+        ]
+        .iter()
+        .any(|needle| sources.contains(needle.as_str()))
+    };
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for doc in ["ARCHITECTURE.md", "SECURITY.md", "SCORING.md", "README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let parts: Vec<&str> = quoted.split("::").collect();
+            let well_formed = parts.len() >= 2
+                && parts.iter().all(|p| {
+                    !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            let last = parts.last().copied().unwrap_or_default();
+            // Functions with an underscore in their name, and SCREAMING constants; not std's.
+            let named = last.contains('_')
+                && (last
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    || last
+                        .chars()
+                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+            if !well_formed || !named || ["char", "str", "std"].contains(&parts[0]) {
+                continue;
+            }
+            checked += 1;
+            if !defined(last) {
+                missing.push(format!("{doc}: `{quoted}`"));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} names were found: the scan is broken"
+    );
+    assert!(
+        missing.is_empty(),
+        "named but not defined:\n{}",
+        missing.join("\n")
+    );
+}
