@@ -426,6 +426,25 @@ impl QueryFields {
         Ok(fields)
     }
 
+    /// The common fields from the body's `(language, priority, callback)` and the query: the
+    /// old proxy took the language and priority as query parameters, so either form is
+    /// accepted, both only when they agree.
+    fn common(
+        &self,
+        errors: &mut Errors,
+        (language, priority, callback): (Option<String>, Option<String>, Option<String>),
+        allowlist: &[ipnet::IpNet],
+    ) -> Option<Common> {
+        let language = self.merge("source_language", language, errors);
+        let priority = self.merge("priority", priority, errors);
+        errors.common(
+            language.as_deref(),
+            priority.as_deref(),
+            callback.as_deref(),
+            allowlist,
+        )
+    }
+
     /// The value of `name` from the form or the query; both given must agree.
     fn merge(&self, name: &str, form: Option<String>, errors: &mut Errors) -> Option<String> {
         let query = match name {
@@ -526,14 +545,9 @@ async fn multipart_transcription<
         text("priority"),
         text("callback_url"),
     );
-    // The old proxy took the language and priority as query parameters: either form is
-    // accepted, both only when they agree.
-    let language = query.merge("source_language", language, &mut errors);
-    let priority = query.merge("priority", priority, &mut errors);
-    let common = errors.common(
-        language.as_deref(),
-        priority.as_deref(),
-        callback.as_deref(),
+    let common = query.common(
+        &mut errors,
+        (language, priority, callback),
         &state.settings.callback_allowlist,
     );
     let probed = match audio {
@@ -600,12 +614,9 @@ async fn uploaded_transcription<
     let language = string_field(&map, "source_language", &mut errors).map(str::to_owned);
     let priority = string_field(&map, "priority", &mut errors).map(str::to_owned);
     let callback = string_field(&map, "callback_url", &mut errors).map(str::to_owned);
-    let language = query.merge("source_language", language, &mut errors);
-    let priority = query.merge("priority", priority, &mut errors);
-    let common = errors.common(
-        language.as_deref(),
-        priority.as_deref(),
-        callback.as_deref(),
+    let common = query.common(
+        &mut errors,
+        (language, priority, callback),
         &state.settings.callback_allowlist,
     );
     errors.finish()?;
