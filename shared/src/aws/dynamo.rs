@@ -40,8 +40,6 @@ use crate::ports::{
 
 /// Index reads one owner's filtered page may take (see `list_owned`).
 const OWNER_SCAN_ROUNDS: usize = 8;
-/// Rounds one BatchGetItem chunk is asked again for the keys DynamoDB left unread.
-const BATCH_ROUNDS: u32 = 8;
 
 /// The `list_owner` value of `owner`'s tasks in `shard` (`o` keeps the anonymous tenant's
 /// value non-empty).
@@ -321,80 +319,42 @@ impl DynamoTasks {
         Ok(out)
     }
 
-    /// The items of the table under `keys` (`id` values), read with BatchGetItem (strongly
-    /// consistent when `consistent`):
-    /// 100 keys a request (its limit), and the keys DynamoDB hands back unread (throttled, or
-    /// past 16 MB) asked again after a jittered pause that doubles each round, up to
-    /// [`BATCH_ROUNDS`] rounds; then the read fails rather than answer short. Items come back
-    /// in no particular order; a key without an item is absent. The one BatchGetItem loop of
-    /// the adapter.
-    pub(super) async fn batch_get(
-        &self,
-        keys: Vec<String>,
-        projection: Option<&str>,
-        consistent: bool,
-    ) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
-        let mut items = Vec::with_capacity(keys.len());
-        for chunk in keys.chunks(100) {
-            let mut pending: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| HashMap::from([("id".to_owned(), s(id.clone()))]))
-                .collect();
-            for round in 0..BATCH_ROUNDS {
-                if pending.is_empty() {
-                    break;
-                }
-                if round > 0 {
-                    let pause = rand::random_range(1..=10u64 << round.min(6));
-                    tokio::time::sleep(Duration::from_millis(pause)).await;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .consistent_read(consistent)
-                    .set_projection_expression(projection.map(str::to_owned))
-                    .build()
-                    .map_err(backend)?;
-                let mut out = self
+    /// The tasks `ids` name, in that order, read 100 at a time (BatchGetItem's limit); an id
+    /// whose item is gone (expired) is skipped.
+    async fn load_many(&self, ids: &[String]) -> Result<Vec<Task>, StoreError> {
+        let mut items: HashMap<String, HashMap<String, AttributeValue>> = HashMap::new();
+        for chunk in ids.chunks(100) {
+            let mut pending = KeysAndAttributes::builder().consistent_read(true);
+            for id in chunk {
+                pending = pending.keys(HashMap::from([("id".to_owned(), s(id.clone()))]));
+            }
+            let mut request = Some(pending.build().map_err(backend)?);
+            while let Some(keys) = request.take() {
+                let out = self
                     .client
                     .batch_get_item()
-                    .request_items(&self.table, request)
+                    .request_items(&self.table, keys)
                     .send()
                     .await
                     .map_err(backend)?;
-                items.extend(
-                    out.responses
-                        .as_mut()
-                        .and_then(|r| r.remove(&self.table))
-                        .unwrap_or_default(),
-                );
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .map(|k| k.keys)
-                    .unwrap_or_default();
-            }
-            if !pending.is_empty() {
-                return Err(backend(anyhow::anyhow!(
-                    "DynamoDB left {} keys unread after {BATCH_ROUNDS} rounds",
-                    pending.len()
-                )));
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
+                        items.insert(id.clone(), item.clone());
+                    }
+                }
+                // Throttled or oversized: DynamoDB hands back what it did not read.
+                request = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .filter(|k| !k.keys().is_empty())
+                    .cloned();
             }
         }
-        Ok(items)
-    }
-
-    /// The tasks `ids` name, in that order (see [`Self::batch_get`]); an id whose item is gone
-    /// (expired) is skipped.
-    async fn load_many(&self, ids: &[String]) -> Result<Vec<Task>, StoreError> {
-        let items: HashMap<String, HashMap<String, AttributeValue>> = self
-            .batch_get(ids.to_vec(), None, true)
-            .await?
-            .into_iter()
-            .filter_map(|item| {
-                let id = item.get("id").and_then(|v| v.as_s().ok())?.clone();
-                Some((id, item))
-            })
-            .collect();
         let mut tasks = Vec::with_capacity(ids.len());
         let now_s = crate::domain::now_millis() / 1000;
         for id in ids {
@@ -558,12 +518,28 @@ impl TaskReader for DynamoTasks {
     }
 
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
-        let keys = (0..COUNTER_SHARDS)
-            .map(|shard| format!("#counts#{shard}"))
-            .collect();
+        let mut keys = KeysAndAttributes::builder();
+        for shard in 0..COUNTER_SHARDS {
+            keys = keys.keys(std::collections::HashMap::from([(
+                "id".to_owned(),
+                s(format!("#counts#{shard}")),
+            )]));
+        }
+        let out = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, keys.build().map_err(backend)?)
+            .send()
+            .await
+            .map_err(backend)?;
         let mut totals = [0i64; 5];
         let names = ["pending", "processing", "completed", "failed", "total"];
-        for item in self.batch_get(keys, None, false).await? {
+        for item in out
+            .responses()
+            .and_then(|r| r.get(&self.table))
+            .into_iter()
+            .flatten()
+        {
             for (total, name) in totals.iter_mut().zip(names) {
                 *total += item
                     .get(name)
@@ -729,12 +705,8 @@ impl TaskSweep for DynamoTasks {
 }
 
 /// The item key of a miner's health record, beside the tasks and the counter items.
-fn health_id(hotkey: &str) -> String {
-    format!("#miner#{hotkey}")
-}
-
 fn health_key(hotkey: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([("id".to_owned(), s(health_id(hotkey)))])
+    HashMap::from([("id".to_owned(), s(format!("#miner#{hotkey}")))])
 }
 
 impl crate::ports::HealthStore for DynamoTasks {
@@ -742,11 +714,43 @@ impl crate::ports::HealthStore for DynamoTasks {
         &self,
         hotkeys: Vec<String>,
     ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
-        let keys = hotkeys.iter().map(|h| health_id(h)).collect();
         let mut records = Vec::new();
-        for item in self.batch_get(keys, Some("body"), false).await? {
-            if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
-                records.push(serde_json::from_str(body).map_err(backend)?);
+        // BatchGetItem takes 100 keys at a time; keys it could not serve are asked again.
+        for chunk in hotkeys.chunks(100) {
+            let mut pending: Vec<_> = chunk.iter().map(|h| health_key(h)).collect();
+            for _ in 0..5 {
+                if pending.is_empty() {
+                    break;
+                }
+                let keys = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut pending)))
+                    .projection_expression("body")
+                    .build()
+                    .map_err(backend)?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out
+                    .responses()
+                    .and_then(|r| r.get(&self.table))
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
+                        records.push(serde_json::from_str(body).map_err(backend)?);
+                    }
+                }
+                if let Some(left) = out
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                {
+                    pending = left;
+                }
             }
         }
         Ok(records)

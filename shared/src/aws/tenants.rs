@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 
 use super::DynamoTasks;
 use super::dynamo::{backend, n, s};
@@ -258,11 +258,35 @@ impl KeyAdmin for DynamoTasks {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default();
-        let wanted = ids.iter().map(|id| format!("#key#{id}")).collect();
         let mut keys = Vec::with_capacity(ids.len());
-        for item in self.batch_get(wanted, None, false).await? {
-            if let Some(body) = text(Some(&item), "body") {
-                keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
+        for chunk in ids.chunks(100) {
+            let mut wanted = KeysAndAttributes::builder();
+            for id in chunk {
+                wanted = wanted.keys(key_of(&format!("#key#{id}")));
+            }
+            let mut pending = Some(wanted.build().map_err(backend)?);
+            while let Some(request) = pending.take() {
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let Some(body) = text(Some(&item), "body") {
+                        keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
+                    }
+                }
+                pending = out
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
             }
         }
         keys.sort_by_key(|k| (k.created_at, k.id.clone()));
