@@ -355,8 +355,6 @@ impl Task {
     /// lease is live at `now` (compared in constant time).
     pub fn leased_to(&self, token: &str, now: Millis) -> bool {
         use subtle::ConstantTimeEq as _;
-        let live = self.status == TaskStatus::Processing
-            && self.lease_until.is_some_and(|until| until > now);
         let held = self.lease_holder.as_ref().is_some_and(|digest| {
             bool::from(
                 digest
@@ -364,7 +362,15 @@ impl Task {
                     .ct_eq(lease_token_digest(token).as_bytes()),
             )
         });
-        live && held
+        self.validator_lease_live(now) && held
+    }
+
+    /// Whether a validator (not a worker) holds a lease on the current attempt that is live at
+    /// `now`, whoever the validator is.
+    pub fn validator_lease_live(&self, now: Millis) -> bool {
+        self.lease_holder.is_some()
+            && self.status == TaskStatus::Processing
+            && self.lease_until.is_some_and(|until| until > now)
     }
 
     /// [`Self::finish_attempt`] for `holder`: `None` ends a worker's attempt; the digest of a

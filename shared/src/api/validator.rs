@@ -114,8 +114,7 @@ async fn input_data<B: BlobGet>(
                 .get(blob_key)
                 .await?
                 .filter(|b| b.len() as u64 == *size_bytes)
-                .map(|b| engine.encode(b))
-                .filter(|encoded| encoded.len() <= room))
+                .map(|b| engine.encode(b)))
         }
         _ => Ok(None),
     }
@@ -221,10 +220,7 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
         .map(str::to_owned);
     // Refused before the body is read: no validator lease is live, or the header's token is
     // not the one handed out.
-    let validator_lease = task.lease_holder.is_some()
-        && task.status == TaskStatus::Processing
-        && task.lease_until.is_some_and(|until| until > now);
-    if !validator_lease
+    if !task.validator_lease_live(now)
         || header_token
             .as_deref()
             .is_some_and(|t| !task.leased_to(t, now))
@@ -240,7 +236,7 @@ pub async fn result<T: TaskReader + TaskLease, B: BlobPut>(
     let checked = tokio::task::spawn_blocking(move || check_result(&bytes, &budget))
         .await
         .map_err(|e| Problem::unavailable(&crate::ports::StoreError::backend(e)))??;
-    let token = header_token.or(checked.token.clone()).ok_or_else(|| {
+    let token = header_token.or(checked.token).ok_or_else(|| {
         Problem::invalid_field(
             "lease_token",
             "is required: the lease_token distribute handed out",
