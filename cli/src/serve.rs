@@ -8,23 +8,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use taogate_shared::api::{self, StatusState, SubmitState, SubmitStore};
+use taogate_shared::api::{self, SubmitStore};
 use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues};
 use taogate_shared::bittensor::{
-    ChainReader, Hotkey, LiveDirectory, ProtocolClient, read_miner_file, spawn_refresh,
+    ChainReader, Hotkey, LiveDirectory, read_miner_file, spawn_refresh,
 };
 use taogate_shared::config::Settings;
 use taogate_shared::domain::MinerSnapshot;
 use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::outbound::HttpCallbacks;
+use taogate_shared::ports::NoSecretStore;
 use taogate_shared::ports::{
     BlobGet, BlobPresign, BlobPut, KeyLookup, MinerDirectory, QueueDepths, QueueSend, TaskReader,
 };
-use taogate_shared::secrets::{self, Fallback, NoSecretStore};
+use taogate_shared::secrets::{self, Fallback};
 use taogate_shared::submission::Intake;
 use taogate_shared::sweep::Sweeper;
-use taogate_shared::worker::Worker;
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use tokio::sync::watch;
 use tracing::info;
@@ -152,8 +152,8 @@ pub fn build_worker(
     blobs: BlobDir,
     directory: LiveDirectory,
     hotkey: Arc<Hotkey>,
-) -> anyhow::Result<Worker<Database, BlobDir, LiveDirectory, ProtocolClient>> {
-    Worker::with_miner_client(settings, db, blobs, directory, hotkey)
+) -> anyhow::Result<taogate_shared::wiring::DeployedWorker<Database, BlobDir, LiveDirectory>> {
+    taogate_shared::wiring::worker(settings, db, blobs, directory, hotkey)
 }
 
 /// Where the miners are, once found.
@@ -227,48 +227,18 @@ where
     B: BlobPut + BlobGet + BlobPresign + Clone,
     D: MinerDirectory,
 {
-    let intake = Intake {
-        tasks: tasks.clone(),
-        queue: queue.clone(),
-        blobs: blobs.clone(),
-    };
-    let openai = api::openai_routes(
-        api::openai::OpenAiState {
-            submit: SubmitState {
-                intake: intake.clone(),
-                settings: settings.submission.clone(),
-            },
-            wait: settings.submission.openai_wait,
-        },
-        settings.tenancy,
-    );
-    let validator = api::validator_routes(
-        api::validator::ValidatorState {
-            tasks: tasks.clone(),
-            blobs: blobs.clone(),
-        },
-        settings.tenancy,
-    );
-    let submit = api::submit_routes(
-        SubmitState {
-            intake,
-            settings: settings.submission.clone(),
-        },
-        settings.tenancy,
-        local,
-    );
-    let status = api::status_routes(
-        StatusState {
+    api::gateway(
+        Intake {
             tasks,
             queue,
             blobs,
-            directory,
-            gateway_hotkey: hotkey.ss58().to_owned(),
         },
+        directory,
+        hotkey.ss58().to_owned(),
+        settings.submission.clone(),
         settings.tenancy,
         local,
-    );
-    api::with_fallbacks(submit.merge(status).merge(openai).merge(validator))
+    )
 }
 
 /// Starts the server and the workers.
@@ -370,7 +340,7 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 .map_err(|e| anyhow::anyhow!(e))
                 .context("cannot publish the miner snapshot to S3")?;
             let directory = S3Directory::new(blobs.clone(), &resources);
-            let worker = Arc::new(Worker::with_miner_client(
+            let worker = Arc::new(taogate_shared::wiring::worker(
                 &settings,
                 tasks.clone(),
                 blobs.clone(),

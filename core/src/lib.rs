@@ -6,8 +6,10 @@
 //! - [`config`]: typed settings, one section per component; a leaf.
 //! - [`domain`]: tasks, miners, blob keys and the values they are made of.
 //! - [`audio`]: probing and measuring audio.
+//! - [`answer`]: what a miner's reply must be to count, within the task's budget.
 //! - [`scoring`]: how miner answers are weighed.
 
+pub mod answer;
 pub mod audio;
 pub mod config;
 pub mod domain;

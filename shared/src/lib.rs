@@ -1,35 +1,29 @@
-//! taogate's library: everything the Lambdas, the local runtime and the CLI share.
+//! taogate's composition root: the layers, and the wiring the Lambdas, the local runtime and
+//! the CLI build their processes from.
 //!
-//! Layout, inside out (arrows point inward; ARCHITECTURE.md states the rules):
-//! - The pure core, from the `taogate-core` crate (which depends on no HTTP, storage or AWS
-//!   crate) and re-exported here: [`config`] (typed settings, one section per component; a
-//!   leaf), [`domain`] (tasks, miners, blob keys and their values), [`audio`] and [`scoring`].
-//! - [`ports`]: the capability traits handlers depend on, each the size of one permission.
-//! - [`submission`], [`worker`], [`drain`] and [`sweep`]: the use cases, written against the
-//!   ports.
-//! - [`api`] and [`views`]: the HTTP routes and the JSON shapes clients see.
-//! - Adapters: [`embedded`] (SQLite + files), [`aws`] (DynamoDB, SQS, S3, Secrets Manager),
-//!   [`bittensor`] (hotkeys, the chain, the miner protocols), [`outbound`] (reference
-//!   endpoints, callbacks).
-//! - [`secrets`]: secrets resolved once, before the settings are shared.
-//! - [`faults`]: fault points, compiled in only for the fault tests.
-//! - [`timings`]: latency samples the benchmarks turn on.
+//! Layers, inside out (each a crate; a crate depends only on those inside it, so the compiler
+//! keeps the arrows pointing inward; ARCHITECTURE.md states the rules):
+//! - `taogate-core`, the pure core: [`config`], [`domain`], [`audio`] and [`scoring`].
+//! - `taogate-app`, the application layer: [`ports`] and the use cases ([`submission`],
+//!   [`worker`], [`drain`], [`sweep`], [`notice`]) with the [`views`] they answer with.
+//! - The adapters, one crate each: [`embedded`] (SQLite + files), [`aws`] (DynamoDB, SQS, S3,
+//!   Secrets Manager, the Lambda entry points), [`bittensor`] (hotkeys, the chain, the miner
+//!   protocols), [`outbound`] (reference endpoints, callbacks); and [`api`] (`taogate-http`),
+//!   the inbound HTTP adapter.
+//! - This crate: [`wiring`] (which adapters each process is built from), [`secrets`] (resolved
+//!   once, before the settings are shared) and [`metagraph_sync`] (the chain read into the
+//!   snapshot object).
 
-pub use taogate_core::{audio, config, domain, scoring};
+pub use taogate_app::{
+    budget, drain, faults, notice, ports, submission, sweep, timings, views, worker,
+};
+pub use taogate_aws as aws;
+pub use taogate_bittensor as bittensor;
+pub use taogate_core::{answer, audio, config, domain, scoring};
+pub use taogate_embedded as embedded;
+pub use taogate_http as api;
+pub use taogate_outbound as outbound;
 
-pub mod api;
-pub mod aws;
-pub mod bittensor;
-pub mod budget;
-pub mod drain;
-pub mod embedded;
-pub mod faults;
-pub mod notice;
-pub mod outbound;
-pub mod ports;
+pub mod metagraph_sync;
 pub mod secrets;
-pub mod submission;
-pub mod sweep;
-pub mod timings;
-pub mod views;
-pub mod worker;
+pub mod wiring;

@@ -2,32 +2,16 @@
 //! with, and the reference endpoints' bearer token. The Lambdas and `taogate serve` both call
 //! [`resolve`]; they differ only in their [`SecretSource`] and their [`Fallback`].
 
-use std::future::Future;
 use std::sync::Arc;
 
 use tracing::{info, warn};
 
-use crate::bittensor::{Hotkey, WalletError, hotkey_path, load_hotkey};
-use crate::config::{Secret, Settings};
+use taogate_app::ports::SecretSource;
+use taogate_bittensor::{Hotkey, WalletError, hotkey_path, load_hotkey};
+use taogate_core::config::{Secret, Settings};
 
 /// The development key, which real miners refuse.
 pub const DEV_HOTKEY_URI: &str = "//Alice";
-
-/// Where secrets named by environment variables live (Secrets Manager on AWS).
-pub trait SecretSource: Send + Sync {
-    /// The secret named by the environment variable `name` (an ARN), if that is set.
-    fn secret(&self, name: &str) -> impl Future<Output = anyhow::Result<Option<Secret>>> + Send;
-}
-
-/// No secret store: the local runtime reads secrets from its variables and wallet only.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoSecretStore;
-
-impl SecretSource for NoSecretStore {
-    async fn secret(&self, _name: &str) -> anyhow::Result<Option<Secret>> {
-        Ok(None)
-    }
-}
 
 /// What to do when no hotkey is configured anywhere.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +72,7 @@ pub async fn resolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use taogate_app::ports::NoSecretStore;
 
     fn settings(pairs: &[(&str, &str)]) -> Settings {
         Settings::from_lookup(|k| {

@@ -21,7 +21,7 @@ use taogate_shared::aws::usage::{UsageReport, merge};
 use taogate_shared::domain::ServiceKind;
 use taogate_simulator::Behaviour;
 
-use crate::{Answer, Function, RuntimeApi, fresh_resources};
+use crate::{Function, InvocationResult, RuntimeApi, fresh_resources};
 
 /// The function binaries to measure.
 #[derive(Debug, Clone)]
@@ -245,7 +245,7 @@ impl Started {
         let answer = self.api.invoke(event, Duration::from_secs(120)).await?;
         let took = started.elapsed();
         match answer {
-            Answer::Response(r) => {
+            InvocationResult::Response(r) => {
                 if let Some(code) = r["statusCode"].as_u64() {
                     anyhow::ensure!(code == 200, "answered {code}: {r}");
                     let body = r["body"].as_str().unwrap_or("null");
@@ -253,7 +253,7 @@ impl Started {
                 }
                 Ok((r, took))
             }
-            Answer::Error(e) => anyhow::bail!("the invocation failed: {e}"),
+            InvocationResult::Error(e) => anyhow::bail!("the invocation failed: {e}"),
         }
     }
 

@@ -13,13 +13,13 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::{MessageSystemAttributeName, QueueAttributeName};
 
-use crate::{Answer, Function, RuntimeApi};
+use crate::{Function, InvocationResult, RuntimeApi};
 
 /// How one invocation ended.
 #[derive(Debug, Clone)]
 pub enum Invocation {
     /// The function answered (a response or a reported error).
-    Answered(Answer),
+    Answered(InvocationResult),
     /// The process died before answering.
     Crashed,
     /// No answer within the function's timeout: the process was stopped, as Lambda stops it.
@@ -179,14 +179,14 @@ impl EventSource {
                 .invoke(serde_json::json!({ "Records": records }))
                 .await?;
             let failed: Vec<String> = match answer {
-                Invocation::Answered(Answer::Response(r)) => r["batchItemFailures"]
+                Invocation::Answered(InvocationResult::Response(r)) => r["batchItemFailures"]
                     .as_array()
                     .into_iter()
                     .flatten()
                     .filter_map(|f| f["itemIdentifier"].as_str().map(str::to_owned))
                     .collect(),
                 // A failed invocation: the whole batch comes back.
-                Invocation::Answered(Answer::Error(_)) => continue,
+                Invocation::Answered(InvocationResult::Error(_)) => continue,
                 Invocation::Crashed | Invocation::TimedOut => {
                     round.crashed += 1;
                     continue;

@@ -28,7 +28,7 @@ use tokio::sync::{Notify, oneshot};
 
 /// What a function answered to one invocation.
 #[derive(Debug, Clone)]
-pub enum Answer {
+pub enum InvocationResult {
     /// `POST …/response`: the handler's output.
     Response(serde_json::Value),
     /// `POST …/error`: the handler failed.
@@ -38,7 +38,7 @@ pub enum Answer {
 #[derive(Default)]
 struct Inner {
     queue: VecDeque<(String, serde_json::Value, Duration)>,
-    waiting: Vec<(String, oneshot::Sender<Answer>)>,
+    waiting: Vec<(String, oneshot::Sender<InvocationResult>)>,
     first_poll: Option<Instant>,
     init_error: Option<serde_json::Value>,
     next_id: u64,
@@ -81,7 +81,7 @@ impl RuntimeApi {
         &self,
         event: serde_json::Value,
         limit: Duration,
-    ) -> anyhow::Result<Answer> {
+    ) -> anyhow::Result<InvocationResult> {
         self.invoke_within(event, Duration::from_secs(900), limit)
             .await
     }
@@ -93,7 +93,7 @@ impl RuntimeApi {
         event: serde_json::Value,
         timeout: Duration,
         limit: Duration,
-    ) -> anyhow::Result<Answer> {
+    ) -> anyhow::Result<InvocationResult> {
         let (tx, rx) = oneshot::channel();
         {
             let mut inner = self.inner.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
@@ -229,7 +229,7 @@ async fn next(State(api): State<RuntimeApi>) -> Response {
     }
 }
 
-fn settle(api: &RuntimeApi, id: &str, answer: Answer) -> StatusCode {
+fn settle(api: &RuntimeApi, id: &str, answer: InvocationResult) -> StatusCode {
     let Ok(mut inner) = api.inner.lock() else {
         return StatusCode::INTERNAL_SERVER_ERROR;
     };
@@ -253,11 +253,11 @@ async fn response(
     Path(id): Path<String>,
     body: Bytes,
 ) -> StatusCode {
-    settle(&api, &id, Answer::Response(json(&body)))
+    settle(&api, &id, InvocationResult::Response(json(&body)))
 }
 
 async fn error(State(api): State<RuntimeApi>, Path(id): Path<String>, body: Bytes) -> StatusCode {
-    settle(&api, &id, Answer::Error(json(&body)))
+    settle(&api, &id, InvocationResult::Error(json(&body)))
 }
 
 async fn init_error(State(api): State<RuntimeApi>, body: Bytes) -> StatusCode {

@@ -241,11 +241,10 @@ async fn worker_setup(
 ) -> (
     Database,
     SimulatedSubnet,
-    taogate_shared::worker::Worker<
+    taogate_shared::wiring::DeployedWorker<
         Database,
         BlobDir,
         taogate_shared::bittensor::LiveDirectory,
-        taogate_shared::bittensor::ProtocolClient,
     >,
 ) {
     let mut settings = settings(pairs);
@@ -278,11 +277,10 @@ fn local_worker(
     db: &Database,
     subnet: &SimulatedSubnet,
     settings: &taogate_shared::config::Settings,
-) -> taogate_shared::worker::Worker<
+) -> taogate_shared::wiring::DeployedWorker<
     Database,
     BlobDir,
     taogate_shared::bittensor::LiveDirectory,
-    taogate_shared::bittensor::ProtocolClient,
 > {
     let blobs = BlobDir::new(&dir.join("blobs"), "http://127.0.0.1:1", db).unwrap();
     let hotkey = Arc::new(

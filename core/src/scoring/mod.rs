@@ -8,6 +8,7 @@
 //! - `summary`, `speech`: reference-free checks of summaries and synthesized speech.
 //! - [`speed`]: work-normalized speed and the combined score.
 //! - `transcription`, `summarization`, `tts`: the accuracy of each service.
+//! - [`verdict`]: which weighed answer wins, and how sure that is.
 //!
 //! Scoring is pure: the reference endpoints' answers reach it as values ([`Reference`], the
 //! transcripts in [`Entry`]); the HTTP adapter that asks them lives outside, behind a port.
@@ -22,6 +23,7 @@ mod summary;
 pub mod text;
 mod transcription;
 mod tts;
+pub mod verdict;
 
 use std::time::Duration;
 

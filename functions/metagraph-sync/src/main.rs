@@ -1,11 +1,12 @@
 //! The metagraph-sync Lambda, run by an EventBridge schedule: reads subnet `BT_NETUID` from
 //! `BT_NETWORK` and stores the snapshot object the workers read (`SNAPSHOT_KEY`). A failed read
 //! leaves the previous snapshot in place and fails the invocation, so it shows in the metrics.
-//! Wiring only; the sync lives in `taogate_shared::aws::MetagraphSync`.
+//! Wiring only; the sync lives in `taogate_shared::metagraph_sync::MetagraphSync`.
 
 use lambda_runtime::{LambdaEvent, service_fn};
-use taogate_shared::aws::{self, AwsClients, AwsResources, MetagraphSync, S3Blobs};
+use taogate_shared::aws::{self, AwsClients, AwsResources, S3Blobs};
 use taogate_shared::config::Settings;
+use taogate_shared::metagraph_sync::MetagraphSync;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {

@@ -9,7 +9,7 @@ use taogate_shared::aws::S3Blobs;
 use taogate_shared::domain::MinerSnapshot;
 use taogate_shared::ports::BlobGet;
 use taogate_testkit::fake_node::{FakeNeuron, FakeNode};
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+use taogate_testkit::{InvocationResult, RuntimeApi, fresh_resources};
 
 fn scheduled_event() -> serde_json::Value {
     serde_json::json!({
@@ -48,7 +48,7 @@ async fn each_scheduled_run_stores_a_fresh_snapshot_and_a_failed_one_keeps_the_l
         serde_json::from_slice::<MinerSnapshot>(&bytes).unwrap()
     };
 
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke(scheduled_event(), Duration::from_secs(60))
         .await
         .unwrap()
@@ -67,7 +67,7 @@ async fn each_scheduled_run_stores_a_fresh_snapshot_and_a_failed_one_keeps_the_l
     // The node fails: the invocation fails with the node's message, the snapshot stays.
     node.set_failing(true);
     node.advance(10);
-    let Answer::Error(e) = api
+    let InvocationResult::Error(e) = api
         .invoke(scheduled_event(), Duration::from_secs(60))
         .await
         .unwrap()
@@ -80,7 +80,7 @@ async fn each_scheduled_run_stores_a_fresh_snapshot_and_a_failed_one_keeps_the_l
     // The node restarts (dropping the connection) and recovers: the next run stores block +10.
     node.set_failing(false);
     node.restart().await.unwrap();
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke(scheduled_event(), Duration::from_secs(60))
         .await
         .unwrap()

@@ -15,7 +15,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let clients = AwsClients::load(resources.s3_path_style).await;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let router = api::with_fallbacks(api::status_routes(
+    let router = api::status_function(
         StatusState {
             tasks: DynamoTasks::new(clients.dynamodb, blobs.clone(), &resources),
             queue: SqsQueues::new(clients.sqs, &resources),
@@ -24,7 +24,6 @@ async fn main() -> Result<(), lambda_http::Error> {
             gateway_hotkey: std::env::var("GATEWAY_HOTKEY").unwrap_or_default(),
         },
         tenancy,
-        false,
-    ));
+    );
     lambda_http::run(aws::metered(router, usage)).await
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use taogate_shared::aws::{DynamoTasks, S3Blobs};
 use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput, now_millis};
 use taogate_shared::ports::TaskCreate;
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
+use taogate_testkit::{InvocationResult, RuntimeApi, fresh_resources, http_event};
 
 #[tokio::test]
 async fn the_binary_serves_tasks_lists_and_documents() {
@@ -45,8 +45,8 @@ async fn the_binary_serves_tasks_lists_and_documents() {
         let (api, event) = (api.clone(), http_event(method, path, query, None));
         async move {
             match api.invoke(event, Duration::from_secs(30)).await.unwrap() {
-                Answer::Response(r) => r,
-                Answer::Error(e) => panic!("the handler failed: {e}"),
+                InvocationResult::Response(r) => r,
+                InvocationResult::Error(e) => panic!("the handler failed: {e}"),
             }
         }
     };

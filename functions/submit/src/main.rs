@@ -3,7 +3,7 @@
 //! Wiring only; the routes live in `taogate_shared::api`, the use case in
 //! `taogate_shared::submission`.
 
-use taogate_shared::api::{self, SubmitState};
+use taogate_shared::api;
 use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
 use taogate_shared::config::Settings;
 use taogate_shared::submission::Intake;
@@ -22,32 +22,10 @@ async fn main() -> Result<(), lambda_http::Error> {
         queue: SqsQueues::new(clients.sqs, &resources),
         blobs,
     };
-    let submission = settings.submission.behind_lambda();
-    let validator = api::validator_routes(
-        api::validator::ValidatorState {
-            tasks: intake.tasks.clone(),
-            blobs: intake.blobs.clone(),
-        },
+    let router = api::submit_function(
+        intake,
+        settings.submission.behind_lambda(),
         settings.tenancy,
     );
-    let openai = api::openai_routes(
-        api::openai::OpenAiState {
-            submit: SubmitState {
-                intake: intake.clone(),
-                settings: submission.clone(),
-            },
-            wait: submission.openai_wait,
-        },
-        settings.tenancy,
-    );
-    let submit = api::submit_routes(
-        SubmitState {
-            intake,
-            settings: submission,
-        },
-        settings.tenancy,
-        false,
-    );
-    let router = api::with_fallbacks(submit.merge(openai).merge(validator));
     lambda_http::run(aws::metered(router, usage)).await
 }

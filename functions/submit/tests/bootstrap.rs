@@ -5,11 +5,11 @@
 
 use std::time::Duration;
 
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources, http_event};
+use taogate_testkit::{InvocationResult, RuntimeApi, fresh_resources, http_event};
 
 /// Posts `body` to `POST /api/v1/tts` through the emulator; returns the function's response.
 async fn post_tts(api: &RuntimeApi, body: &str) -> serde_json::Value {
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke(
             http_event("POST", "/api/v1/tts", "", Some(body)),
             Duration::from_secs(30),
@@ -58,7 +58,7 @@ async fn the_binary_accepts_a_submission_and_refuses_bad_input() {
         .expect("a message on the high queue");
     assert!(message.body().unwrap().contains(id));
 
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke(
             http_event(
                 "POST",
@@ -169,7 +169,8 @@ async fn with_keys_required_a_request_needs_a_stored_key() {
 
     let mut event = http_event("POST", "/api/v1/tts", "", Some(body));
     event["headers"]["authorization"] = format!("Bearer {}", issued.secret).into();
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap()
+    else {
         panic!("the handler failed");
     };
     assert_eq!(r["statusCode"], 200, "{r}");

@@ -10,7 +10,7 @@ use taogate_shared::domain::{
     Language, Priority, ServiceKind, Task, TaskId, TaskInput, now_millis,
 };
 use taogate_shared::ports::{QueueConsume, TaskCreate};
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources};
+use taogate_testkit::{InvocationResult, RuntimeApi, fresh_resources};
 
 #[tokio::test]
 async fn a_scheduled_run_sends_a_stranded_task_a_new_message() {
@@ -48,7 +48,7 @@ async fn a_scheduled_run_sends_a_stranded_task_a_new_message() {
         .unwrap();
     let event =
         serde_json::json!({"detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke(event.clone(), Duration::from_secs(60))
         .await
         .unwrap()
@@ -75,7 +75,8 @@ async fn a_scheduled_run_sends_a_stranded_task_a_new_message() {
     );
 
     // Within the bound it is not sent again.
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap()
+    else {
         panic!("the sweep failed");
     };
     assert_eq!(r["stranded"], 0, "{r}");

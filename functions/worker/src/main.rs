@@ -10,7 +10,6 @@ use taogate_shared::aws::{
 use taogate_shared::config::Settings;
 use taogate_shared::faults;
 use taogate_shared::secrets::{self, Fallback};
-use taogate_shared::worker::Worker;
 
 /// Room the worker needs beyond its answer and input budgets: the runtime, clients and buffers.
 const RUNTIME_MIB: usize = 96;
@@ -46,7 +45,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let hotkey = secrets::resolve(&mut settings, &clients, Fallback::Refuse).await?;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
-    let worker = Worker::with_miner_client(
+    let worker = taogate_shared::wiring::worker(
         &settings,
         faults::wrap(DynamoTasks::new(
             clients.dynamodb,

@@ -11,7 +11,7 @@ use taogate_shared::domain::{
 };
 use taogate_shared::ports::{BlobPut, TaskCreate, TaskReader};
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
-use taogate_testkit::{Answer, Function, RuntimeApi, fresh_resources};
+use taogate_testkit::{Function, InvocationResult, RuntimeApi, fresh_resources};
 
 fn record(id: &str, task: &Task, queue_name: &str, receive_count: u32) -> serde_json::Value {
     serde_json::json!({
@@ -110,7 +110,8 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
 
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-good", &good, &queue_name, 1), record("m-broken", &broken, &queue_name, 1)]});
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap()
+    else {
         panic!("the handler failed");
     };
     assert_eq!(
@@ -124,7 +125,8 @@ async fn the_binary_processes_a_batch_and_reports_failures_per_item() {
 
     // The same message again (a duplicate delivery) is acknowledged without querying miners.
     let event = serde_json::json!({"Records": [record("m-dup", &good, &queue_name, 2)]});
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap()
+    else {
         panic!()
     };
     assert_eq!(r["batchItemFailures"], serde_json::json!([]));
@@ -143,7 +145,7 @@ async fn a_record_the_invocation_cannot_finish_goes_back_without_using_an_attemp
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-late", &task, &queue_name, 1)]});
     // The attempt needs a 10 s lease; this invocation has 4 s.
-    let Answer::Response(r) = api
+    let InvocationResult::Response(r) = api
         .invoke_within(event, Duration::from_secs(4), Duration::from_secs(30))
         .await
         .unwrap()
@@ -195,7 +197,8 @@ async fn with_no_snapshot_yet_the_task_waits_without_using_an_attempt() {
     let (api, _dir, _function) = started_worker(&env).await;
     let queue_name = resources.queues[1].rsplit('/').next().unwrap().to_owned();
     let event = serde_json::json!({"Records": [record("m-wait", &task, &queue_name, 1)]});
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(30)).await.unwrap()
+    else {
         panic!("the handler failed");
     };
     assert_eq!(r["batchItemFailures"], serde_json::json!([]), "{r}");
@@ -275,7 +278,8 @@ async fn a_panic_in_one_record_fails_only_that_record() {
         .map(|(i, t)| record(&format!("m{i}"), t, &queue_name, 1))
         .collect();
     let event = serde_json::json!({ "Records": records });
-    let Answer::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap() else {
+    let InvocationResult::Response(r) = api.invoke(event, Duration::from_secs(60)).await.unwrap()
+    else {
         panic!("the whole invocation failed");
     };
     let failures = r["batchItemFailures"].as_array().unwrap();

@@ -29,7 +29,7 @@ use taogate_shared::domain::{
 use taogate_shared::ports::{BlobPut, QueueSend, TaskCreate, TaskReader};
 use taogate_simulator::{Behaviour, SimOptions, SimulatedSubnet};
 use taogate_testkit::event_source::{EventSource, Invocation, Sandbox};
-use taogate_testkit::{Answer, fresh_resources, http_event};
+use taogate_testkit::{InvocationResult, fresh_resources, http_event};
 use tokio::time::Instant;
 
 /// `SWEEP_AFTER`, at its smallest.
@@ -215,7 +215,7 @@ impl Stack {
             if swept.is_none_or(|at| at.elapsed() >= SWEEP_EVERY) {
                 let scheduled = serde_json::json!({"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}});
                 match self.sweeper.invoke(scheduled).await.unwrap() {
-                    Invocation::Answered(Answer::Response(_)) => {}
+                    Invocation::Answered(InvocationResult::Response(_)) => {}
                     other => panic!("the sweeper failed: {other:?}\n{}", self.sweeper.log()),
                 }
                 swept = Some(Instant::now());
@@ -468,7 +468,7 @@ async fn a_submission_whose_message_is_refused_fails_the_task_and_says_so_once()
         })
         .await;
     let answer = submit_tts(&stack, &mut submit, "nowhere to go").await;
-    let Invocation::Answered(Answer::Response(r)) = answer else {
+    let Invocation::Answered(InvocationResult::Response(r)) = answer else {
         panic!("{answer:?}\n{}", submit.log());
     };
     assert_eq!(r["statusCode"], 503, "{r}");

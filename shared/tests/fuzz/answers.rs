@@ -7,13 +7,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::Bytes;
 use proptest::prelude::*;
+use taogate_shared::answer::{ValidAnswer, validate};
 use taogate_shared::bittensor::{AxonClient, AxonClientConfig, Hotkey};
 use taogate_shared::config::Secret;
 use taogate_shared::domain::{
     AnswerBudget, Miner, MinerReply, Outcome, ServiceKind, SynapseAnswer, SynapseRequest,
 };
 use taogate_shared::ports::MinerClient;
-use taogate_shared::worker::answers::{Answer, validate};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::{Input, MIB, bytes_or_mutated, fuzz, mutated};
@@ -51,13 +51,13 @@ fn budget() -> impl Strategy<Value = AnswerBudget> {
 
 /// What a validated answer promises: text within the budget's characters, or a WAV no longer
 /// than the decode limit allows (its last packet may pass it).
-fn check_answer(answer: &Answer, budget: &AnswerBudget) -> Result<(), TestCaseError> {
+fn check_answer(answer: &ValidAnswer, budget: &AnswerBudget) -> Result<(), TestCaseError> {
     match answer {
-        Answer::Text(text) => {
+        ValidAnswer::Text(text) => {
             prop_assert!(!text.trim().is_empty());
             prop_assert!(text.chars().count() <= budget.text_chars);
         }
-        Answer::Audio { signal, .. } => {
+        ValidAnswer::Audio { signal, .. } => {
             prop_assert_eq!(budget.kind, ServiceKind::Tts);
             prop_assert_eq!(signal.info.format.as_str(), "wav");
             let limit = budget.audio_seconds * 1.05 + 0.5;

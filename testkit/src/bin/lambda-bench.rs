@@ -30,7 +30,7 @@ use taogate_shared::domain::{
 };
 use taogate_shared::ports::{BlobPut, TaskCreate, TaskReader};
 use taogate_simulator::Behaviour;
-use taogate_testkit::{Answer, RuntimeApi, fresh_resources, subnet_in_snapshot};
+use taogate_testkit::{InvocationResult, RuntimeApi, fresh_resources, subnet_in_snapshot};
 
 fn dummy_env() -> Vec<(String, String)> {
     [
@@ -191,7 +191,7 @@ async fn worker_memory(
     let elapsed = started.elapsed();
     let peak = peak_rss_kib(function.pid())?;
     anyhow::ensure!(
-        matches!(answer, Answer::Response(_)),
+        matches!(answer, InvocationResult::Response(_)),
         "the worker failed: {answer:?}"
     );
     for id in &ids {
@@ -278,7 +278,7 @@ async fn worker_hostile(
     let elapsed = started.elapsed();
     let peak = peak_rss_kib(function.pid())?;
     anyhow::ensure!(
-        matches!(answer, Answer::Response(_)),
+        matches!(answer, InvocationResult::Response(_)),
         "the worker failed: {answer:?}"
     );
     for id in &ids {
@@ -322,8 +322,8 @@ async fn submissions(
         let started = Instant::now();
         let answer = api.invoke(event.clone(), Duration::from_secs(30)).await?;
         let status = match &answer {
-            Answer::Response(v) => v["statusCode"].as_u64().unwrap_or(0),
-            Answer::Error(e) => anyhow::bail!("the submission failed: {e}"),
+            InvocationResult::Response(v) => v["statusCode"].as_u64().unwrap_or(0),
+            InvocationResult::Error(e) => anyhow::bail!("the submission failed: {e}"),
         };
         anyhow::ensure!(status == 200, "submission answered {status}: {answer:?}");
         if i >= 5 {

@@ -1,0 +1,201 @@
+//! The AWS adapters: DynamoDB for tasks, SQS for the priority queues, S3 for blobs and the miner
+//! snapshot.
+//!
+//! Endpoints come from the SDK's standard configuration (`AWS_ENDPOINT_URL`,
+//! `AWS_ENDPOINT_URL_DYNAMODB`, …), so LocalStack or moto need no code path of their own. S3 uses
+//! path-style addressing when `AWS_S3_FORCE_PATH_STYLE=true` (emulators need it).
+
+use taogate_app::{drain, faults, ports};
+use taogate_core::{config, domain};
+
+mod dynamo;
+mod lambda;
+mod provision;
+mod s3;
+mod sqs;
+mod tenants;
+pub mod usage;
+
+pub use dynamo::DynamoTasks;
+pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline, metered};
+pub use provision::{INDEXES, provision};
+pub use s3::{S3Blobs, S3Directory, publish_snapshot};
+pub use sqs::SqsQueues;
+pub use usage::Usage;
+
+use crate::config::{ConfigError, Secret};
+use crate::domain::BlobKey;
+use crate::ports::SecretSource;
+
+/// Where the AWS resources are, read from the environment the template sets.
+#[derive(Debug, Clone)]
+pub struct AwsResources {
+    /// `TABLE_NAME`: the task table.
+    pub table: String,
+    /// `BUCKET_NAME`: blobs and the snapshot.
+    pub bucket: String,
+    /// `QUEUE_URL_HIGH` (also serves `urgent`), `QUEUE_URL_NORMAL`, `QUEUE_URL_LOW`.
+    pub queues: [String; 3],
+    /// `DLQ_URL_HIGH`, `DLQ_URL_NORMAL`, `DLQ_URL_LOW`: optional, for depth reporting.
+    pub dead_letter_queues: [Option<String>; 3],
+    /// `SNAPSHOT_KEY`: the miner snapshot object.
+    pub snapshot_key: String,
+    /// `TASK_TTL_DAYS`: days finished tasks are kept.
+    pub task_ttl_days: u32,
+    /// `PRESIGN_TTL_SECONDS`: lifetime of presigned URLs.
+    pub presign_ttl_s: u64,
+    /// `AWS_S3_FORCE_PATH_STYLE`.
+    pub s3_path_style: bool,
+}
+
+impl AwsResources {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads through `lookup`, reporting every missing or invalid variable at once.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut required = |name: &str| {
+            lookup(name).filter(|v| !v.is_empty()).unwrap_or_else(|| {
+                problems.push(format!("{name} is required"));
+                String::new()
+            })
+        };
+        let table = required("TABLE_NAME");
+        let bucket = required("BUCKET_NAME");
+        let queues = [
+            required("QUEUE_URL_HIGH"),
+            required("QUEUE_URL_NORMAL"),
+            required("QUEUE_URL_LOW"),
+        ];
+        let optional = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        let number = |name: &str, default: u64, problems: &mut Vec<String>| match optional(name) {
+            None => default,
+            Some(v) => v.parse().unwrap_or_else(|_| {
+                problems.push(format!("{name}={v:?} is not a whole number"));
+                default
+            }),
+        };
+        let task_ttl_days = number("TASK_TTL_DAYS", 30, &mut problems) as u32;
+        let presign_ttl_s = number("PRESIGN_TTL_SECONDS", 900, &mut problems);
+        if !(60..=7 * 24 * 3600).contains(&presign_ttl_s) {
+            problems.push("PRESIGN_TTL_SECONDS must be between 60 and 604800".into());
+        }
+        let resources = Self {
+            table,
+            bucket,
+            queues,
+            dead_letter_queues: [
+                optional("DLQ_URL_HIGH"),
+                optional("DLQ_URL_NORMAL"),
+                optional("DLQ_URL_LOW"),
+            ],
+            snapshot_key: optional("SNAPSHOT_KEY")
+                .unwrap_or_else(|| BlobKey::snapshot().into_string()),
+            task_ttl_days,
+            presign_ttl_s,
+            s3_path_style: optional("AWS_S3_FORCE_PATH_STYLE")
+                .is_some_and(|v| v == "true" || v == "1"),
+        };
+        if problems.is_empty() {
+            Ok(resources)
+        } else {
+            Err(ConfigError(problems))
+        }
+    }
+}
+
+/// The SDK clients, built once per process (once per Lambda container).
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+    /// S3.
+    pub s3: aws_sdk_s3::Client,
+    /// Secrets Manager.
+    pub secrets: aws_sdk_secretsmanager::Client,
+    /// What these clients have asked of AWS (see [`usage`](self::usage)).
+    pub usage: std::sync::Arc<Usage>,
+}
+
+impl AwsClients {
+    /// Loads the standard AWS configuration (region, credentials, endpoints) and builds clients
+    /// that count what they use into [`AwsClients::usage`]; `s3_path_style` is
+    /// [`AwsResources::s3_path_style`]. Makes no network call.
+    pub async fn load(s3_path_style: bool) -> Self {
+        use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(http)
+            .load()
+            .await;
+        let keys: Vec<&str> = INDEXES.iter().map(|(_, key)| *key).collect();
+        let counts = std::sync::Arc::new(Usage::with_indexes("id", &keys));
+        let counted = || usage::UsageInterceptor::new(counts.clone());
+        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+            .force_path_style(s3_path_style)
+            .interceptor(counted())
+            .build();
+        let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counted())
+            .build();
+        let sqs_config = aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(counted())
+            .build();
+        let secrets_config = aws_sdk_secretsmanager::config::Builder::from(&config)
+            .interceptor(counted())
+            .build();
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs_config),
+            s3: aws_sdk_s3::Client::from_conf(s3_config),
+            secrets: aws_sdk_secretsmanager::Client::from_conf(secrets_config),
+            usage: counts,
+        }
+    }
+}
+
+impl SecretSource for AwsClients {
+    /// The string of the Secrets Manager secret named by the environment variable `name`, if
+    /// that is set. Errors name the secret, never its value.
+    async fn secret(&self, name: &str) -> anyhow::Result<Option<Secret>> {
+        let Some(arn) = std::env::var(name).ok().filter(|a| !a.is_empty()) else {
+            return Ok(None);
+        };
+        let out = self
+            .secrets
+            .get_secret_value()
+            .secret_id(&arn)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot read the secret {arn} ({name}): {}",
+                    aws_sdk_secretsmanager::error::DisplayErrorContext(e)
+                )
+            })?;
+        let raw = out
+            .secret_string()
+            .ok_or_else(|| anyhow::anyhow!("the secret {arn} ({name}) holds no string"))?;
+        Ok(Some(Secret::new(raw.trim())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_resources_are_reported_together() {
+        let err =
+            AwsResources::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_owned())).unwrap_err();
+        assert_eq!(err.0.len(), 4, "{err}");
+        assert!(err.to_string().contains("BUCKET_NAME"));
+    }
+}
