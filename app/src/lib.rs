@@ -1,9 +1,9 @@
 //! taogate's application layer: the ports and the use cases written against them.
 //!
 //! - [`ports`]: the capability traits the use cases depend on, each the size of one permission.
-//! - [`submission`], [`worker`], [`drain`] and [`sweep`]: the use cases. [`notice`] tells a
+//! - [`submission`], [`worker`], [`drain`] and [`sweep`]: the use cases. [`notify`] tells a
 //!   submitter a task ended; [`views`] are the JSON shapes clients and callbacks see.
-//! - [`budget`]: a process-wide byte budget; [`timings`]: latency samples the benchmarks turn
+//! - [`memory`]: a process-wide byte budget; [`timings`]: latency samples the benchmarks turn
 //!   on; [`faults`]: fault points, compiled in only for the fault tests.
 //!
 //! This crate depends on the pure core (`taogate-core`) and on no adapter crate: a use case
@@ -11,10 +11,10 @@
 
 use taogate_core::{answer, config, domain, scoring};
 
-pub mod budget;
 pub mod drain;
 pub mod faults;
-pub mod notice;
+pub mod memory;
+pub mod notify;
 pub mod ports;
 pub mod submission;
 pub mod sweep;

@@ -12,7 +12,7 @@
 //!
 //! A sweep ends by the deadline it is given (the invocation's, less [`INVOCATION_MARGIN`], on
 //! AWS). Owed callbacks are delivered [`CALLBACK_CONCURRENCY`] at a time, each within
-//! [`DELIVERY_DEADLINE`](crate::notice::DELIVERY_DEADLINE) and the sweep's deadline, so
+//! [`DELIVERY_DEADLINE`](crate::notify::DELIVERY_DEADLINE) and the sweep's deadline, so
 //! receivers that never answer hold a few slots for a while and delay nobody else's. Those the
 //! sweep does not reach in time stay owed, their tries uncounted, for the next sweep.
 
@@ -85,7 +85,7 @@ where
         let due = self.tasks.due_notices(now, self.bound, SWEEP_BATCH).await?;
         let mut told = futures::stream::iter(due)
             .map(|task| async move {
-                let told = crate::notice::tell_submitter(
+                let told = crate::notify::tell_submitter(
                     &task,
                     &self.blobs,
                     &self.callbacks,

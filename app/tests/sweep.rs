@@ -182,7 +182,7 @@ async fn callbacks_a_sweep_has_no_time_for_stay_owed_and_untried() {
     };
 
     // Less than a delivery's least time is left: not begun, not counted.
-    let short = Instant::now() + taogate_app::notice::LEAST_DELIVERY_TIME / 2;
+    let short = Instant::now() + taogate_app::notify::LEAST_DELIVERY_TIME / 2;
     let report = sweeper.run(now, short).await.unwrap();
     assert_eq!(
         (report.callbacks_tried, report.callbacks_left),

@@ -174,7 +174,7 @@ fn worker_of<T, B, D, C, R, N>(
         &settings.selection,
         Scorer::new(&settings.scoring),
         "own",
-        taogate_app::budget::ByteBudget::new(settings.miner_client.input_memory),
+        taogate_app::memory::ByteBudget::new(settings.miner_client.input_memory),
     );
     Worker::new(ports, &settings.worker, policy)
 }
@@ -607,8 +607,8 @@ async fn the_callback_at_the_end_keeps_to_the_invocation_deadline() {
     );
     let own = receiver.3.lock().unwrap()[1];
     assert!(
-        own >= before + taogate_app::notice::DELIVERY_DEADLINE
-            && own <= Instant::now() + taogate_app::notice::DELIVERY_DEADLINE,
+        own >= before + taogate_app::notify::DELIVERY_DEADLINE
+            && own <= Instant::now() + taogate_app::notify::DELIVERY_DEADLINE,
         "{:?} after the start",
         own - before
     );

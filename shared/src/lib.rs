@@ -5,7 +5,7 @@
 //! keeps the arrows pointing inward; ARCHITECTURE.md states the rules):
 //! - `taogate-core`, the pure core: [`config`], [`domain`], [`audio`] and [`scoring`].
 //! - `taogate-app`, the application layer: [`ports`] and the use cases ([`submission`],
-//!   [`worker`], [`drain`], [`sweep`], [`notice`]) with the [`views`] they answer with.
+//!   [`worker`], [`drain`], [`sweep`], [`notify`]) with the [`views`] they answer with.
 //! - The adapters, one crate each: [`embedded`] (SQLite + files), [`aws`] (DynamoDB, SQS, S3,
 //!   Secrets Manager, the Lambda entry points), [`bittensor`] (hotkeys, the chain, the miner
 //!   protocols), [`outbound`] (reference endpoints, callbacks); and [`api`] (`taogate-http`),
@@ -15,7 +15,7 @@
 //!   snapshot object).
 
 pub use taogate_app::{
-    budget, drain, faults, notice, ports, submission, sweep, timings, views, worker,
+    drain, faults, memory, notify, ports, submission, sweep, timings, views, worker,
 };
 pub use taogate_aws as aws;
 pub use taogate_bittensor as bittensor;

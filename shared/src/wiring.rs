@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use taogate_app::budget::ByteBudget;
+use taogate_app::memory::ByteBudget;
 use taogate_app::worker::{AttemptPolicy, Worker, WorkerPorts};
 use taogate_bittensor::{Hotkey, ProtocolClient};
 use taogate_core::config::Settings;

@@ -9,11 +9,11 @@ use taogate_app::{drain, faults, ports};
 use taogate_core::{config, domain};
 
 mod dynamo;
+mod dynamo_tenants;
 mod lambda;
 mod provision;
 mod s3;
 mod sqs;
-mod tenants;
 pub mod usage;
 
 pub use dynamo::DynamoTasks;

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 
 use sha2::{Digest, Sha256};
 
-use super::keys::{Hotkey, verify_signature};
+use super::hotkey::{Hotkey, verify_signature};
 
 /// Oldest nonce accepted, in nanoseconds.
 const MAX_AGE_NS: u128 = 10_000_000_000;

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::btauth::sign_hashed;
-use super::keys::Hotkey;
+use super::hotkey::Hotkey;
 use super::transport::{
     AnswerMemory, Answered, MinerReplyError, next_nonce, read_answer, to_reply,
 };

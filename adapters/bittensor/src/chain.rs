@@ -11,8 +11,8 @@ use std::time::Duration;
 use subxt_rpcs::client::reconnecting_rpc_client::{self, ExponentialBackoff};
 use subxt_rpcs::client::{RpcClient, rpc_params};
 
-use super::metagraph::{Neuron, decode_neurons_lite_hex};
-use super::miners::LiveDirectory;
+use super::directory::LiveDirectory;
+use super::neurons::{Neuron, decode_neurons_lite_hex};
 use crate::domain::{Miner, MinerSnapshot};
 
 /// Why the metagraph could not be read.

@@ -32,7 +32,7 @@ pub(super) fn next_nonce() -> u64 {
 /// limit at once, waiting for room if need be (the sender is held back by TCP meanwhile), so
 /// that no two answers can each hold part of the budget while waiting for the rest. Once
 /// parsed it keeps only its output's share, and gives that back when the reply is dropped.
-pub type AnswerMemory = crate::budget::ByteBudget;
+pub type AnswerMemory = crate::memory::ByteBudget;
 
 /// What one answer may hold without a share of [`AnswerMemory`].
 pub const FREE_ANSWER_BYTES: usize = 256 * 1024;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::keys::Hotkey;
+use super::hotkey::Hotkey;
 use crate::config::Secret;
 
 /// Why a wallet hotkey could not be loaded. Never contains key material.

@@ -97,7 +97,7 @@ pub(super) struct Inner {
     path: PathBuf,
     pub(super) policy: QueuePolicy,
     pub(super) notify: std::sync::Arc<tokio::sync::Notify>,
-    pub(super) meter: Mutex<super::tenants::Meter>,
+    pub(super) meter: Mutex<super::sqlite_tenants::Meter>,
     _lock: Option<File>,
 }
 

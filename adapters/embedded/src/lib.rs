@@ -13,15 +13,15 @@
 use taogate_app::ports;
 use taogate_core::domain;
 
-mod blobs;
 mod db;
-mod queue;
-mod tasks;
-mod tenants;
+mod sqlite_blobs;
+mod sqlite_queue;
+mod sqlite_tasks;
+mod sqlite_tenants;
 
-pub use blobs::{BlobDir, SMALL_BLOB_BYTES};
 pub use db::{Database, QueuePolicy};
-pub use queue::Recovery;
+pub use sqlite_blobs::{BlobDir, SMALL_BLOB_BYTES};
+pub use sqlite_queue::Recovery;
 
 /// Embedded stores in a directory, for the tests of the use cases and adapters.
 pub fn test_stores(dir: &std::path::Path) -> (Database, BlobDir) {

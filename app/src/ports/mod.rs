@@ -20,7 +20,7 @@ mod blobs;
 mod miners;
 mod outbound;
 mod queue;
-mod secrets;
+mod secret_store;
 mod tasks;
 mod tenants;
 
@@ -28,7 +28,7 @@ pub use blobs::{BlobGet, BlobPresign, BlobPut, UploadTarget};
 pub use miners::{MinerClient, MinerDirectory};
 pub use outbound::{CallbackNotifier, ReferenceEndpoints, ReferenceInput};
 pub use queue::{Delivery, QueueConsume, QueueDepth, QueueDepths, QueueSend};
-pub use secrets::{NoSecretStore, SecretSource};
+pub use secret_store::{NoSecretStore, SecretSource};
 pub use tasks::{
     AttemptEnd, HealthStore, NoticeLedger, TaskCreate, TaskLease, TaskPage, TaskQuery, TaskReader,
     TaskSweep,

@@ -517,7 +517,7 @@ where
     async fn notify(&self, task: &Task) {
         // Inside an invocation the callback ends, and its try is recorded, before it does.
         let bound = INVOCATION.try_with(|d| *d - DEADLINE_MARGIN).ok();
-        let Some(delivered) = crate::notice::tell_submitter(
+        let Some(delivered) = crate::notify::tell_submitter(
             task,
             &self.ports.blobs,
             &self.ports.callbacks,

@@ -195,3 +195,39 @@ fn every_test_and_constant_the_docs_name_exists() {
         missing.join("\n")
     );
 }
+
+/// ARCHITECTURE.md's table of ports names exactly the capability traits of `app/src/ports`.
+#[test]
+fn the_architecture_lists_every_port() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut traits = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(root.join("app/src/ports"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(entry.path()).unwrap();
+        for rest in text.split("\npub trait ").skip(1) {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            traits.insert(name);
+        }
+    }
+    let doc = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let section = doc
+        .split("\n## Ports\n")
+        .nth(1)
+        .expect("ARCHITECTURE.md has a Ports section");
+    let section = section.split("\n## ").next().unwrap();
+    let listed: std::collections::BTreeSet<String> = section
+        .lines()
+        .filter_map(|line| line.strip_prefix("| `"))
+        .map(|rest| rest.split('`').next().unwrap().to_owned())
+        .collect();
+    assert!(traits.len() >= 20, "only {} traits found", traits.len());
+    assert_eq!(
+        listed, traits,
+        "ARCHITECTURE.md's ports against app/src/ports"
+    );
+}

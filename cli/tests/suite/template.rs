@@ -243,7 +243,7 @@ fn the_timeouts_hold_together() {
     assert!(settings.is_ok(), "{settings:?}");
 }
 
-/// The ports each function's handler is written against (see `shared/src/ports/mod.rs`).
+/// The ports each function's handler is written against (see `app/src/ports/mod.rs`).
 const FUNCTION_PORTS: &[(&str, &[&str])] = &[
     (
         "SubmitFunction",
@@ -479,7 +479,7 @@ fn dynamodb_writes() -> BTreeMap<(String, String), Option<Vec<String>>> {
 #[test]
 fn every_dynamodb_write_is_held_to_the_items_its_ports_own() {
     let task = taogate_shared::domain::TaskId::new().to_string();
-    // The keys each kind of item has (shared/src/aws: dynamo.rs, tenants.rs).
+    // The keys each kind of item has (adapters/aws/src: dynamo.rs, dynamo_tenants.rs).
     let counts = "#counts#3";
     let usage = "#usage#0123456789abcdef#2026-12";
     let claim = "#idem#0123456789abcdef#9f1c";

@@ -23,8 +23,8 @@ macro_rules! wire_name_serde {
 }
 
 mod address;
+mod answer_budget;
 mod blob_key;
-mod budget;
 mod candidate;
 pub mod health;
 mod ids;
@@ -34,16 +34,16 @@ mod notice;
 mod priority;
 mod score;
 mod service;
+mod submitted_text;
 mod task;
 pub mod tenant;
-mod text;
 
 pub use address::{ip_allowed, parse_callback_url};
-pub use blob_key::BlobKey;
-pub use budget::{
+pub use answer_budget::{
     AnswerBudget, MAX_ANSWER_CHANNELS, MAX_ANSWER_SAMPLE_BYTES, MAX_ANSWER_SAMPLE_RATE,
     expected_reading_seconds,
 };
+pub use blob_key::BlobKey;
 pub use candidate::{Candidate, Outcome, ScoreDetail};
 pub use health::{MinerHealth, Observation};
 pub use ids::TaskId;
@@ -53,12 +53,12 @@ pub use notice::{MAX_NOTICE_TRIES, Notice};
 pub use priority::Priority;
 pub use score::Score;
 pub use service::ServiceKind;
+pub use submitted_text::{SubmittedText, TextLimits};
 pub use task::{
     AttemptEnd, AudioInfo, ClaimOutcome, Confidence, Expected, GiveUp, Quorum, StatusCounts, Task,
     TaskInput, TaskOutput, TaskResult, TaskStatus, lease_token_digest, new_lease_token,
 };
 pub use tenant::{ApiKey, KeyId, Limits, Period, Rate};
-pub use text::{SubmittedText, TextLimits};
 
 /// Milliseconds since the Unix epoch: the one clock unit stored anywhere in taogate.
 pub type Millis = i64;

@@ -201,7 +201,7 @@ mod tests {
             },
             own_hotkey: String::new(),
             selector: Arc::new(crate::worker::Selector::new(SelectionPolicy::Stake, 0.0)),
-            inputs: crate::budget::ByteBudget::unbounded(),
+            inputs: crate::memory::ByteBudget::unbounded(),
         }
     }
 

@@ -43,7 +43,7 @@ pub struct AttemptPolicy {
     pub selector: Arc<super::Selector>,
     /// The process's budget for the inputs attempts hold (`MAX_INPUT_MEMORY`), taken by the
     /// worker before it claims a task.
-    pub inputs: crate::budget::ByteBudget,
+    pub inputs: crate::memory::ByteBudget,
 }
 
 impl AttemptPolicy {
@@ -53,7 +53,7 @@ impl AttemptPolicy {
         selection: &SelectionSettings,
         scorer: Scorer,
         own_hotkey: &str,
-        inputs: crate::budget::ByteBudget,
+        inputs: crate::memory::ByteBudget,
     ) -> Self {
         Self {
             miners_per_request: selection.miners_per_request,

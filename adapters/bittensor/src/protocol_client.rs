@@ -3,9 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::axon::{AxonClient, AxonClientConfig};
+use super::axon_client::{AxonClient, AxonClientConfig};
 use super::btauth_client::BtauthClient;
-use super::keys::Hotkey;
+use super::hotkey::Hotkey;
 use super::transport::AnswerMemory;
 use crate::config::{MinerClientSettings, MinerProtocol};
 use crate::domain::{Miner, MinerReply, SynapseRequest};

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::keys::Hotkey;
+use super::hotkey::Hotkey;
 use super::transport::{AnswerMemory, Answered, MinerReplyError, read_answer, to_reply};
 use crate::domain::Miner;
 use crate::domain::{MinerReply, SynapseRequest};

@@ -5,7 +5,7 @@ use std::time::Duration;
 use rusqlite::params;
 
 use super::Database;
-use super::tasks::{load, replace};
+use super::sqlite_tasks::{load, replace};
 use crate::db::sql_error;
 use crate::domain::{Priority, TaskId, now_millis};
 use crate::ports::{
