@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use taogate_shared::api::{self, SubmitStore};
+use taogate_shared::api;
 use taogate_shared::aws::{AwsClients, AwsResources, DynamoTasks, S3Blobs, S3Directory, SqsQueues};
 use taogate_shared::bittensor::{
     ChainReader, Hotkey, LiveDirectory, read_miner_file, spawn_refresh,
@@ -19,9 +19,6 @@ use taogate_shared::drain::{DrainOptions, drain};
 use taogate_shared::embedded::{BlobDir, Database, QueuePolicy};
 use taogate_shared::outbound::HttpCallbacks;
 use taogate_shared::ports::NoSecretStore;
-use taogate_shared::ports::{
-    BlobGet, BlobPresign, BlobPut, KeyLookup, MinerDirectory, QueueDepths, QueueSend, TaskReader,
-};
 use taogate_shared::secrets::{self, Fallback};
 use taogate_shared::submission::Intake;
 use taogate_shared::sweep::Sweeper;
@@ -209,38 +206,6 @@ async fn miners(
     })
 }
 
-/// The full router over one set of adapters; `local` adds the routes that serve blobs from the
-/// runtime itself (uploads and audio results), which S3 serves on AWS.
-#[allow(clippy::too_many_arguments)]
-fn router<T, Q, B, D>(
-    tasks: T,
-    queue: Q,
-    blobs: B,
-    directory: D,
-    settings: &Settings,
-    hotkey: &Hotkey,
-    local: bool,
-) -> axum::Router
-where
-    T: TaskReader + SubmitStore + KeyLookup + taogate_shared::ports::TaskLease + Clone,
-    Q: QueueSend + QueueDepths + Clone,
-    B: BlobPut + BlobGet + BlobPresign + Clone,
-    D: MinerDirectory,
-{
-    api::gateway(
-        Intake {
-            tasks,
-            queue,
-            blobs,
-        },
-        directory,
-        hotkey.ss58().to_owned(),
-        settings.submission.clone(),
-        settings.tenancy,
-        local,
-    )
-}
-
 /// Starts the server and the workers.
 pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
     let mut settings = options.settings;
@@ -306,13 +271,16 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 bound: settings.sweep.after,
             };
             tokio::spawn(sweeper.every(SWEEP_INTERVAL, SWEEP_BUDGET, stopped.clone()));
-            let router = router(
-                db.clone(),
-                db.clone(),
-                blobs,
+            let router = api::gateway(
+                Intake {
+                    tasks: db.clone(),
+                    queue: db.clone(),
+                    blobs,
+                },
                 directory,
-                &settings,
-                &hotkey,
+                hotkey.ss58().to_owned(),
+                settings.submission.clone(),
+                settings.tenancy,
                 true,
             );
             let pool = tokio::spawn(drain(
@@ -355,13 +323,16 @@ pub async fn start(options: ServeOptions) -> anyhow::Result<Running> {
                 bound: settings.sweep.after,
             };
             tokio::spawn(sweeper.every(SWEEP_INTERVAL, SWEEP_BUDGET, stopped.clone()));
-            let router = router(
-                tasks,
-                queues.clone(),
-                blobs,
+            let router = api::gateway(
+                Intake {
+                    tasks,
+                    queue: queues.clone(),
+                    blobs,
+                },
                 directory,
-                &settings,
-                &hotkey,
+                hotkey.ss58().to_owned(),
+                settings.submission.clone(),
+                settings.tenancy,
                 false,
             );
             let poller = tokio::spawn(drain(

@@ -5,8 +5,8 @@ use axum::Router;
 
 use crate::config::{SubmissionSettings, TenancySettings};
 use crate::ports::{
-    BlobGet, BlobPresign, BlobPut, KeyLookup, MinerDirectory, QueueDepths, QueueSend, TaskLease,
-    TaskReader,
+    BlobGet, BlobPresign, BlobPut, KeyLookup, Metering, MinerDirectory, QueueDepths, QueueSend,
+    TaskLease, TaskReader,
 };
 use crate::submission::Intake;
 use crate::{
@@ -17,7 +17,7 @@ use crate::{
 /// The submit function's routes: submissions and uploads, the OpenAI-compatible audio routes
 /// and the validator lease routes, over one intake. With `local`, uploads are accepted by the
 /// process itself (on AWS they go to S3 by presigned URL).
-pub fn submit_side<T, Q, B>(
+fn submit_side<T, Q, B>(
     intake: Intake<T, Q, B>,
     settings: SubmissionSettings,
     tenancy: TenancySettings,
@@ -69,7 +69,7 @@ pub fn status_function<T, Q, B, D>(
     tenancy: TenancySettings,
 ) -> Router
 where
-    T: TaskReader + KeyLookup + crate::ports::Metering + Clone,
+    T: TaskReader + KeyLookup + Metering + Clone,
     Q: QueueDepths,
     B: BlobGet + BlobPresign,
     D: MinerDirectory,

@@ -6,7 +6,7 @@ use taogate_core::{answer, audio, config, domain};
 
 mod assembly;
 mod body;
-pub use assembly::{gateway, status_function, submit_function, submit_side};
+pub use assembly::{gateway, status_function, submit_function};
 pub use body::BodyTimedOut;
 pub mod gate;
 mod idempotent;
