@@ -15,6 +15,7 @@ mod provision;
 mod s3;
 mod sqs;
 pub mod usage;
+pub mod vars;
 
 pub use dynamo::DynamoTasks;
 pub use lambda::{handle_sqs_batch, init_tracing, invocation_deadline, metered};
@@ -23,8 +24,7 @@ pub use s3::{S3Blobs, S3Directory, publish_snapshot};
 pub use sqs::SqsQueues;
 pub use usage::Usage;
 
-use crate::config::{ConfigError, Secret};
-use crate::domain::BlobKey;
+use crate::config::{ConfigError, Reader, Secret};
 use crate::ports::SecretSource;
 
 /// Where the AWS resources are, read from the environment the template sets.
@@ -56,53 +56,29 @@ impl AwsResources {
 
     /// Reads through `lookup`, reporting every missing or invalid variable at once.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut problems = Vec::new();
-        let mut required = |name: &str| {
-            lookup(name).filter(|v| !v.is_empty()).unwrap_or_else(|| {
-                problems.push(format!("{name} is required"));
-                String::new()
-            })
-        };
-        let table = required("TABLE_NAME");
-        let bucket = required("BUCKET_NAME");
-        let queues = [
-            required("QUEUE_URL_HIGH"),
-            required("QUEUE_URL_NORMAL"),
-            required("QUEUE_URL_LOW"),
-        ];
-        let optional = |name: &str| lookup(name).filter(|v| !v.is_empty());
-        let number = |name: &str, default: u64, problems: &mut Vec<String>| match optional(name) {
-            None => default,
-            Some(v) => v.parse().unwrap_or_else(|_| {
-                problems.push(format!("{name}={v:?} is not a whole number"));
-                default
-            }),
-        };
-        let task_ttl_days = number("TASK_TTL_DAYS", 30, &mut problems) as u32;
-        let presign_ttl_s = number("PRESIGN_TTL_SECONDS", 900, &mut problems);
-        if !(60..=7 * 24 * 3600).contains(&presign_ttl_s) {
-            problems.push("PRESIGN_TTL_SECONDS must be between 60 and 604800".into());
-        }
+        let mut read = Reader::new(&lookup);
         let resources = Self {
-            table,
-            bucket,
-            queues,
-            dead_letter_queues: [
-                optional("DLQ_URL_HIGH"),
-                optional("DLQ_URL_NORMAL"),
-                optional("DLQ_URL_LOW"),
+            table: read.required(&vars::TABLE_NAME),
+            bucket: read.required(&vars::BUCKET_NAME),
+            queues: [
+                read.required(&vars::QUEUE_URL_HIGH),
+                read.required(&vars::QUEUE_URL_NORMAL),
+                read.required(&vars::QUEUE_URL_LOW),
             ],
-            snapshot_key: optional("SNAPSHOT_KEY")
-                .unwrap_or_else(|| BlobKey::snapshot().into_string()),
-            task_ttl_days,
-            presign_ttl_s,
-            s3_path_style: optional("AWS_S3_FORCE_PATH_STYLE")
-                .is_some_and(|v| v == "true" || v == "1"),
+            dead_letter_queues: [
+                read.optional(&vars::DLQ_URL_HIGH),
+                read.optional(&vars::DLQ_URL_NORMAL),
+                read.optional(&vars::DLQ_URL_LOW),
+            ],
+            snapshot_key: read.text(&vars::SNAPSHOT_KEY),
+            task_ttl_days: read.number(&vars::TASK_TTL_DAYS),
+            presign_ttl_s: read.number(&vars::PRESIGN_TTL_SECONDS),
+            s3_path_style: read.flag(&vars::AWS_S3_FORCE_PATH_STYLE),
         };
-        if problems.is_empty() {
+        if read.problems.is_empty() {
             Ok(resources)
         } else {
-            Err(ConfigError(problems))
+            Err(ConfigError(read.problems))
         }
     }
 }
@@ -197,5 +173,62 @@ mod tests {
             AwsResources::from_lookup(|k| (k == "TABLE_NAME").then(|| "t".to_owned())).unwrap_err();
         assert_eq!(err.0.len(), 4, "{err}");
         assert!(err.to_string().contains("BUCKET_NAME"));
+    }
+
+    fn with(extra: &[(&str, &str)]) -> Result<AwsResources, ConfigError> {
+        let mut set: std::collections::HashMap<String, String> = vars::ALL
+            .iter()
+            .filter(|v| v.default == config::vars::Fallback::Required)
+            .map(|v| (v.name.to_owned(), format!("{}-value", v.name)))
+            .collect();
+        set.extend(
+            extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        AwsResources::from_lookup(|k| set.get(k).cloned())
+    }
+
+    #[test]
+    fn every_declared_variable_is_read_and_defaults_are_the_declared_ones() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        let _ = AwsResources::from_lookup(|k| {
+            asked.lock().unwrap().insert(k.to_owned());
+            None
+        });
+        let declared: std::collections::BTreeSet<String> =
+            vars::ALL.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(asked.into_inner().unwrap(), declared);
+
+        let resources = with(&[]).unwrap();
+        assert_eq!(resources.snapshot_key, domain::BlobKey::snapshot().as_str());
+        assert_eq!(resources.task_ttl_days, 30);
+        assert_eq!(resources.presign_ttl_s, 900);
+        assert!(!resources.s3_path_style);
+        assert_eq!(resources.table, "TABLE_NAME-value");
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_values_are_refused_each_by_name() {
+        let err = with(&[
+            ("PRESIGN_TTL_SECONDS", "10"),
+            ("TASK_TTL_DAYS", "5000000000"),
+            ("AWS_S3_FORCE_PATH_STYLE", "yes"),
+        ])
+        .unwrap_err();
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 3, "{text}");
+        for name in [
+            "PRESIGN_TTL_SECONDS",
+            "TASK_TTL_DAYS",
+            "AWS_S3_FORCE_PATH_STYLE",
+        ] {
+            assert!(text.contains(name), "{name} in {text}");
+        }
+        assert!(
+            with(&[("AWS_S3_FORCE_PATH_STYLE", "1")])
+                .unwrap()
+                .s3_path_style
+        );
     }
 }

@@ -231,3 +231,30 @@ fn the_architecture_lists_every_port() {
         "ARCHITECTURE.md's ports against app/src/ports"
     );
 }
+
+/// The README's table of gateway settings is the declarations themselves, rendered: a variable
+/// added, renamed or given another default or range cannot leave the README behind.
+#[test]
+fn the_readme_configuration_table_is_the_declarations() {
+    use taogate_shared::config::vars;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = vars::markdown_table(vars::ALL);
+    assert!(
+        readme.contains(&table),
+        "README.md's configuration table should read:\n\n{table}"
+    );
+}
+
+/// The same for the variables of the AWS processes.
+#[test]
+fn the_readme_aws_table_is_the_declarations() {
+    use taogate_shared::{aws::vars, config::vars::markdown_table};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let table = markdown_table(vars::ALL);
+    assert!(
+        readme.contains(&table),
+        "README.md's AWS table should read:\n\n{table}"
+    );
+}

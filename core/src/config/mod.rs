@@ -11,6 +11,7 @@
 mod choices;
 mod reader;
 mod secret;
+pub mod vars;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,50 +19,44 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 pub use choices::{AuthMode, MinerProtocol, ScoringMode, SelectionPolicy};
-use reader::Reader;
+pub use reader::Reader;
 pub use secret::Secret;
 
 /// The subnet and the gateway's identity on it.
 #[derive(Debug, Clone)]
 pub struct ChainSettings {
-    /// `BT_NETUID`: the subnet served.
+    /// [`vars::BT_NETUID`].
     pub netuid: u16,
-    /// `BT_NETWORK`: finney, test, local or a ws(s):// URL.
+    /// [`vars::BT_NETWORK`].
     pub network: String,
-    /// `BT_WALLET_NAME`: wallet directory name.
+    /// [`vars::BT_WALLET_NAME`].
     pub wallet_name: String,
-    /// `BT_WALLET_HOTKEY`: hotkey file name.
+    /// [`vars::BT_WALLET_HOTKEY`].
     pub wallet_hotkey: String,
-    /// `BT_WALLET_PATH`: where wallets live (default `~/.bittensor/wallets`).
+    /// [`vars::BT_WALLET_PATH`].
     pub wallet_path: Option<PathBuf>,
-    /// `BT_HOTKEY_URI`: the hotkey as a secret URI, mnemonic or seed. Unset, the local runtime
-    /// uses the wallet's hotkey or the dev key `//Alice`; the Lambdas refuse to start without a
-    /// real key.
+    /// [`vars::BT_HOTKEY_URI`].
     pub hotkey_uri: Option<Secret>,
-    /// `METAGRAPH_REFRESH`: seconds between reads of the metagraph from the chain (300).
+    /// [`vars::METAGRAPH_REFRESH`].
     pub metagraph_refresh: Duration,
 }
 
 /// How requests reach miners (the miner client's section).
 #[derive(Debug, Clone)]
 pub struct MinerClientSettings {
-    /// `MINER_PROTOCOL`: `axon` (default) or `btauth`.
+    /// [`vars::MINER_PROTOCOL`].
     pub protocol: MinerProtocol,
-    /// `SYNAPSE_NAME`: the synapse class name miners serve.
+    /// [`vars::SYNAPSE_NAME`].
     pub synapse_name: String,
-    /// `MINER_PATH`: the request path of `btauth` miners (default `/{SYNAPSE_NAME}`).
+    /// [`vars::MINER_PATH`].
     pub path: Option<String>,
-    /// `DENDRITE_VERSION`: the SDK version integer sent to miners.
+    /// [`vars::DENDRITE_VERSION`].
     pub dendrite_version: u64,
-    /// `MAX_RESPONSE_BYTES`: the most read from one miner's answer.
+    /// [`vars::MAX_RESPONSE_BYTES`].
     pub max_response_bytes: usize,
-    /// `MAX_ANSWER_MEMORY`: the most bytes of miner answers one process holds at once, across
-    /// every query of every record (192 MiB); a query that would pass it waits for room.
+    /// [`vars::MAX_ANSWER_MEMORY`].
     pub answer_memory: usize,
-    /// `MAX_INPUT_MEMORY`: the most bytes of task inputs one process holds at once to send to
-    /// miners, each counted as its bytes plus their base64 form, across every record (160
-    /// MiB); an attempt whose input would pass it waits for room, and one larger than the
-    /// whole budget waits to have it to itself.
+    /// [`vars::MAX_INPUT_MEMORY`].
     pub input_memory: usize,
 }
 
@@ -77,44 +72,38 @@ impl MinerClientSettings {
 /// Which miners an attempt asks, and how long it waits (the attempt's section).
 #[derive(Debug, Clone)]
 pub struct SelectionSettings {
-    /// `SELECTION_POLICY`: `stake` (default), `incentive` or `round_robin`.
+    /// [`vars::SELECTION_POLICY`].
     pub policy: SelectionPolicy,
-    /// `SELECTION_EXPLORATION`: share of the slots given to random miners, in [0, 1] (0.2).
+    /// [`vars::SELECTION_EXPLORATION`].
     pub exploration: f64,
-    /// `MAX_MINERS_PER_REQUEST`: miners queried per attempt.
+    /// [`vars::MAX_MINERS_PER_REQUEST`].
     pub miners_per_request: usize,
-    /// `REQUIRED_ANSWERS`: valid answers after which an attempt stops waiting (3, at most
-    /// `MAX_MINERS_PER_REQUEST`).
+    /// [`vars::REQUIRED_ANSWERS`].
     pub required_answers: usize,
-    /// `HEDGE_AFTER`: the share of the deadline after which, with fewer than `REQUIRED_ANSWERS`
-    /// valid answers in, extra miners are queried (0.5; 1 disables hedging).
+    /// [`vars::HEDGE_AFTER`].
     pub hedge_after: f64,
-    /// `HEDGE_MINERS`: how many extra miners a hedge queries (2).
+    /// [`vars::HEDGE_MINERS`].
     pub hedge_miners: usize,
-    /// `ESCALATION_MINERS`: how many more miners an attempt may ask when the valid answers
-    /// have no majority (2; 0 disables).
+    /// [`vars::ESCALATION_MINERS`].
     pub escalation_miners: usize,
-    /// `MINER_ALLOWLIST`: networks (CIDR) whose non-public miner addresses may still be called;
-    /// by default only public addresses are.
+    /// [`vars::MINER_ALLOWLIST`].
     pub allowlist: Vec<IpNet>,
-    /// `TASK_TIMEOUT`: the deadline of one attempt, miner queries included.
+    /// [`vars::TASK_TIMEOUT`].
     pub deadline: Duration,
 }
 
 /// How answers are weighed (the scorer's section).
 #[derive(Debug, Clone, Copy)]
 pub struct ScoringSettings {
-    /// `ACCURACY_WEIGHT`.
+    /// [`vars::ACCURACY_WEIGHT`].
     pub accuracy_weight: f64,
-    /// `SPEED_WEIGHT`.
+    /// [`vars::SPEED_WEIGHT`].
     pub speed_weight: f64,
-    /// `ACCURACY_FLOOR`: answers below it never win; with none above it the attempt fails
-    /// and is retried (0.3).
+    /// [`vars::ACCURACY_FLOOR`].
     pub accuracy_floor: f64,
-    /// `SUMMARY_COMPRESSION`: accepted summary length over source length, `min,max`
-    /// (`0.05,0.6`).
+    /// [`vars::SUMMARY_COMPRESSION`].
     pub summary_compression: (f64, f64),
-    /// `SCORING_MODE`: `consensus` (default), `reference` or `auto`.
+    /// [`vars::SCORING_MODE`].
     pub mode: ScoringMode,
     /// `TASK_TIMEOUT`, which caps the speed budget.
     pub deadline: Duration,
@@ -123,14 +112,13 @@ pub struct ScoringSettings {
 /// The reference endpoints (their HTTP adapter's section).
 #[derive(Debug, Clone)]
 pub struct ReferenceSettings {
-    /// `REFERENCE_URL`: a trusted pipeline speaking the `AudioTask` contract.
+    /// [`vars::REFERENCE_URL`].
     pub url: Option<url::Url>,
-    /// `REFERENCE_ASR_URL`: an OpenAI-compatible `/v1/audio/transcriptions` endpoint.
+    /// [`vars::REFERENCE_ASR_URL`].
     pub asr_url: Option<url::Url>,
-    /// `REFERENCE_ASR_MODEL`: the model name sent to it (`whisper-1`).
+    /// [`vars::REFERENCE_ASR_MODEL`].
     pub asr_model: String,
-    /// `REFERENCE_API_KEY`: bearer token for the reference endpoints (or the secret named by
-    /// `REFERENCE_API_KEY_SECRET_ARN`, resolved before the settings are shared).
+    /// [`vars::REFERENCE_API_KEY`].
     pub api_key: Option<Secret>,
 }
 
@@ -144,27 +132,24 @@ impl ReferenceSettings {
 /// Callback delivery (the notifier's section).
 #[derive(Debug, Clone)]
 pub struct CallbackSettings {
-    /// `CALLBACK_ALLOWLIST`: networks callbacks may reach although private.
+    /// [`vars::CALLBACK_ALLOWLIST`].
     pub allowlist: Vec<IpNet>,
-    /// `CALLBACK_MAX_ATTEMPTS`: delivery tries per callback.
+    /// [`vars::CALLBACK_MAX_ATTEMPTS`].
     pub max_attempts: u32,
 }
 
 /// The worker's own section: retries, leases and concurrency.
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
-    /// `MAX_CONCURRENT_TASKS`: tasks one process works on at once.
+    /// [`vars::MAX_CONCURRENT_TASKS`].
     pub max_concurrent_tasks: usize,
-    /// `TASK_TIMEOUT`: the deadline of one attempt.
+    /// [`vars::TASK_TIMEOUT`].
     pub task_timeout: Duration,
-    /// `MAX_ATTEMPTS`: tries before a task fails.
+    /// [`vars::MAX_ATTEMPTS`].
     pub max_attempts: u32,
-    /// `WORKER_TIMEOUT`: the worker Lambda's own timeout in seconds, set by the template. When
-    /// set, a lease longer than it is refused at start: the Lambda would be stopped while it
-    /// stores an attempt's result.
+    /// [`vars::WORKER_TIMEOUT`].
     pub invocation_timeout: Option<Duration>,
-    /// `MAX_TASK_AGE`: how long a task may wait for a miner to be available (no snapshot, no
-    /// serving miner) before it fails; waiting uses no attempt (600 s).
+    /// [`vars::MAX_TASK_AGE`].
     pub max_task_age: Duration,
 }
 
@@ -184,8 +169,7 @@ impl WorkerSettings {
 /// The sweeper's section.
 #[derive(Debug, Clone, Copy)]
 pub struct SweepSettings {
-    /// `SWEEP_AFTER`: how long an unfinished task may stay quiet (pending since accepted,
-    /// processing since its lease ran out) before the sweeper sends it a new message (900 s).
+    /// [`vars::SWEEP_AFTER`].
     pub after: Duration,
 }
 
@@ -199,7 +183,7 @@ pub const MAX_AUDIO_BYTES: usize = 50 * 1024 * 1024;
 /// What the submission routes accept (their section).
 #[derive(Debug, Clone, Default)]
 pub struct SubmissionSettings {
-    /// `CALLBACK_ALLOWLIST`: networks a callback may reach although private.
+    /// [`vars::CALLBACK_ALLOWLIST`].
     pub callback_allowlist: Vec<IpNet>,
     /// The estimate returned to clients, in seconds (`TASK_TIMEOUT`, at least 1).
     pub estimated_seconds: u64,
@@ -208,8 +192,7 @@ pub struct SubmissionSettings {
     /// event may carry at most 6 MB (base64 included), sets about 4 MB
     /// ([`Self::behind_lambda`]).
     pub max_direct_upload: Option<usize>,
-    /// `OPENAI_WAIT`: seconds an OpenAI-compatible call waits for its task (25, which fits
-    /// API Gateway's 29 s; 1–900).
+    /// [`vars::OPENAI_WAIT`].
     pub openai_wait: Duration,
 }
 
@@ -231,10 +214,9 @@ impl SubmissionSettings {
 /// Who may call the API (the tenancy gate's section).
 #[derive(Debug, Clone, Copy)]
 pub struct TenancySettings {
-    /// `API_AUTH`: `required` or `optional` (the default).
+    /// [`vars::API_AUTH`].
     pub auth: AuthMode,
-    /// `API_KEY_CACHE`: seconds a key record read for one request serves later ones (30, at
-    /// most 60; 0 reads it every time). A revoked key stops working within this.
+    /// [`vars::API_KEY_CACHE`].
     pub key_cache: Duration,
 }
 
@@ -268,17 +250,13 @@ pub struct Settings {
 /// How `taogate serve` treats connections (on AWS, API Gateway does this).
 #[derive(Debug, Clone, Copy)]
 pub struct HttpSettings {
-    /// `HTTP_HEADER_TIMEOUT`: a request's head must arrive in full within this, counted from
-    /// when the server waits for it (the connection opened, or the previous response was sent:
-    /// so it also ends idle keep-alive connections) (10 s).
+    /// [`vars::HTTP_HEADER_TIMEOUT`].
     pub header_timeout: Duration,
-    /// `HTTP_BODY_TIMEOUT`: a request's body must arrive in full within this (120 s).
+    /// [`vars::HTTP_BODY_TIMEOUT`].
     pub body_timeout: Duration,
-    /// `HTTP_IDLE_TIMEOUT`: a connection on which no byte moves either way for this long is
-    /// closed, whatever it is doing (60 s).
+    /// [`vars::HTTP_IDLE_TIMEOUT`].
     pub idle_timeout: Duration,
-    /// `HTTP_MAX_CONNECTIONS`: open connections at most; past it a new one is answered 503 and
-    /// closed (1024).
+    /// [`vars::HTTP_MAX_CONNECTIONS`].
     pub max_connections: usize,
 }
 
@@ -295,107 +273,83 @@ impl Settings {
 
     /// Reads settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let mut r = Reader {
-            lookup: &lookup,
-            problems: Vec::new(),
-        };
-        let task_timeout = Duration::from_secs_f64(r.parse("TASK_TIMEOUT", 30.0f64).max(0.0));
-        let callback_allowlist: Vec<IpNet> = r.list("CALLBACK_ALLOWLIST");
+        use vars::*;
+        let mut r = Reader::new(&lookup);
+        let task_timeout = r.seconds(&TASK_TIMEOUT);
+        let callback_allowlist: Vec<IpNet> = r.networks(&CALLBACK_ALLOWLIST);
         let settings = Settings {
             chain: ChainSettings {
-                netuid: r.parse("BT_NETUID", 0u16),
-                network: r.string("BT_NETWORK", "finney"),
-                wallet_name: r.string("BT_WALLET_NAME", "default"),
-                wallet_hotkey: r.string("BT_WALLET_HOTKEY", "default"),
-                wallet_path: r.raw("BT_WALLET_PATH").map(PathBuf::from),
-                hotkey_uri: r.raw("BT_HOTKEY_URI").map(Secret::new),
-                metagraph_refresh: Duration::from_secs_f64(
-                    r.parse("METAGRAPH_REFRESH", 300.0f64).clamp(1.0, 86_400.0),
-                ),
+                netuid: r.number(&BT_NETUID),
+                network: r.text(&BT_NETWORK),
+                wallet_name: r.text(&BT_WALLET_NAME),
+                wallet_hotkey: r.text(&BT_WALLET_HOTKEY),
+                wallet_path: r.optional(&BT_WALLET_PATH).map(PathBuf::from),
+                hotkey_uri: r.optional(&BT_HOTKEY_URI).map(Secret::new),
+                metagraph_refresh: r.seconds(&METAGRAPH_REFRESH),
             },
             miner_client: MinerClientSettings {
-                protocol: r.choice(
-                    "MINER_PROTOCOL",
-                    MinerProtocol::default(),
-                    MinerProtocol::parse,
-                ),
-                synapse_name: r.string("SYNAPSE_NAME", "AudioTask"),
-                path: r.raw("MINER_PATH"),
-                dendrite_version: r.parse("DENDRITE_VERSION", 10_005_000u64),
-                max_response_bytes: r.parse("MAX_RESPONSE_BYTES", 64 * 1024 * 1024usize),
-                answer_memory: r.parse("MAX_ANSWER_MEMORY", 192 * 1024 * 1024usize),
-                input_memory: r.parse("MAX_INPUT_MEMORY", 160 * 1024 * 1024usize),
+                protocol: r.choice(&MINER_PROTOCOL, MinerProtocol::parse),
+                synapse_name: r.text(&SYNAPSE_NAME),
+                path: r.optional(&MINER_PATH),
+                dendrite_version: r.number(&DENDRITE_VERSION),
+                max_response_bytes: r.number(&MAX_RESPONSE_BYTES),
+                answer_memory: r.number(&MAX_ANSWER_MEMORY),
+                input_memory: r.number(&MAX_INPUT_MEMORY),
             },
             selection: SelectionSettings {
-                policy: r.choice(
-                    "SELECTION_POLICY",
-                    SelectionPolicy::default(),
-                    SelectionPolicy::parse,
-                ),
-                exploration: r.parse("SELECTION_EXPLORATION", 0.2f64),
-                miners_per_request: r.parse("MAX_MINERS_PER_REQUEST", 5usize),
-                required_answers: r.parse("REQUIRED_ANSWERS", 3usize),
-                hedge_after: r.parse("HEDGE_AFTER", 0.5f64),
-                hedge_miners: r.parse("HEDGE_MINERS", 2usize),
-                escalation_miners: r.parse("ESCALATION_MINERS", 2usize),
-                allowlist: r.list("MINER_ALLOWLIST"),
+                policy: r.choice(&SELECTION_POLICY, SelectionPolicy::parse),
+                exploration: r.number(&SELECTION_EXPLORATION),
+                miners_per_request: r.number(&MAX_MINERS_PER_REQUEST),
+                required_answers: r.number(&REQUIRED_ANSWERS),
+                hedge_after: r.number(&HEDGE_AFTER),
+                hedge_miners: r.number(&HEDGE_MINERS),
+                escalation_miners: r.number(&ESCALATION_MINERS),
+                allowlist: r.networks(&MINER_ALLOWLIST),
                 deadline: task_timeout,
             },
             scoring: ScoringSettings {
-                accuracy_weight: r.parse("ACCURACY_WEIGHT", 0.7f64),
-                speed_weight: r.parse("SPEED_WEIGHT", 0.3f64),
-                accuracy_floor: r.parse("ACCURACY_FLOOR", 0.3f64),
-                summary_compression: r.range("SUMMARY_COMPRESSION", (0.05, 0.6)),
-                mode: r.choice("SCORING_MODE", ScoringMode::default(), ScoringMode::parse),
+                accuracy_weight: r.number(&ACCURACY_WEIGHT),
+                speed_weight: r.number(&SPEED_WEIGHT),
+                accuracy_floor: r.number(&ACCURACY_FLOOR),
+                summary_compression: r.pair(&SUMMARY_COMPRESSION),
+                mode: r.choice(&SCORING_MODE, ScoringMode::parse),
                 deadline: task_timeout,
             },
             reference: ReferenceSettings {
-                url: r.url("REFERENCE_URL"),
-                asr_url: r.url("REFERENCE_ASR_URL"),
-                asr_model: r.string("REFERENCE_ASR_MODEL", "whisper-1"),
-                api_key: r.raw("REFERENCE_API_KEY").map(Secret::new),
+                url: r.url(&REFERENCE_URL),
+                asr_url: r.url(&REFERENCE_ASR_URL),
+                asr_model: r.text(&REFERENCE_ASR_MODEL),
+                api_key: r.optional(&REFERENCE_API_KEY).map(Secret::new),
             },
             callbacks: CallbackSettings {
                 allowlist: callback_allowlist.clone(),
-                max_attempts: r.parse("CALLBACK_MAX_ATTEMPTS", 3u32),
+                max_attempts: r.number(&CALLBACK_MAX_ATTEMPTS),
             },
             worker: WorkerSettings {
-                max_concurrent_tasks: r.parse("MAX_CONCURRENT_TASKS", 10usize),
+                max_concurrent_tasks: r.number(&MAX_CONCURRENT_TASKS),
                 task_timeout,
-                max_attempts: r.parse("MAX_ATTEMPTS", 3u32),
-                max_task_age: Duration::from_secs_f64(r.parse("MAX_TASK_AGE", 600.0f64).max(0.0)),
-                invocation_timeout: r
-                    .raw("WORKER_TIMEOUT")
-                    .map(|_| Duration::from_secs(r.parse("WORKER_TIMEOUT", 0u64))),
+                max_attempts: r.number(&MAX_ATTEMPTS),
+                max_task_age: r.seconds(&MAX_TASK_AGE),
+                invocation_timeout: r.optional_seconds(&WORKER_TIMEOUT),
             },
             submission: SubmissionSettings {
                 callback_allowlist,
                 estimated_seconds: task_timeout.as_secs().max(1),
                 max_direct_upload: None,
-                openai_wait: Duration::from_secs_f64(
-                    r.parse("OPENAI_WAIT", 25.0f64).clamp(1.0, 900.0),
-                ),
+                openai_wait: r.seconds(&OPENAI_WAIT),
             },
             sweep: SweepSettings {
-                after: Duration::from_secs_f64(r.parse("SWEEP_AFTER", 900.0f64).max(0.0)),
+                after: r.seconds(&SWEEP_AFTER),
             },
             http: HttpSettings {
-                header_timeout: Duration::from_secs_f64(
-                    r.parse("HTTP_HEADER_TIMEOUT", 10.0f64).max(0.0),
-                ),
-                body_timeout: Duration::from_secs_f64(
-                    r.parse("HTTP_BODY_TIMEOUT", 120.0f64).max(0.0),
-                ),
-                idle_timeout: Duration::from_secs_f64(
-                    r.parse("HTTP_IDLE_TIMEOUT", 60.0f64).max(0.0),
-                ),
-                max_connections: r.parse("HTTP_MAX_CONNECTIONS", 1024usize),
+                header_timeout: r.seconds(&HTTP_HEADER_TIMEOUT),
+                body_timeout: r.seconds(&HTTP_BODY_TIMEOUT),
+                idle_timeout: r.seconds(&HTTP_IDLE_TIMEOUT),
+                max_connections: r.number(&HTTP_MAX_CONNECTIONS),
             },
             tenancy: TenancySettings {
-                auth: r.choice("API_AUTH", AuthMode::default(), AuthMode::parse),
-                key_cache: Duration::from_secs_f64(
-                    r.parse("API_KEY_CACHE", 30.0f64).clamp(0.0, 60.0),
-                ),
+                auth: r.choice(&API_AUTH, AuthMode::parse),
+                key_cache: r.seconds(&API_KEY_CACHE),
             },
         };
         let mut problems = r.problems;
@@ -407,18 +361,11 @@ impl Settings {
         }
     }
 
-    /// Cross-field rules. Returns one line per broken rule.
+    /// Rules across variables (each variable's own range is checked as it is read). Returns
+    /// one line per broken rule.
     pub fn check(&self) -> Vec<String> {
         let mut p = Vec::new();
-        let (scoring, selection, worker) = (&self.scoring, &self.selection, &self.worker);
-        for (name, w) in [
-            ("ACCURACY_WEIGHT", scoring.accuracy_weight),
-            ("SPEED_WEIGHT", scoring.speed_weight),
-        ] {
-            if !(0.0..=1.0).contains(&w) {
-                p.push(format!("{name} must be between 0 and 1, got {w}"));
-            }
-        }
+        let (scoring, worker, client) = (&self.scoring, &self.worker, &self.miner_client);
         if ((scoring.accuracy_weight + scoring.speed_weight) - 1.0).abs() > 1e-6 {
             p.push(format!(
                 "ACCURACY_WEIGHT + SPEED_WEIGHT must sum to 1, got {} + {} = {}",
@@ -426,17 +373,6 @@ impl Settings {
                 scoring.speed_weight,
                 scoring.accuracy_weight + scoring.speed_weight
             ));
-        }
-        if worker.max_concurrent_tasks == 0 || worker.max_concurrent_tasks > 1024 {
-            p.push("MAX_CONCURRENT_TASKS must be between 1 and 1024".into());
-        }
-        if selection.miners_per_request == 0 || selection.miners_per_request > 64 {
-            p.push("MAX_MINERS_PER_REQUEST must be between 1 and 64".into());
-        }
-        if worker.task_timeout < Duration::from_millis(100)
-            || worker.task_timeout > Duration::from_secs(900)
-        {
-            p.push("TASK_TIMEOUT must be between 0.1 and 900 seconds".into());
         }
         // A lease that cannot fit a whole invocation (less the worker's own margin) could
         // never be claimed: every delivery would be handed back, uncounted, forever.
@@ -452,49 +388,6 @@ impl Settings {
                 limit.as_secs()
             ));
         }
-        if worker.max_task_age < Duration::from_secs(1)
-            || worker.max_task_age > Duration::from_secs(7 * 24 * 3600)
-        {
-            p.push("MAX_TASK_AGE must be between 1 second and 7 days".into());
-        }
-        if self.sweep.after < Duration::from_secs(60) {
-            p.push("SWEEP_AFTER must be at least 60 seconds".into());
-        }
-        let http = &self.http;
-        for (name, value) in [
-            ("HTTP_HEADER_TIMEOUT", http.header_timeout),
-            ("HTTP_BODY_TIMEOUT", http.body_timeout),
-            ("HTTP_IDLE_TIMEOUT", http.idle_timeout),
-        ] {
-            if !(Duration::from_millis(100)..=Duration::from_secs(3600)).contains(&value) {
-                p.push(format!("{name} must be between 0.1 and 3600 seconds"));
-            }
-        }
-        if http.max_connections == 0 {
-            p.push("HTTP_MAX_CONNECTIONS must be at least 1".into());
-        }
-        if selection.required_answers == 0 {
-            p.push("REQUIRED_ANSWERS must be at least 1".into());
-        }
-        if !(0.0..=1.0).contains(&selection.hedge_after) || selection.hedge_after.is_nan() {
-            p.push("HEDGE_AFTER must be between 0 and 1 (a share of TASK_TIMEOUT)".into());
-        }
-        if selection.hedge_miners > 64 {
-            p.push("HEDGE_MINERS must be between 0 and 64".into());
-        }
-        if selection.escalation_miners > 16 {
-            p.push("ESCALATION_MINERS must be between 0 and 16".into());
-        }
-        if !(0.0..=1.0).contains(&selection.exploration) {
-            p.push("SELECTION_EXPLORATION must be between 0 and 1".into());
-        }
-        if worker.max_attempts == 0 || worker.max_attempts > 100 {
-            p.push("MAX_ATTEMPTS must be between 1 and 100".into());
-        }
-        if self.callbacks.max_attempts == 0 || self.callbacks.max_attempts > 20 {
-            p.push("CALLBACK_MAX_ATTEMPTS must be between 1 and 20".into());
-        }
-        let client = &self.miner_client;
         if client.synapse_name.is_empty()
             || !client
                 .synapse_name
@@ -510,9 +403,6 @@ impl Settings {
                 "MINER_PATH must be a path starting with '/', got {path:?}"
             ));
         }
-        if !(0.0..=1.0).contains(&scoring.accuracy_floor) || scoring.accuracy_floor.is_nan() {
-            p.push("ACCURACY_FLOOR must be between 0 and 1".into());
-        }
         let (low, high) = scoring.summary_compression;
         if !(0.0 < low && low < high && high < 1.0) {
             p.push(format!(
@@ -526,15 +416,6 @@ impl Settings {
             p.push(format!(
                 "MAX_ANSWER_MEMORY ({}) must be at least MAX_RESPONSE_BYTES ({}): one answer must fit",
                 client.answer_memory, client.max_response_bytes
-            ));
-        }
-        if client.max_response_bytes < 1024 {
-            p.push("MAX_RESPONSE_BYTES must be at least 1024".into());
-        }
-        if client.input_memory < 64 * 1024 {
-            p.push(format!(
-                "MAX_INPUT_MEMORY ({}) must be at least 65536 (64 KiB)",
-                client.input_memory
             ));
         }
         p
@@ -620,6 +501,62 @@ mod tests {
         assert!(with(&[("TASK_TIMEOUT", "39.5"), ("WORKER_TIMEOUT", "60")]).is_err());
         assert!(with(&[("TASK_TIMEOUT", "38"), ("WORKER_TIMEOUT", "60")]).is_ok());
         assert!(with(&[("WORKER_TIMEOUT", "soon")]).is_err());
+    }
+
+    #[test]
+    fn every_declared_variable_is_read_and_nothing_else() {
+        let asked = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|k| {
+            asked.lock().unwrap().insert(k.to_owned());
+            None
+        })
+        .unwrap();
+        let declared: std::collections::BTreeSet<String> =
+            vars::ALL.iter().map(|v| v.name.to_owned()).collect();
+        assert_eq!(asked.into_inner().unwrap(), declared);
+    }
+
+    #[test]
+    fn each_choice_declares_its_own_default() {
+        use vars::{API_AUTH, Fallback, MINER_PROTOCOL, SCORING_MODE, SELECTION_POLICY};
+        let declared = |v: &vars::Var| match v.default {
+            Fallback::Value(d) => d,
+            other => panic!("{}: {other:?}", v.name),
+        };
+        assert_eq!(
+            MinerProtocol::parse(declared(&MINER_PROTOCOL)),
+            Ok(MinerProtocol::default())
+        );
+        assert_eq!(
+            SelectionPolicy::parse(declared(&SELECTION_POLICY)),
+            Ok(SelectionPolicy::default())
+        );
+        assert_eq!(
+            ScoringMode::parse(declared(&SCORING_MODE)),
+            Ok(ScoringMode::default())
+        );
+        assert_eq!(
+            AuthMode::parse(declared(&API_AUTH)),
+            Ok(AuthMode::default())
+        );
+    }
+
+    #[test]
+    fn numbers_outside_a_clamped_range_are_moved_and_others_refused() {
+        let s = with(&[("API_KEY_CACHE", "600"), ("OPENAI_WAIT", "0")]).unwrap();
+        assert_eq!(s.tenancy.key_cache, Duration::from_secs(60));
+        assert_eq!(s.submission.openai_wait, Duration::from_secs(1));
+        let err = with(&[
+            ("TASK_TIMEOUT", "inf"),
+            ("METAGRAPH_REFRESH", "NaN"),
+            ("SWEEP_AFTER", "10"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.0.len(), 3, "{err}");
+        assert!(
+            err.0[2].contains("SWEEP_AFTER must be at least 60"),
+            "{err}"
+        );
     }
 
     #[test]
