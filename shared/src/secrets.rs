@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tracing::{info, warn};
 
 use taogate_app::ports::SecretSource;
+use taogate_aws::vars;
 use taogate_bittensor::{Hotkey, WalletError, hotkey_path, load_hotkey};
 use taogate_core::config::{Secret, Settings};
 
@@ -33,11 +34,14 @@ pub async fn resolve(
     source: &impl SecretSource,
     fallback: Fallback,
 ) -> anyhow::Result<Arc<Hotkey>> {
-    if let Some(key) = source.secret("REFERENCE_API_KEY_SECRET_ARN").await? {
+    if let Some(key) = source
+        .secret(vars::REFERENCE_API_KEY_SECRET_ARN.name)
+        .await?
+    {
         settings.reference.api_key = Some(key);
     }
     let chain = &settings.chain;
-    let configured = match source.secret("BT_HOTKEY_SECRET_ARN").await? {
+    let configured = match source.secret(vars::BT_HOTKEY_SECRET_ARN.name).await? {
         Some(secret) => Some(secret),
         None => chain.hotkey_uri.clone(),
     };

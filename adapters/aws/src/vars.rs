@@ -77,6 +77,27 @@ pub const AWS_S3_FORCE_PATH_STYLE: Var = Var::new(
     "`true` or `1`: path-style S3 addressing (emulators need it)",
 );
 
+/// `GATEWAY_HOTKEY`.
+pub const GATEWAY_HOTKEY: Var = Var::new(
+    "GATEWAY_HOTKEY",
+    Fallback::Unset,
+    "the status function: the gateway hotkey's SS58 address, shown to validator operators",
+);
+/// `BT_HOTKEY_SECRET_ARN`.
+pub const BT_HOTKEY_SECRET_ARN: Var = Var::new(
+    "BT_HOTKEY_SECRET_ARN",
+    Fallback::Unset,
+    "the worker: the Secrets Manager secret holding the signing hotkey (the worker refuses to \
+     start without a key)",
+);
+/// `REFERENCE_API_KEY_SECRET_ARN`.
+pub const REFERENCE_API_KEY_SECRET_ARN: Var = Var::new(
+    "REFERENCE_API_KEY_SECRET_ARN",
+    Fallback::Unset,
+    "the worker: the secret holding the reference endpoints' bearer token (replaces \
+     `REFERENCE_API_KEY`)",
+);
+
 /// Every variable [`AwsResources`](crate::AwsResources) reads, in the README's order.
 pub const ALL: &[Var] = &[
     TABLE_NAME,
@@ -91,4 +112,11 @@ pub const ALL: &[Var] = &[
     TASK_TTL_DAYS,
     PRESIGN_TTL_SECONDS,
     AWS_S3_FORCE_PATH_STYLE,
+];
+
+/// The variables single functions read besides [`ALL`], in the README's order.
+pub const PER_FUNCTION: &[Var] = &[
+    GATEWAY_HOTKEY,
+    BT_HOTKEY_SECRET_ARN,
+    REFERENCE_API_KEY_SECRET_ARN,
 ];

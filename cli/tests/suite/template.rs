@@ -611,3 +611,47 @@ fn each_prefix_lives_as_long_as_its_items_and_the_bucket_refuses_plain_http() {
         assert!(policy.contains(needle), "{needle} missing from:\n{policy}");
     }
 }
+
+/// Every environment variable the template sets is one the processes declare and read
+/// (`core/src/config/vars.rs`, `adapters/aws/src/vars.rs`), so none is set in vain or misspelt.
+#[test]
+fn every_variable_the_template_sets_is_declared() {
+    use taogate_shared::{aws::vars as aws, config::vars};
+    let declared: BTreeSet<&str> = [vars::ALL, aws::ALL, aws::PER_FUNCTION]
+        .concat()
+        .iter()
+        .map(|v| v.name)
+        .collect();
+    let mut set = BTreeSet::new();
+    let mut indent = None;
+    for line in template_lines() {
+        let depth = line.len() - line.trim_start().len();
+        if line.trim() == "Variables:" {
+            indent = Some(depth);
+            continue;
+        }
+        match indent {
+            Some(d) if depth > d && !line.trim().is_empty() => {
+                let name = line.trim().split(':').next().unwrap().to_owned();
+                set.insert(name);
+            }
+            Some(_) => indent = None,
+            None => {}
+        }
+    }
+    assert!(
+        set.len() >= 20,
+        "only {} variables found: {set:?}",
+        set.len()
+    );
+    // Read by the SDK and the Lambda runtime, not by taogate.
+    let external = ["AWS_LAMBDA_LOG_LEVEL", "RUST_LOG"];
+    let unknown: Vec<&String> = set
+        .iter()
+        .filter(|n| !declared.contains(n.as_str()) && !external.contains(&n.as_str()))
+        .collect();
+    assert!(
+        unknown.is_empty(),
+        "set by the template, read by nothing: {unknown:?}"
+    );
+}

@@ -21,7 +21,7 @@ async fn main() -> Result<(), lambda_http::Error> {
             queue: SqsQueues::new(clients.sqs, &resources),
             directory: S3Directory::new(blobs.clone(), &resources),
             blobs,
-            gateway_hotkey: std::env::var("GATEWAY_HOTKEY").unwrap_or_default(),
+            gateway_hotkey: std::env::var(aws::vars::GATEWAY_HOTKEY.name).unwrap_or_default(),
         },
         tenancy,
     );
