@@ -2,7 +2,7 @@
 
 CARGO ?= cargo
 
-.PHONY: serve test check fmt lint template unit sam bench bench-e2e bench-lambda bench-arm64 local-aws interop clean
+.PHONY: serve test check fast fmt lint template unit sam bench bench-e2e bench-lambda bench-arm64 local-aws interop clean
 
 ## Run the gateway locally: API on 127.0.0.1:8000, embedded backend, simulated subnet.
 serve:
@@ -11,8 +11,21 @@ serve:
 ## Every check and test. Starts local AWS (LocalStack + moto) if it is not running.
 test: fmt lint template unit sam
 
-## The inner loop: every check and test but the deployable build (`make sam`, about 10 min).
-check: fmt lint template unit
+## The inner loop: fmt, clippy, and every test that needs neither the AWS emulators nor the
+## Python peers (the core, the use cases, the embedded backend, the HTTP API through a real
+## `taogate serve`, fuzz and scoring). Nothing to start; `make test` stays the full run.
+check: fmt lint fast
+
+# What `fast` leaves to `make test`: the Lambda crates and the testkit (their tests run the
+# binaries against LocalStack), tests against the emulators (named `aws` or `…_on_aws`), and
+# those against the Python bittensor, openai, schemathesis and standardwebhooks packages.
+FAST_EXCLUDE = --exclude taogate-submit --exclude taogate-status --exclude taogate-worker \
+	--exclude taogate-sweeper --exclude taogate-metagraph-sync --exclude taogate-testkit
+FAST_SKIP = --skip aws --skip interop:: --skip openai:: --skip schema:: --skip python_axons \
+	--skip standardwebhooks
+
+fast:
+	$(CARGO) test --workspace --locked $(FAST_EXCLUDE) -- $(FAST_SKIP)
 
 fmt:
 	$(CARGO) fmt --all --check

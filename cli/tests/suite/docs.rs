@@ -248,7 +248,7 @@ fn the_readme_configuration_table_is_the_declarations() {
 
 /// The same for the variables of the AWS processes.
 #[test]
-fn the_readme_aws_table_is_the_declarations() {
+fn the_readme_lambda_table_is_the_declarations() {
     use taogate_shared::{aws::vars, config::vars::markdown_table};
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();

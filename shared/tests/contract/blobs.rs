@@ -31,7 +31,7 @@ crate::both_backends!(round_trip);
 /// On AWS the URL is a presigned S3 GET that serves the object to anyone holding it, briefly.
 /// (The embedded runtime serves its URL through its own route; the end-to-end suite fetches it.)
 #[tokio::test]
-async fn presigned_urls_serve_the_object() {
+async fn presigned_urls_serve_the_object_on_aws() {
     let blobs = crate::aws_fixture::aws().await.blobs;
     let data = Bytes::from_static(b"RIFF....WAVE");
     blobs

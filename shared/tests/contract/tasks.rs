@@ -417,7 +417,7 @@ crate::both_backends!(paging_across_many_tasks);
 
 /// On DynamoDB an item holds at most 400 KB: a larger task body goes to S3 and reads back whole.
 #[tokio::test]
-async fn a_task_larger_than_a_dynamodb_item_round_trips() {
+async fn a_task_larger_than_a_dynamodb_item_round_trips_on_aws() {
     let store = crate::aws_fixture::aws().await.tasks;
     let mut t = task(ServiceKind::Summarization, 1_000);
     t.input = TaskInput::Text {
@@ -479,7 +479,7 @@ async fn a_task_larger_than_a_dynamodb_item_round_trips() {
 /// A page with an item whose spilled body is gone still answers, without that item; the item
 /// itself reads as gone.
 #[tokio::test]
-async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
+async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages_on_aws() {
     let (b, client, bucket) = crate::aws_fixture::aws_with_bucket().await;
     let store = &b.tasks;
     let mut lost = task(ServiceKind::Summarization, 1_000);
@@ -543,7 +543,7 @@ async fn a_task_whose_spilled_body_is_gone_is_left_out_of_pages() {
 /// later: the bucket keeps its objects two days past the same TTL, so nothing the table still
 /// shows can name an object already deleted.
 #[tokio::test]
-async fn a_finished_task_past_its_ttl_reads_as_gone() {
+async fn a_finished_task_past_its_ttl_reads_as_gone_on_aws() {
     let store = crate::aws_fixture::aws_with_ttl(0).await.tasks;
     let waiting = task(ServiceKind::Summarization, 1_000);
     store.insert(&waiting).await.unwrap();

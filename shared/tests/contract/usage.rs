@@ -4,7 +4,7 @@ use taogate_shared::domain::{Language, Priority, ServiceKind, Task, TaskInput};
 use taogate_shared::ports::{BlobGet, BlobPut, QueueSend, TaskCreate, TaskReader};
 
 #[tokio::test]
-async fn every_adapter_counts_requests_bytes_and_capacity() {
+async fn every_adapter_counts_requests_bytes_and_capacity_on_aws() {
     let (b, usage) = crate::aws_fixture::aws_counted().await;
     usage.take(); // provisioning
     let text = "x".repeat(3000);
