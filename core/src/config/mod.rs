@@ -564,4 +564,11 @@ mod tests {
         let s = with(&[("BT_HOTKEY_URI", "bottom drive obey lake curtain smoke")]).unwrap();
         assert!(!format!("{s:?}").contains("curtain"));
     }
+
+    #[test]
+    fn seconds_too_many_for_a_duration_are_refused_not_a_panic() {
+        let err = Settings::from_lookup(|k| (k == "SWEEP_AFTER").then(|| "1e300".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SWEEP_AFTER"), "{err}");
+    }
 }

@@ -15,6 +15,8 @@ pub struct Reader<'a, F: Fn(&str) -> Option<String>> {
 
 /// A number a variable may hold.
 pub trait Number: Copy + std::str::FromStr {
+    /// What a valid value is, for the problem message.
+    const KIND: &'static str;
     /// As a float, to compare with the variable's range.
     fn to_f64(self) -> f64;
     /// From a float inside the range.
@@ -22,8 +24,9 @@ pub trait Number: Copy + std::str::FromStr {
 }
 
 macro_rules! number {
-    ($($t:ty),*) => {$(
+    ($($t:ty => $kind:literal),*) => {$(
         impl Number for $t {
+            const KIND: &'static str = $kind;
             fn to_f64(self) -> f64 {
                 self as f64
             }
@@ -33,7 +36,7 @@ macro_rules! number {
         }
     )*};
 }
-number!(u16, u32, u64, usize, f64);
+number!(u16 => "whole number", u32 => "whole number", u64 => "whole number", usize => "whole number", f64 => "number");
 
 impl<'a, F: Fn(&str) -> Option<String>> Reader<'a, F> {
     /// A reader over `lookup`, with no problem yet.
@@ -92,11 +95,8 @@ impl<'a, F: Fn(&str) -> Option<String>> Reader<'a, F> {
         let value = match raw.trim().parse::<T>() {
             Ok(v) if v.to_f64().is_finite() => v,
             _ => {
-                self.problems.push(format!(
-                    "{}={raw:?} is not a valid {}",
-                    var.name,
-                    std::any::type_name::<T>()
-                ));
+                self.problems
+                    .push(format!("{}={raw:?} is not a valid {}", var.name, T::KIND));
                 return Self::fallback(var);
             }
         };
@@ -114,9 +114,14 @@ impl<'a, F: Fn(&str) -> Option<String>> Reader<'a, F> {
         }
     }
 
-    /// A number of seconds.
+    /// A number of seconds (one too large for a duration is a problem, not a panic).
     pub fn seconds(&mut self, var: &Var) -> Duration {
-        Duration::from_secs_f64(self.number::<f64>(var).max(0.0))
+        let value = self.number::<f64>(var).max(0.0);
+        Duration::try_from_secs_f64(value).unwrap_or_else(|_| {
+            self.problems
+                .push(format!("{}={value:e} seconds is too long", var.name));
+            Duration::from_secs_f64(Self::fallback::<f64>(var).max(0.0))
+        })
     }
 
     /// A number of seconds when set, `None` when not.
