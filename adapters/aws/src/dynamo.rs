@@ -29,10 +29,11 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::{AwsResources, S3Blobs};
 use crate::domain::{ClaimOutcome, GiveUp, Millis, StatusCounts, Task, TaskId, TaskStatus};
+use crate::dynamo_batch::{Item, Read, batch_get};
 use crate::ports::{
     AttemptEnd, BlobGet, BlobPut, NoticeLedger, StoreError, TaskCreate, TaskLease, TaskPage,
     TaskQuery, TaskReader, TaskSweep,
@@ -319,42 +320,21 @@ impl DynamoTasks {
         Ok(out)
     }
 
-    /// The tasks `ids` name, in that order, read 100 at a time (BatchGetItem's limit); an id
-    /// whose item is gone (expired) is skipped.
+    /// The tasks `ids` name, in that order; an id whose item is gone (expired) is skipped.
     async fn load_many(&self, ids: &[String]) -> Result<Vec<Task>, StoreError> {
-        let mut items: HashMap<String, HashMap<String, AttributeValue>> = HashMap::new();
-        for chunk in ids.chunks(100) {
-            let mut pending = KeysAndAttributes::builder().consistent_read(true);
-            for id in chunk {
-                pending = pending.keys(HashMap::from([("id".to_owned(), s(id.clone()))]));
-            }
-            let mut request = Some(pending.build().map_err(backend)?);
-            while let Some(keys) = request.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(id) = item.get("id").and_then(|v| v.as_s().ok()) {
-                        items.insert(id.clone(), item.clone());
-                    }
-                }
-                // Throttled or oversized: DynamoDB hands back what it did not read.
-                request = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .filter(|k| !k.keys().is_empty())
-                    .cloned();
-            }
-        }
+        let keys = ids
+            .iter()
+            .map(|id| HashMap::from([("id".to_owned(), s(id.clone()))]))
+            .collect();
+        let read = Read {
+            consistent: true,
+            projection: None,
+        };
+        let items: HashMap<String, Item> = batch_get(&self.client, &self.table, keys, read)
+            .await?
+            .into_iter()
+            .filter_map(|item| Some((item.get("id")?.as_s().ok()?.clone(), item)))
+            .collect();
         let mut tasks = Vec::with_capacity(ids.len());
         let now_s = crate::domain::now_millis() / 1000;
         for id in ids {
@@ -518,28 +498,13 @@ impl TaskReader for DynamoTasks {
     }
 
     async fn counts(&self) -> Result<StatusCounts, StoreError> {
-        let mut keys = KeysAndAttributes::builder();
-        for shard in 0..COUNTER_SHARDS {
-            keys = keys.keys(std::collections::HashMap::from([(
-                "id".to_owned(),
-                s(format!("#counts#{shard}")),
-            )]));
-        }
-        let out = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, keys.build().map_err(backend)?)
-            .send()
-            .await
-            .map_err(backend)?;
+        let keys = (0..COUNTER_SHARDS)
+            .map(|shard| HashMap::from([("id".to_owned(), s(format!("#counts#{shard}")))]))
+            .collect();
+        let shards = batch_get(&self.client, &self.table, keys, Read::default()).await?;
         let mut totals = [0i64; 5];
         let names = ["pending", "processing", "completed", "failed", "total"];
-        for item in out
-            .responses()
-            .and_then(|r| r.get(&self.table))
-            .into_iter()
-            .flatten()
-        {
+        for item in &shards {
             for (total, name) in totals.iter_mut().zip(names) {
                 *total += item
                     .get(name)
@@ -714,43 +679,15 @@ impl crate::ports::HealthStore for DynamoTasks {
         &self,
         hotkeys: Vec<String>,
     ) -> Result<Vec<crate::domain::MinerHealth>, StoreError> {
+        let keys = hotkeys.iter().map(|h| health_key(h)).collect();
+        let read = Read {
+            consistent: false,
+            projection: Some("body"),
+        };
         let mut records = Vec::new();
-        // BatchGetItem takes 100 keys at a time; keys it could not serve are asked again.
-        for chunk in hotkeys.chunks(100) {
-            let mut pending: Vec<_> = chunk.iter().map(|h| health_key(h)).collect();
-            for _ in 0..5 {
-                if pending.is_empty() {
-                    break;
-                }
-                let keys = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut pending)))
-                    .projection_expression("body")
-                    .build()
-                    .map_err(backend)?;
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
-                        records.push(serde_json::from_str(body).map_err(backend)?);
-                    }
-                }
-                if let Some(left) = out
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                {
-                    pending = left;
-                }
+        for item in batch_get(&self.client, &self.table, keys, read).await? {
+            if let Some(body) = item.get("body").and_then(|v| v.as_s().ok()) {
+                records.push(serde_json::from_str(body).map_err(backend)?);
             }
         }
         Ok(records)

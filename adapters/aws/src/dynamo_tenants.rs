@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use super::DynamoTasks;
 use super::dynamo::{backend, n, s};
@@ -23,6 +23,7 @@ use crate::domain::tenant::{
     IDEMPOTENCY_RETENTION, IdempotentRequest, Period, Rate, RateDecision, StoredAnswer,
 };
 use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
+use crate::dynamo_batch::{Read, batch_get};
 use crate::ports::{
     Begun, Idempotency, KeyAdmin, KeyLookup, Metering, StoreError, Usage, claim, judge,
 };
@@ -258,35 +259,11 @@ impl KeyAdmin for DynamoTasks {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default();
+        let wanted = ids.iter().map(|id| key_of(&format!("#key#{id}"))).collect();
         let mut keys = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let mut wanted = KeysAndAttributes::builder();
-            for id in chunk {
-                wanted = wanted.keys(key_of(&format!("#key#{id}")));
-            }
-            let mut pending = Some(wanted.build().map_err(backend)?);
-            while let Some(request) = pending.take() {
-                let out = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(backend)?;
-                for item in out
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(body) = text(Some(&item), "body") {
-                        keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
-                    }
-                }
-                pending = out
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
+        for item in batch_get(&self.client, &self.table, wanted, Read::default()).await? {
+            if let Some(body) = text(Some(&item), "body") {
+                keys.push(serde_json::from_str::<ApiKey>(body).map_err(backend)?);
             }
         }
         keys.sort_by_key(|k| (k.created_at, k.id.clone()));

@@ -9,6 +9,7 @@ use taogate_app::{drain, faults, ports};
 use taogate_core::{config, domain};
 
 mod dynamo;
+mod dynamo_batch;
 mod dynamo_tenants;
 mod lambda;
 mod provision;
