@@ -11,6 +11,7 @@ use taogate_core::{config, domain};
 mod dynamo;
 mod dynamo_batch;
 mod dynamo_tenants;
+pub mod functions;
 mod lambda;
 mod provision;
 mod s3;
@@ -104,30 +105,54 @@ impl AwsClients {
     /// that count what they use into [`AwsClients::usage`]; `s3_path_style` is
     /// [`AwsResources::s3_path_style`]. Makes no network call.
     pub async fn load(s3_path_style: bool) -> Self {
+        Self::build(&Self::loader().load().await, s3_path_style, None)
+    }
+
+    /// [`AwsClients::load`] for the Lambda function `function`: a DynamoDB, SQS or Secrets
+    /// Manager call its ports do not grant is refused before it is sent
+    /// ([`functions`](self::functions)).
+    pub async fn for_function(function: &'static functions::Function, s3_path_style: bool) -> Self {
+        Self::build(&Self::loader().load().await, s3_path_style, Some(function))
+    }
+
+    /// Region, credentials and endpoints from the standard sources, over one rustls client.
+    fn loader() -> aws_config::ConfigLoader {
         use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
             .build_https();
-        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .http_client(http)
-            .load()
-            .await;
+        aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+    }
+
+    fn build(
+        config: &aws_config::SdkConfig,
+        s3_path_style: bool,
+        function: Option<&'static functions::Function>,
+    ) -> Self {
         let keys: Vec<&str> = INDEXES.iter().map(|(_, key)| *key).collect();
         let counts = std::sync::Arc::new(Usage::with_indexes("id", &keys));
         let counted = || usage::UsageInterceptor::new(counts.clone());
-        let s3_config = aws_sdk_s3::config::Builder::from(&config)
+        let s3_config = aws_sdk_s3::config::Builder::from(config)
             .force_path_style(s3_path_style)
             .interceptor(counted())
             .build();
-        let dynamodb_config = aws_sdk_dynamodb::config::Builder::from(&config)
-            .interceptor(counted())
-            .build();
-        let sqs_config = aws_sdk_sqs::config::Builder::from(&config)
-            .interceptor(counted())
-            .build();
-        let secrets_config = aws_sdk_secretsmanager::config::Builder::from(&config)
-            .interceptor(counted())
-            .build();
+        let mut dynamodb_config =
+            aws_sdk_dynamodb::config::Builder::from(config).interceptor(counted());
+        if let Some(function) = function {
+            dynamodb_config = dynamodb_config.interceptor(function.grants());
+        }
+        let dynamodb_config = dynamodb_config.build();
+        let mut sqs_config = aws_sdk_sqs::config::Builder::from(config).interceptor(counted());
+        if let Some(function) = function {
+            sqs_config = sqs_config.interceptor(function.grants());
+        }
+        let sqs_config = sqs_config.build();
+        let mut secrets_config =
+            aws_sdk_secretsmanager::config::Builder::from(config).interceptor(counted());
+        if let Some(function) = function {
+            secrets_config = secrets_config.interceptor(function.grants());
+        }
+        let secrets_config = secrets_config.build();
         Self {
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb_config),
             sqs: aws_sdk_sqs::Client::from_conf(sqs_config),

@@ -243,63 +243,6 @@ fn the_timeouts_hold_together() {
     assert!(settings.is_ok(), "{settings:?}");
 }
 
-/// The ports each function's handler is written against (see `app/src/ports/mod.rs`).
-const FUNCTION_PORTS: &[(&str, &[&str])] = &[
-    (
-        "SubmitFunction",
-        &[
-            "TaskCreate",
-            "TaskReader",
-            "TaskLease",
-            "KeyLookup",
-            "Metering",
-            "Idempotency",
-            "QueueSend",
-            "BlobPut",
-            "BlobGet",
-            "BlobPresign",
-        ],
-    ),
-    (
-        "StatusFunction",
-        &[
-            "TaskReader",
-            "KeyLookup",
-            "Metering",
-            "QueueDepths",
-            "BlobGet",
-            "BlobPresign",
-            "MinerDirectory",
-        ],
-    ),
-    (
-        "WorkerFunction",
-        &[
-            "TaskLease",
-            "NoticeLedger",
-            "HealthStore",
-            "KeyLookup",
-            "BlobGet",
-            "BlobPut",
-            "BlobPresign",
-            "MinerDirectory",
-            "QueueConsume",
-            "SecretSource",
-        ],
-    ),
-    ("MetagraphSyncFunction", &["BlobPut"]),
-    (
-        "SweeperFunction",
-        &[
-            "TaskSweep",
-            "NoticeLedger",
-            "KeyLookup",
-            "QueueSend",
-            "BlobPresign",
-        ],
-    ),
-];
-
 /// `function → actions` granted by `template.yaml` (every service, without resources).
 fn granted_actions() -> BTreeMap<String, BTreeSet<String>> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml");
@@ -325,29 +268,23 @@ fn granted_actions() -> BTreeMap<String, BTreeSet<String>> {
 #[test]
 fn each_function_is_granted_exactly_the_calls_of_its_ports() {
     let granted = granted_actions();
-    let actions: BTreeMap<&str, &[&str]> =
-        taogate_shared::ports::AWS_ACTIONS.iter().copied().collect();
-    for (function, ports) in FUNCTION_PORTS {
-        let needed: BTreeSet<String> = ports
-            .iter()
-            .flat_map(|port| {
-                actions
-                    .get(port)
-                    .unwrap_or_else(|| panic!("no AWS actions listed for {port}"))
-                    .iter()
-            })
-            // Which S3 action a presign needs depends on the function; the prefix test above
-            // checks S3 grant by grant.
+    for function in taogate_shared::aws::functions::ALL {
+        // Which S3 action a presign needs depends on the function; the prefix test above
+        // checks S3 grant by grant.
+        let needed: BTreeSet<String> = function
+            .actions()
+            .into_iter()
             .filter(|a| !a.starts_with("s3:"))
-            .map(|a| (*a).to_owned())
+            .map(str::to_owned)
             .collect();
         let has: BTreeSet<String> = granted
-            .get(*function)
+            .get(function.name)
             .cloned()
             .unwrap_or_default()
             .into_iter()
             .filter(|a| !a.starts_with("s3:"))
             .collect();
+        let function = function.name;
         assert_eq!(has, needed, "{function}: granted vs. needed by its ports");
     }
 }

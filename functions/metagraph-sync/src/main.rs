@@ -14,7 +14,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
     let sync = MetagraphSync::new(&settings.chain, &resources.snapshot_key)?;
-    let clients = AwsClients::load(resources.s3_path_style).await;
+    let clients =
+        AwsClients::for_function(&aws::functions::METAGRAPH_SYNC, resources.s3_path_style).await;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let (sync, blobs, usage) = (&sync, &blobs, &usage);

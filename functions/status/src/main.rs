@@ -12,7 +12,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     aws::init_tracing();
     let tenancy = taogate_shared::config::Settings::from_env()?.tenancy;
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(resources.s3_path_style).await;
+    let clients = AwsClients::for_function(&aws::functions::STATUS, resources.s3_path_style).await;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let router = api::status_function(

@@ -14,7 +14,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let _faults = taogate_shared::faults::arm();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(resources.s3_path_style).await;
+    let clients = AwsClients::for_function(&aws::functions::SUBMIT, resources.s3_path_style).await;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let intake = Intake {

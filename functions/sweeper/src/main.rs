@@ -2,6 +2,10 @@
 //! `SWEEP_AFTER` (its message never sent, or lost) a new message, and tries every callback still
 //! owed, all within the invocation. Wiring only; the sweep lives in `taogate_shared::sweep`.
 
+// The sweep's future (the SDK's, nested in the sweep's loops) is deeper than the default limit
+// lets the compiler lay out.
+#![recursion_limit = "256"]
+
 use lambda_runtime::{LambdaEvent, service_fn};
 use taogate_shared::aws::{self, AwsClients, AwsResources, DynamoTasks, S3Blobs, SqsQueues};
 use taogate_shared::config::Settings;
@@ -15,7 +19,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let _faults = taogate_shared::faults::arm();
     let settings = Settings::from_env()?;
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(resources.s3_path_style).await;
+    let clients = AwsClients::for_function(&aws::functions::SWEEPER, resources.s3_path_style).await;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
     let sweeper = Sweeper {

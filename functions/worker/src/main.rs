@@ -41,7 +41,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let mut settings = Settings::from_env()?;
     warn_if_budgets_pass_the_memory(&settings);
     let resources = AwsResources::from_env()?;
-    let clients = AwsClients::load(resources.s3_path_style).await;
+    let clients = AwsClients::for_function(&aws::functions::WORKER, resources.s3_path_style).await;
     let hotkey = secrets::resolve(&mut settings, &clients, Fallback::Refuse).await?;
     let usage = clients.usage.clone();
     let blobs = S3Blobs::new(clients.s3, &resources);
