@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use rand::RngCore as _;
 use taogate_shared::domain::tenant::{Period, parse_quota};
-use taogate_shared::domain::{ApiKey, KeyId, Limits, Priority, Rate, now_millis};
+use taogate_shared::domain::{ApiKey, KeyId, Limits, Priority, Rate, ServiceKind, now_millis};
 use taogate_shared::ports::{KeyAdmin, Metering, Usage};
 
 /// What `keys create` asks for.
@@ -140,7 +140,10 @@ pub async fn list<S: KeyAdmin + Metering>(store: &S, json: bool) -> anyhow::Resu
                     "quota": k.limits.quota,
                     "period": period.label,
                     "requests": u.requests,
-                    "tasks": {"transcription": u.transcription, "tts": u.tts, "summarization": u.summarization},
+                    "tasks": ServiceKind::ALL
+                        .iter()
+                        .map(|kind| (kind.as_str().to_owned(), serde_json::json!(u.of(*kind))))
+                        .collect::<serde_json::Map<_, _>>(),
                 })
             })
             .collect();
@@ -167,7 +170,11 @@ pub async fn list<S: KeyAdmin + Metering>(store: &S, json: bool) -> anyhow::Resu
             rate,
             quota,
             used.requests,
-            format!("{}/{}/{}", used.transcription, used.tts, used.summarization),
+            ServiceKind::ALL
+                .iter()
+                .map(|kind| used.of(*kind).to_string())
+                .collect::<Vec<_>>()
+                .join("/"),
             key.limits.max_priority.as_str()
         );
     }

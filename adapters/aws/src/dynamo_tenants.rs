@@ -325,12 +325,7 @@ impl Metering for DynamoTasks {
         let id = format!("#usage#{key}#{}", Period::of(now).label);
         let item = self.consistent(&id).await?;
         let get = |name: &str| number(item.as_ref(), name).unwrap_or(0).max(0) as u64;
-        Ok(Usage {
-            requests: get("requests"),
-            transcription: get("transcription"),
-            tts: get("tts"),
-            summarization: get("summarization"),
-        })
+        Ok(Usage::new(get("requests"), |kind| get(Usage::column(kind))))
     }
 }
 

@@ -50,9 +50,6 @@ CREATE TABLE IF NOT EXISTS key_usage (
     key_id        TEXT NOT NULL,
     period        TEXT NOT NULL,
     requests      INTEGER NOT NULL DEFAULT 0,
-    transcription INTEGER NOT NULL DEFAULT 0,
-    tts           INTEGER NOT NULL DEFAULT 0,
-    summarization INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (key_id, period)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -342,6 +339,20 @@ fn migrate(conn: &Connection) -> anyhow::Result<()> {
     // The queue's delivery order is read through `queue_fifo` and `queue_by_age` (the schema);
     // the index that sorted every ready message on each receive is gone.
     conn.execute_batch("DROP INDEX IF EXISTS queue_ready")?;
+    // One task counter per service, named as the service (`ServiceKind::ALL`); a service added
+    // later gets its column here, on databases new and old.
+    for kind in crate::domain::ServiceKind::ALL {
+        let has: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info('key_usage') WHERE name = ?1",
+            [kind.as_str()],
+            |r| r.get(0),
+        )?;
+        if !has {
+            conn.execute_batch(&format!(
+                "ALTER TABLE key_usage ADD COLUMN {kind} INTEGER NOT NULL DEFAULT 0"
+            ))?;
+        }
+    }
     Ok(())
 }
 

@@ -26,13 +26,15 @@ use crate::ports::{
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
 
 /// Counts not yet written: requests, then tasks by service in `ServiceKind::ALL` order.
-type Pending = [i64; 4];
+type Pending = [i64; 1 + ServiceKind::COUNT];
 
 fn slot(kind: ServiceKind) -> usize {
-    1 + ServiceKind::ALL
-        .iter()
-        .position(|k| *k == kind)
-        .unwrap_or(0)
+    1 + kind.index()
+}
+
+/// The task counters' columns of `key_usage`, in `ServiceKind::ALL` order.
+fn task_columns() -> Vec<&'static str> {
+    ServiceKind::ALL.iter().map(|k| Usage::column(*k)).collect()
 }
 
 /// The in-memory part of metering (see the module's introduction).
@@ -92,13 +94,15 @@ impl Database {
         counts: Vec<((String, String), Pending)>,
     ) -> Result<(), StoreError> {
         self.write(move |tx| {
-            let columns: Vec<&str> = std::iter::once("requests")
-                .chain(ServiceKind::ALL.iter().map(|k| Usage::column(*k)))
-                .collect();
+            let columns: Vec<&str> = std::iter::once("requests").chain(task_columns()).collect();
             let sql = format!(
-                "INSERT INTO key_usage (key_id, period, {}) VALUES (?1, ?2, MAX(?3, 0), MAX(?4, 0), MAX(?5, 0), MAX(?6, 0))
+                "INSERT INTO key_usage (key_id, period, {}) VALUES (?1, ?2, {})
                  ON CONFLICT (key_id, period) DO UPDATE SET {}",
                 columns.join(", "),
+                (0..columns.len())
+                    .map(|i| format!("MAX(?{}, 0)", i + 3))
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 columns
                     .iter()
                     .enumerate()
@@ -107,7 +111,11 @@ impl Database {
                     .join(", ")
             );
             for ((id, period), n) in &counts {
-                tx.execute(&sql, params![id, period, n[0], n[1], n[2], n[3]]).map_err(sql_error)?;
+                let values = [id as &dyn rusqlite::ToSql, period]
+                    .into_iter()
+                    .chain(n.iter().map(|c| c as &dyn rusqlite::ToSql));
+                tx.execute(&sql, rusqlite::params_from_iter(values))
+                    .map_err(sql_error)?;
             }
             Ok(())
         })
@@ -229,8 +237,10 @@ impl Metering for Database {
         self.write(move |tx| {
             let used: i64 = tx
                 .query_row(
-                    "SELECT transcription + tts + summarization FROM key_usage
-                     WHERE key_id = ?1 AND period = ?2",
+                    &format!(
+                        "SELECT {} FROM key_usage WHERE key_id = ?1 AND period = ?2",
+                        task_columns().join(" + ")
+                    ),
                     params![id, period],
                     |r| r.get(0),
                 )
@@ -288,16 +298,18 @@ impl Metering for Database {
         self.read(move |conn| {
             let usage = conn
                 .query_row(
-                    "SELECT requests, transcription, tts, summarization FROM key_usage
-                     WHERE key_id = ?1 AND period = ?2",
+                    &format!(
+                        "SELECT requests, {} FROM key_usage WHERE key_id = ?1 AND period = ?2",
+                        task_columns().join(", ")
+                    ),
                     params![id, period],
                     |r| {
-                        Ok(Usage {
-                            requests: r.get::<_, i64>(0)?.max(0) as u64,
-                            transcription: r.get::<_, i64>(1)?.max(0) as u64,
-                            tts: r.get::<_, i64>(2)?.max(0) as u64,
-                            summarization: r.get::<_, i64>(3)?.max(0) as u64,
-                        })
+                        let count = |i: usize| r.get::<_, i64>(i).map(|n| n.max(0) as u64);
+                        let mut tasks = [0; ServiceKind::COUNT];
+                        for (i, n) in tasks.iter_mut().enumerate() {
+                            *n = count(1 + i)?;
+                        }
+                        Ok(Usage::new(count(0)?, |kind| tasks[kind.index()]))
                     },
                 )
                 .optional()
@@ -426,10 +438,16 @@ mod tests {
         }
         db.release_task(&free, ServiceKind::Tts, now).await.unwrap();
         let used = db.usage(&free, now).await.unwrap();
-        assert_eq!((used.requests, used.tts, used.tasks()), (3, 2, 2));
+        assert_eq!(
+            (used.requests, used.of(ServiceKind::Tts), used.tasks()),
+            (3, 2, 2)
+        );
         // Written once read: another connection sees them.
         let again = Database::open_beside(dir.path()).unwrap();
-        assert_eq!(again.usage(&free, now).await.unwrap().tts, 2);
+        assert_eq!(
+            again.usage(&free, now).await.unwrap().of(ServiceKind::Tts),
+            2
+        );
         // A quota is checked against what is written, task by task.
         for expected in [true, true, false] {
             let kind = ServiceKind::Summarization;
@@ -446,6 +464,12 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(db.usage(&metered, now).await.unwrap().summarization, 2);
+        assert_eq!(
+            db.usage(&metered, now)
+                .await
+                .unwrap()
+                .of(ServiceKind::Summarization),
+            2
+        );
     }
 }

@@ -13,27 +13,27 @@ use crate::domain::{ApiKey, KeyId, Millis, ServiceKind};
 pub struct Usage {
     /// Authenticated requests.
     pub requests: u64,
-    /// Accepted transcription tasks.
-    pub transcription: u64,
-    /// Accepted TTS tasks.
-    pub tts: u64,
-    /// Accepted summarization tasks.
-    pub summarization: u64,
+    /// Accepted tasks by service, in [`ServiceKind::ALL`] order.
+    tasks: [u64; ServiceKind::COUNT],
 }
 
 impl Usage {
+    /// `requests` requests, and `tasks(kind)` accepted tasks of each service.
+    pub fn new(requests: u64, tasks: impl Fn(ServiceKind) -> u64) -> Self {
+        Self {
+            requests,
+            tasks: ServiceKind::ALL.map(tasks),
+        }
+    }
+
     /// Accepted tasks of every service (what a quota counts).
     pub fn tasks(&self) -> u64 {
-        self.transcription + self.tts + self.summarization
+        self.tasks.iter().sum()
     }
 
     /// Accepted tasks of `kind`.
     pub fn of(&self, kind: ServiceKind) -> u64 {
-        match kind {
-            ServiceKind::Transcription => self.transcription,
-            ServiceKind::Tts => self.tts,
-            ServiceKind::Summarization => self.summarization,
-        }
+        self.tasks[kind.index()]
     }
 
     /// The stored counter name of `kind`'s tasks.

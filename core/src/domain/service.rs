@@ -16,8 +16,16 @@ pub enum ServiceKind {
 }
 
 impl ServiceKind {
-    /// All services.
+    /// All services: what per-service counters, columns and tables are laid out by.
     pub const ALL: [ServiceKind; 3] = [Self::Transcription, Self::Tts, Self::Summarization];
+
+    /// How many services there are.
+    pub const COUNT: usize = Self::ALL.len();
+
+    /// The service's place in [`ServiceKind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     /// The wire name (`transcription`, `tts`, `summarization`).
     pub fn as_str(&self) -> &'static str {
@@ -50,5 +58,18 @@ impl ServiceKind {
 impl fmt::Display for ServiceKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_service_s_index_is_its_place_in_all_and_its_name_parses_back() {
+        for (i, kind) in ServiceKind::ALL.into_iter().enumerate() {
+            assert_eq!(kind.index(), i);
+            assert_eq!(ServiceKind::parse(kind.as_str()).unwrap(), kind);
+        }
     }
 }

@@ -125,7 +125,14 @@ async fn quotas_usage_and_keys<T: Metering + KeyAdmin, Q, B>(b: Backend<T, Q, B>
     );
     store.admit(&id, None, NOW).await.unwrap();
     let used = store.usage(&id, NOW).await.unwrap();
-    assert_eq!((used.requests, used.tts, used.summarization), (1, 1, 1));
+    assert_eq!(
+        (
+            used.requests,
+            used.of(ServiceKind::Tts),
+            used.of(ServiceKind::Summarization)
+        ),
+        (1, 1, 1)
+    );
 }
 
 crate::both_backends!(quotas_usage_and_keys);
