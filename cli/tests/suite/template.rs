@@ -416,7 +416,7 @@ fn dynamodb_writes() -> BTreeMap<(String, String), Option<Vec<String>>> {
 #[test]
 fn every_dynamodb_write_is_held_to_the_items_its_ports_own() {
     let task = taogate_shared::domain::TaskId::new().to_string();
-    // The keys each kind of item has (adapters/aws/src: dynamo.rs, dynamo_tenants.rs).
+    // The keys each kind of item has (adapters/aws/src: dynamo/, dynamo_tenants.rs).
     let counts = "#counts#3";
     let usage = "#usage#0123456789abcdef#2026-12";
     let claim = "#idem#0123456789abcdef#9f1c";
