@@ -1,6 +1,6 @@
 //! The submission use case: a request the HTTP layer has parsed and validated becomes a stored,
-//! queued task. The three submission routes call [`submit`] after parsing; nothing here knows
-//! HTTP.
+//! queued task. The submission routes call [`accept`] after parsing (it decides the key's
+//! priority cap and monthly quota, then [`submit`]s); nothing here knows HTTP.
 //!
 //! Accepted means queued: the task is stored first and its message sent second. If the send
 //! fails, the stored task is failed at once (so nothing waits forever for a message that was
@@ -9,9 +9,10 @@
 use bytes::Bytes;
 
 use crate::domain::{
-    AudioInfo, BlobKey, Language, Priority, ServiceKind, Task, TaskId, TaskInput, now_millis,
+    ApiKey, AudioInfo, BlobKey, Language, Millis, Priority, ServiceKind, Task, TaskId, TaskInput,
+    now_millis,
 };
-use crate::ports::{BlobPut, QueueSend, StoreError, TaskCreate};
+use crate::ports::{BlobPut, Metering, QueueSend, StoreError, TaskCreate};
 
 /// What every submission says besides its payload.
 #[derive(Debug, Clone)]
@@ -66,6 +67,70 @@ pub struct Intake<W, Q, B> {
     pub queue: Q,
     /// Blob store (input audio).
     pub blobs: B,
+}
+
+/// Why a submission was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The key may not submit at the priority asked for.
+    #[error("this key may submit at priority {} at most", .allowed.as_str())]
+    PriorityAboveKey {
+        /// The highest priority the key may use.
+        allowed: Priority,
+    },
+    /// The key's monthly quota is used up.
+    #[error("this key's quota of {quota} tasks a month is used up")]
+    QuotaUsedUp {
+        /// Tasks a month the key may submit.
+        quota: u64,
+        /// When it was found used up.
+        at: Millis,
+    },
+    /// The store or the queue failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Accepts `submission` from the holder of `key` (`None`: the anonymous tenant, which has no
+/// cap and no quota): refused above the key's priority cap or past its monthly quota; else one
+/// task is counted against the quota, then [`submit`]ted, and given back if it is not accepted
+/// after all.
+///
+/// If a task with the submission's id exists already, an earlier request under the same
+/// `Idempotency-Key` created it (and counted it) before it died: that task is this one's, and
+/// this is accepted too.
+pub async fn accept<W: TaskCreate + Metering, Q: QueueSend, B: BlobPut>(
+    intake: &Intake<W, Q, B>,
+    key: Option<&ApiKey>,
+    submission: Submission,
+    payload: Payload,
+) -> Result<(), Refusal> {
+    let kind = submission.kind;
+    if let Some(key) = key {
+        let allowed = key.limits.max_priority;
+        if submission.priority > allowed {
+            return Err(Refusal::PriorityAboveKey { allowed });
+        }
+        let now = now_millis();
+        let quota = key.limits.quota;
+        if !intake.tasks.reserve_task(&key.id, kind, quota, now).await? {
+            return Err(Refusal::QuotaUsedUp {
+                quota: quota.unwrap_or_default(),
+                at: now,
+            });
+        }
+    }
+    let outcome = submit(intake, submission, payload).await;
+    if outcome.is_err()
+        && let Some(key) = key
+        && let Err(lost) = intake.tasks.release_task(&key.id, kind, now_millis()).await
+    {
+        tracing::warn!(error = ?anyhow::Error::from(lost), "a task refused after its quota was counted stays counted");
+    }
+    match outcome {
+        Ok(_) | Err(StoreError::Conflict(_)) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Stores the payload and the task, then queues it. Returns the stored task; a conflict if a
