@@ -15,6 +15,17 @@ use subtle::ConstantTimeEq;
 
 use super::{InvalidValue, Millis, Priority};
 
+mod idempotency;
+mod rate;
+mod webhook;
+
+pub use idempotency::{
+    IDEMPOTENCY_RETENTION, IDEMPOTENCY_STALE, IdempotentRequest, MAX_IDEMPOTENCY_KEY, Repeat,
+    StoredAnswer, check_idempotency_key, digest_hex,
+};
+pub use rate::{Period, Rate, RateDecision, parse_quota};
+pub use webhook::webhook_signature;
+
 /// The prefix of every API secret, so that leaked secrets are recognisable by scanners.
 pub const SECRET_PREFIX: &str = "tg_";
 /// The prefix of a webhook signing secret, as Standard Webhooks names it.
@@ -102,128 +113,6 @@ fn sha256_hex(s: &str) -> String {
 
 fn hex_lower(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A request rate: `count` per `per`, with up to `burst` at once (a generic cell rate
-/// algorithm: one request every `per / count`, with `burst` requests of credit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rate {
-    /// Requests per period.
-    pub count: u32,
-    /// The period in milliseconds.
-    pub per_ms: u64,
-    /// Requests admitted at once from a rested key.
-    pub burst: u32,
-}
-
-/// What a rate allows one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RateDecision {
-    /// Admitted; `tat` is the new theoretical arrival time to store.
-    Admit {
-        /// The new state (microseconds).
-        tat: i64,
-        /// Requests that could still be made at once.
-        remaining: u32,
-        /// Seconds until the full burst is available again.
-        reset_s: u64,
-    },
-    /// Refused; nothing changes.
-    Refuse {
-        /// Seconds until one request would be admitted.
-        retry_after_s: u64,
-    },
-}
-
-impl Rate {
-    /// Parses `N/s`, `N/min`, `N/h` or `N/day`; `burst` defaults to `N` (at least 1).
-    pub fn parse(raw: &str, burst: Option<u32>) -> Result<Self, InvalidValue> {
-        let bad = || {
-            InvalidValue(format!(
-                "rate '{}' is not N/s, N/min, N/h or N/day with N from 1 to 1000000",
-                raw.escape_default()
-            ))
-        };
-        let (count, unit) = raw.split_once('/').ok_or_else(bad)?;
-        let count: u32 = count.trim().parse().map_err(|_| bad())?;
-        let per_ms = match unit.trim() {
-            "s" | "sec" | "second" => 1_000,
-            "m" | "min" | "minute" => 60_000,
-            "h" | "hour" => 3_600_000,
-            "d" | "day" => 86_400_000,
-            _ => return Err(bad()),
-        };
-        if !(1..=1_000_000).contains(&count) {
-            return Err(bad());
-        }
-        let burst = burst.unwrap_or(count).max(1);
-        if burst > 1_000_000 {
-            return Err(InvalidValue("burst must be at most 1000000".into()));
-        }
-        Ok(Self {
-            count,
-            per_ms,
-            burst,
-        })
-    }
-
-    /// Microseconds between two requests at the sustained rate.
-    pub fn interval_us(&self) -> i64 {
-        // `max(1)`: a stored record is not re-parsed, and must not divide by zero.
-        ((self.per_ms as i64 * 1_000) / i64::from(self.count.max(1))).max(1)
-    }
-
-    /// The credit a rested key has, in microseconds.
-    pub fn tolerance_us(&self) -> i64 {
-        self.interval_us() * self.burst as i64
-    }
-
-    /// Seconds over which the burst refills (the `w` of the `RateLimit-Policy` field).
-    pub fn window_s(&self) -> u64 {
-        (self.tolerance_us() as u64).div_ceil(1_000_000).max(1)
-    }
-
-    /// Decides one request arriving at `now_us`, given the stored state `tat` (none for a
-    /// rested key).
-    pub fn decide(&self, tat: Option<i64>, now_us: i64) -> RateDecision {
-        let t = self.interval_us();
-        let tau = self.tolerance_us();
-        let new_tat = tat.unwrap_or(now_us).max(now_us) + t;
-        if new_tat - now_us > tau {
-            let wait = new_tat - now_us - tau;
-            return RateDecision::Refuse {
-                retry_after_s: (wait as u64).div_ceil(1_000_000).max(1),
-            };
-        }
-        RateDecision::Admit {
-            tat: new_tat,
-            remaining: ((now_us + tau - new_tat) / t) as u32,
-            reset_s: ((new_tat - now_us) as u64).div_ceil(1_000_000),
-        }
-    }
-}
-
-impl std::fmt::Display for Rate {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let unit = match self.per_ms {
-            1_000 => "s",
-            60_000 => "min",
-            3_600_000 => "h",
-            _ => "day",
-        };
-        write!(f, "{}/{unit} (burst {})", self.count, self.burst)
-    }
-}
-
-/// Parses a monthly quota: `N/month` (or a bare `N`).
-pub fn parse_quota(raw: &str) -> Result<u64, InvalidValue> {
-    let n = raw.strip_suffix("/month").unwrap_or(raw).trim();
-    n.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-        InvalidValue(format!(
-            "quota '{}' is not N/month with N at least 1",
-            raw.escape_default()
-        ))
-    })
 }
 
 /// What a key may do.
@@ -410,162 +299,6 @@ impl ApiKey {
             .map(|s| s.secret.clone())
             .collect()
     }
-}
-
-/// The `webhook-signature` value for one delivery (Standard Webhooks): a space-separated
-/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` per secret.
-pub fn webhook_signature(secrets: &[String], id: &str, timestamp: i64, body: &[u8]) -> String {
-    secrets
-        .iter()
-        .filter_map(|secret| {
-            let raw = secret.strip_prefix(WEBHOOK_SECRET_PREFIX).unwrap_or(secret);
-            let key = base64::engine::general_purpose::STANDARD.decode(raw).ok()?;
-            let mut mac = Hmac::<Sha256>::new_from_slice(&key).ok()?;
-            mac.update(id.as_bytes());
-            mac.update(b".");
-            mac.update(timestamp.to_string().as_bytes());
-            mac.update(b".");
-            mac.update(body);
-            Some(format!(
-                "v1,{}",
-                base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-            ))
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A calendar month (UTC): the period of quotas and usage.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Period {
-    /// `YYYY-MM`.
-    pub label: String,
-    /// When the next period starts (the quota's reset).
-    pub resets_at: Millis,
-}
-
-impl Period {
-    /// The month `now` falls in.
-    pub fn of(now: Millis) -> Self {
-        use chrono::{Datelike, TimeZone, Utc};
-        let t = Utc
-            .timestamp_millis_opt(now)
-            .single()
-            .unwrap_or_else(Utc::now);
-        let (y, m) = if t.month() == 12 {
-            (t.year() + 1, 1)
-        } else {
-            (t.year(), t.month() + 1)
-        };
-        let next = Utc
-            .with_ymd_and_hms(y, m, 1, 0, 0, 0)
-            .single()
-            .map_or(now, |d| d.timestamp_millis());
-        Self {
-            label: format!("{:04}-{:02}", t.year(), t.month()),
-            resets_at: next,
-        }
-    }
-
-    /// Seconds from `now` to the reset, at least 1.
-    pub fn seconds_left(&self, now: Millis) -> u64 {
-        ((self.resets_at - now).max(0) as u64).div_ceil(1000).max(1)
-    }
-}
-
-/// How long an `Idempotency-Key` is remembered.
-pub const IDEMPOTENCY_RETENTION: Duration = Duration::from_secs(24 * 3600);
-/// How long a first request may stay "being accepted" before a repeat may take it over (its
-/// server died mid-way; nothing was answered).
-pub const IDEMPOTENCY_STALE: Duration = Duration::from_secs(60);
-/// The longest accepted `Idempotency-Key`.
-pub const MAX_IDEMPOTENCY_KEY: usize = 255;
-
-/// A remembered request under an `Idempotency-Key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IdempotentRequest {
-    /// SHA-256 of what the request asked for.
-    pub fingerprint: String,
-    /// When its current owner claimed it (the claim's token: only that owner may finish or
-    /// forget it).
-    pub started_at: Millis,
-    /// The id of what the request creates (a task, an upload), chosen before anything is
-    /// created, so a request taking over an abandoned one creates the same thing, or finds it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub resource: Option<String>,
-    /// The answer, once given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub answer: Option<StoredAnswer>,
-}
-
-/// An answer to repeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredAnswer {
-    /// HTTP status.
-    pub status: u16,
-    /// `Location`, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub location: Option<String>,
-    /// The JSON body.
-    pub body: String,
-}
-
-/// What a repeated `Idempotency-Key` means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Repeat {
-    /// The same request, answered: answer it again.
-    Replay(StoredAnswer),
-    /// Another request under the same key: 422.
-    Mismatch,
-    /// The first is still being accepted: 409.
-    InFlight,
-    /// The same request, claimed but never answered (its server died mid-way): take it over,
-    /// creating what it meant to create under the id it chose.
-    Abandoned,
-    /// Nothing remembered (or forgotten after 24 hours): handle it as new.
-    Fresh,
-}
-
-impl IdempotentRequest {
-    /// What a request with `fingerprint` arriving at `now` finds.
-    pub fn repeat(&self, fingerprint: &str, now: Millis) -> Repeat {
-        if now - self.started_at >= IDEMPOTENCY_RETENTION.as_millis() as Millis {
-            return Repeat::Fresh;
-        }
-        if self.fingerprint != fingerprint {
-            return Repeat::Mismatch;
-        }
-        match &self.answer {
-            Some(a) => Repeat::Replay(a.clone()),
-            None if now - self.started_at >= IDEMPOTENCY_STALE.as_millis() as Millis => {
-                Repeat::Abandoned
-            }
-            None => Repeat::InFlight,
-        }
-    }
-}
-
-/// Checks an `Idempotency-Key` value: 1–255 visible ASCII characters.
-pub fn check_idempotency_key(raw: &str) -> Result<(), InvalidValue> {
-    if raw.is_empty()
-        || raw.len() > MAX_IDEMPOTENCY_KEY
-        || !raw.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
-    {
-        return Err(InvalidValue(
-            "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// SHA-256 hex of some text (fingerprints, stored idempotency keys).
-pub fn digest_hex(parts: &[&[u8]]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update((p.len() as u64).to_be_bytes());
-        h.update(p);
-    }
-    hex_lower(&h.finalize())
 }
 
 #[cfg(test)]
