@@ -26,6 +26,13 @@ use crate::domain::{
 use crate::ports::{BlobGet, BlobPresign, BlobPut, QueueSend};
 use crate::submission::{Payload, Refusal, Submission, accept as accept_submission};
 use crate::views::SubmitView;
+
+mod fields;
+mod transcription;
+
+use fields::{Errors, json_object, string_field};
+pub use transcription::transcription;
+
 /// Room for the multipart framing and the small fields around the audio.
 const MULTIPART_OVERHEAD: usize = 1024 * 1024;
 /// Largest JSON body: 50,000 characters of text, escaped, fit well inside.
@@ -39,12 +46,6 @@ pub(super) struct Common {
     pub(super) priority: Priority,
     pub(super) callback_url: Option<String>,
 }
-
-mod fields;
-mod transcription;
-
-use fields::{Errors, json_object, string_field};
-pub use transcription::transcription;
 
 /// A digest of what a submission asks for: its `Idempotency-Key` fingerprint.
 fn fingerprint(kind: ServiceKind, common: &Common, payload: &Payload) -> String {
